@@ -1,0 +1,46 @@
+"""The agent registry: `make_agent(id, env=..., seed=..., **overrides)` and `load(path)`."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+from modelrl.agents.base import Agent
+from modelrl.agents.dyna_q import DynaQ, DynaQPlus, PrioritizedSweeping
+from modelrl.agents.tabular import QLearning
+from modelrl.checkpoint import load_checkpoint
+from modelrl.config import build_config
+from modelrl.errors import CheckpointError, UnknownAgentError
+
+AGENTS: dict[str, type[Agent]] = {cls.agent_id: cls for cls in (QLearning, DynaQ, DynaQPlus, PrioritizedSweeping)}
+
+
+def agent_class(agent_id: str) -> type[Agent]:
+    try:
+        return AGENTS[agent_id]
+    except KeyError:
+        close = difflib.get_close_matches(agent_id, list(AGENTS), n=2)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; known agents: {', '.join(AGENTS)}"
+        raise UnknownAgentError(f"unknown agent '{agent_id}'{hint}") from None
+
+
+def make_agent(
+    agent_id: str, env: str, seed: int = 0, *, env_kwargs: dict | None = None, **overrides: Any
+) -> Agent:
+    """Build an agent on `env` with its paper-default config, changed by `overrides`."""
+    cls = agent_class(agent_id)
+    config = build_config(cls.config_class, overrides, owner=f"agent '{agent_id}'")
+    return cls(env, config, seed=seed, env_kwargs=env_kwargs)
+
+
+def load(path: str | Path) -> Agent:
+    """Rebuild an agent from a checkpoint written by `agent.save(path)`."""
+    payload = load_checkpoint(path)
+    agent_id = payload.get("agent_id")
+    if agent_id not in AGENTS:
+        raise CheckpointError(f"checkpoint {path} holds an unknown agent {agent_id!r}")
+    return AGENTS[agent_id].from_checkpoint(payload)
+
+
+__all__ = ["AGENTS", "Agent", "agent_class", "load", "make_agent"]

@@ -1,0 +1,247 @@
+"""The contract every agent keeps, and the real-environment loop they all share.
+
+`learn(total_steps=N)` takes N more real env steps; every agent counts them the same way, so they are the
+x-axis of every sample-efficiency plot. Calling it again continues the episode in progress. A concrete
+agent supplies `act` (choose an action) and `observe` (learn from one real transition), plus
+`state_dict` / `load_state_dict` for what it has learned; the base does stepping, episodes, evaluation,
+seeding and checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from modelrl.checkpoint import load_checkpoint, save_checkpoint
+from modelrl.config import build_config, config_to_dict
+from modelrl.envs import make_env, resolve_env_id
+from modelrl.errors import ConfigError, TrainingDivergedError
+
+# Evaluation episodes of envs without a time limit stop here, so a policy that loops cannot hang a run.
+DEFAULT_EVAL_MAX_STEPS = 1000
+RECENT_EPISODES = 10  # the training `episode_return` in a metrics row averages this many
+
+
+class Agent(ABC):
+    agent_id: ClassVar[str]
+    config_class: ClassVar[type]
+
+    def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
+        self.env_id = resolve_env_id(env_id)
+        self.env_kwargs = dict(env_kwargs or {})
+        self.config = config if config is not None else build_config(self.config_class, owner=self.agent_id)
+        self.seed = int(seed)
+        self.env = make_env(self.env_id, **self.env_kwargs)
+        self.check_env(self.env)
+        self.rng = np.random.default_rng(self.seed)
+        self.env_steps = 0
+        self.episodes = 0
+        self.wall_time = 0.0
+        self.episode_returns: list[float] = []
+        self.episode_lengths: list[int] = []
+        self.evaluations = 0
+        self._obs = None  # None between episodes
+        self._episode_return = 0.0
+        self._episode_length = 0
+        self._eval_env: gym.Env | None = None
+
+    # --- what a concrete agent supplies -------------------------------------------------------------
+    def check_env(self, env: gym.Env) -> None:
+        """Raise `IncompatibleEnvError` if the env's spaces don't suit this agent."""
+
+    @abstractmethod
+    def act(self, obs, deterministic: bool = False):
+        """Return an action for `obs`: the greedy one if `deterministic`, else an exploring one."""
+
+    @abstractmethod
+    def observe(self, obs, action, reward: float, next_obs, terminated: bool, truncated: bool) -> None:
+        """Learn from one real transition (model fitting, planning and updates happen here)."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything learned (tables, networks, buffers, optimiser states), picklable."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+
+    def metrics(self) -> dict[str, float]:
+        """Agent-specific numbers for the metrics row (losses, update counts)."""
+        return {}
+
+    def check_finite(self) -> bool:
+        """False when learned values hold NaN or infinity."""
+        return True
+
+    # --- the shared loop ----------------------------------------------------------------------------
+    def learn(
+        self,
+        total_steps: int | None = None,
+        *,
+        episodes: int | None = None,
+        eval_every: int | None = None,
+        eval_episodes: int = 5,
+        callback: Callable[[dict], None] | None = None,
+        progress: bool = False,
+    ) -> list[dict]:
+        """Take `total_steps` more real env steps (or until `episodes` more episodes end, whichever first).
+
+        Every `eval_every` env steps (counted from the agent's first step, so resumed runs keep the
+        schedule) it evaluates the greedy policy, appends a metrics row to the returned list and passes it
+        to `callback`.
+        """
+        if total_steps is None and episodes is None:
+            raise ConfigError("learn() needs total_steps or episodes")
+        for name, value in (("total_steps", total_steps), ("episodes", episodes), ("eval_every", eval_every)):
+            if value is not None and value < (0 if name != "eval_every" else 1):
+                raise ConfigError(f"{name} must be {'positive' if name == 'eval_every' else '>= 0'}, got {value}")
+        step_target = None if total_steps is None else self.env_steps + total_steps
+        episode_target = None if episodes is None else self.episodes + episodes
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total_steps, unit="step", desc=self.agent_id, dynamic_ncols=True)
+        history = []
+        started, wall_before = time.perf_counter(), self.wall_time
+        while (step_target is None or self.env_steps < step_target) and (
+            episode_target is None or self.episodes < episode_target
+        ):
+            self._step()
+            if bar is not None:
+                bar.update(1)
+            if eval_every and self.env_steps % eval_every == 0:
+                self.wall_time = wall_before + time.perf_counter() - started
+                row = self.metrics_row(eval_episodes)
+                history.append(row)
+                if bar is not None:
+                    bar.set_postfix(eval_return=f"{row['eval_return']:.3g}", episodes=self.episodes)
+                if callback is not None:
+                    callback(row)
+        self.wall_time = wall_before + time.perf_counter() - started
+        if bar is not None:
+            bar.close()
+        return history
+
+    def _step(self) -> None:
+        if self._obs is None:
+            # Only the very first reset is seeded; later ones continue the env's own random stream.
+            first = self.env_steps == 0 and self.episodes == 0
+            self._obs, _ = self.env.reset(seed=self.seed if first else None)
+            if first:
+                self.env.action_space.seed(self.seed)
+        obs = self._obs
+        action = self.act(obs)
+        next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.env_steps += 1
+        self._episode_return += float(reward)
+        self._episode_length += 1
+        self.observe(obs, action, float(reward), next_obs, bool(terminated), bool(truncated))
+        if terminated or truncated:
+            self.episodes += 1
+            self.episode_returns.append(self._episode_return)
+            self.episode_lengths.append(self._episode_length)
+            self._obs, self._episode_return, self._episode_length = None, 0.0, 0
+        else:
+            self._obs = next_obs
+
+    def evaluate(self, episodes: int = 5, max_steps: int | None = None) -> dict[str, float]:
+        """Mean return and length of the greedy policy on a separate env (the training env is untouched)."""
+        if self._eval_env is None:
+            self._eval_env = make_env(self.env_id, **self.env_kwargs)
+        env = self._eval_env
+        if max_steps is None:
+            max_steps = env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else None
+            max_steps = max_steps or DEFAULT_EVAL_MAX_STEPS
+        returns, lengths = [], []
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=10_000 * (self.seed + 1) + 1_000 * self.evaluations + episode)
+            total, length, done = 0.0, 0, False
+            while not done and length < max_steps:
+                obs, reward, terminated, truncated, _ = env.step(self.act(obs, deterministic=True))
+                total += float(reward)
+                length += 1
+                done = terminated or truncated
+            returns.append(total)
+            lengths.append(length)
+        self.evaluations += 1
+        return {"eval_return": float(np.mean(returns)), "eval_length": float(np.mean(lengths))}
+
+    def metrics_row(self, eval_episodes: int = 5) -> dict[str, float]:
+        if not self.check_finite():
+            raise TrainingDivergedError(
+                f"{self.agent_id} diverged: NaN or infinite values after {self.env_steps} env steps"
+            )
+        recent = self.episode_returns[-RECENT_EPISODES:]
+        row = {
+            "env_steps": self.env_steps,
+            "episodes": self.episodes,
+            "wall_time": round(self.wall_time, 4),
+            "episode_return": float(np.mean(recent)) if recent else math.nan,
+        }
+        row.update(self.evaluate(eval_episodes) if eval_episodes > 0 else {})
+        row.update(self.metrics())
+        return row
+
+    # --- checkpoints --------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write everything needed to continue exactly where this agent stands, atomically."""
+        try:  # the env in progress (position, its RNG, a maze's clock); envs that can't be pickled restart
+            env_state = pickle.dumps(self.env)
+        except Exception:
+            env_state = None
+        return save_checkpoint(
+            path,
+            {
+                "agent_id": self.agent_id,
+                "env_id": self.env_id,
+                "env_kwargs": self.env_kwargs,
+                "seed": self.seed,
+                "config": config_to_dict(self.config),
+                "agent": self.state_dict(),
+                "loop": {
+                    "rng": self.rng.bit_generator.state,
+                    "env_steps": self.env_steps,
+                    "episodes": self.episodes,
+                    "wall_time": self.wall_time,
+                    "evaluations": self.evaluations,
+                    "episode_returns": self.episode_returns,
+                    "episode_lengths": self.episode_lengths,
+                    "obs": self._obs if env_state is not None else None,
+                    "episode_return": self._episode_return if env_state is not None else 0.0,
+                    "episode_length": self._episode_length if env_state is not None else 0,
+                    "env": env_state,
+                },
+            },
+        )
+
+    def _restore(self, payload: dict[str, Any]) -> None:
+        loop = payload["loop"]
+        self.load_state_dict(payload["agent"])
+        self.rng.bit_generator.state = loop["rng"]
+        self.env_steps, self.episodes = loop["env_steps"], loop["episodes"]
+        self.wall_time, self.evaluations = loop["wall_time"], loop["evaluations"]
+        self.episode_returns, self.episode_lengths = list(loop["episode_returns"]), list(loop["episode_lengths"])
+        self._obs, self._episode_return, self._episode_length = loop["obs"], loop["episode_return"], loop[
+            "episode_length"
+        ]
+        if loop["env"] is not None:
+            self.env = pickle.loads(loop["env"])
+
+    @classmethod
+    def from_checkpoint(cls, payload: dict[str, Any]) -> "Agent":
+        config = build_config(cls.config_class, payload["config"], owner=cls.agent_id)
+        agent = cls(payload["env_id"], config, seed=payload["seed"], env_kwargs=payload["env_kwargs"])
+        agent._restore(payload)
+        return agent
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Agent":
+        return cls.from_checkpoint(load_checkpoint(path))

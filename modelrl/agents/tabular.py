@@ -1,0 +1,116 @@
+"""Tabular agents: the Q-table, epsilon-greedy acting and the one-step Q-learning update they share.
+
+Q-learning (Watkins 1989; Sutton & Barto section 6.5) is the model-free baseline of the Dyna family.
+Defaults are those of Sutton & Barto Example 8.1 (alpha=0.1, epsilon=0.1, gamma=0.95).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from modelrl.agents.base import Agent
+from modelrl.envs import make_env
+from modelrl.errors import ConfigError, IncompatibleEnvError
+
+
+@dataclass
+class QLearningConfig:
+    lr: float = 0.1  # step size alpha
+    gamma: float = 0.95
+    epsilon: float = 0.1
+    initial_q: float = 0.0
+
+    def validate(self) -> None:
+        if not 0.0 < self.lr <= 1.0:
+            raise ConfigError(f"lr must be in (0, 1], got {self.lr}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ConfigError(f"gamma must be in [0, 1], got {self.gamma}")
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ConfigError(f"epsilon must be in [0, 1], got {self.epsilon}")
+
+
+class TabularAgent(Agent):
+    """An agent whose value function is a table `q[state, action]`."""
+
+    def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
+        super().__init__(env_id, config, seed, env_kwargs)
+        self.n_states = int(self.env.observation_space.n)
+        self.n_actions = int(self.env.action_space.n)
+        # Rows of Python floats: planning is a loop of scalar reads and writes, where a list is about ten
+        # times faster than indexing a NumPy array. `q` gives the table as an array.
+        self.q_rows = [[float(self.config.initial_q)] * self.n_actions for _ in range(self.n_states)]
+        self.updates = 0  # Q-table updates, real and planned: the cost axis of Example 8.4
+
+    def check_env(self, env: gym.Env) -> None:
+        for name, space in (("observation", env.observation_space), ("action", env.action_space)):
+            if not isinstance(space, spaces.Discrete):
+                raise IncompatibleEnvError(
+                    f"agent '{self.agent_id}' needs a Discrete {name} space; {self.env_id} has {space}"
+                )
+
+    @property
+    def q(self) -> np.ndarray:
+        """The Q-table, shape (states, actions): a copy."""
+        return np.array(self.q_rows, dtype=np.float64)
+
+    def act(self, obs, deterministic: bool = False) -> int:
+        values = self.q_rows[int(obs)]
+        best_value = max(values)
+        if deterministic:
+            return values.index(best_value)
+        if self.rng.random() < self.config.epsilon:
+            return int(self.rng.integers(self.n_actions))
+        best = [a for a, v in enumerate(values) if v == best_value]  # ties broken at random, as in the book
+        return best[0] if len(best) == 1 else best[int(self.rng.integers(len(best)))]
+
+    def q_update(self, state: int, action: int, reward: float, next_state: int, terminated: bool) -> None:
+        row = self.q_rows[state]
+        target = reward if terminated else reward + self.config.gamma * max(self.q_rows[next_state])
+        row[action] += self.config.lr * (target - row[action])
+        self.updates += 1
+
+    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+        self.q_update(obs, action, reward, next_obs, terminated)
+
+    def greedy_path_length(self, max_steps: int | None = None) -> int | None:
+        """Steps the greedy policy takes from a fresh reset to termination, None if it never gets there.
+
+        Meant for deterministic envs (the mazes), where one rollout tells whether the policy is optimal.
+        """
+        env = make_env(self.env_id, **self.env_kwargs)
+        max_steps = max_steps or self.n_states
+        obs, _ = env.reset(seed=self.seed)
+        for step in range(1, max_steps + 1):
+            obs, _, terminated, truncated, _ = env.step(self.act(obs, deterministic=True))
+            if terminated:
+                return step
+            if truncated:
+                return None
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"q": self.q, "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["q"].shape != (self.n_states, self.n_actions):
+            raise IncompatibleEnvError(f"Q-table of shape {state['q'].shape} does not fit {self.env_id}")
+        self.q_rows = state["q"].tolist()
+        self.updates = state["updates"]
+
+    def check_finite(self) -> bool:
+        return bool(np.isfinite(self.q).all())
+
+    def metrics(self) -> dict[str, float]:
+        return {"updates": self.updates}
+
+
+class QLearning(TabularAgent):
+    """One-step tabular Q-learning: learns from real experience only."""
+
+    agent_id = "q-learning"
+    config_class = QLearningConfig

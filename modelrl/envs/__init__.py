@@ -1,0 +1,52 @@
+"""Environments: `make_env` with clear errors, and modelrl's own envs registered with Gymnasium.
+
+Importing modelrl registers `modelrl/GridWorld-v0`, `modelrl/DynaMaze-v0`, `modelrl/BlockingMaze-v0` and
+`modelrl/ShortcutMaze-v0`, so `gymnasium.make("modelrl/DynaMaze-v0")` works after `import modelrl`.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import gymnasium as gym
+
+from modelrl.errors import UnknownEnvError
+
+# No time limits: the book's maze studies count whole episodes however long they run.
+_OWN_ENVS = {
+    "modelrl/GridWorld-v0": "modelrl.envs.grid:make_grid_world",
+    "modelrl/DynaMaze-v0": "modelrl.envs.grid:make_dyna_maze",
+    "modelrl/BlockingMaze-v0": "modelrl.envs.grid:make_blocking_maze",
+    "modelrl/ShortcutMaze-v0": "modelrl.envs.grid:make_shortcut_maze",
+}
+
+for _env_id, _entry_point in _OWN_ENVS.items():
+    if _env_id not in gym.registry:
+        gym.register(id=_env_id, entry_point=_entry_point)
+
+
+def resolve_env_id(env_id: str) -> str:
+    """Accept modelrl's own envs without their namespace ('DynaMaze-v0'); raise on an unknown id."""
+    if env_id in gym.registry:
+        return env_id
+    if f"modelrl/{env_id}" in gym.registry:
+        return f"modelrl/{env_id}"
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; `modelrl list` shows the registered ids"
+    raise UnknownEnvError(f"unknown environment '{env_id}'{hint}")
+
+
+def make_env(env_id: str, *, render_mode: str | None = None, **kwargs) -> gym.Env:
+    """`gymnasium.make` with modelrl's ids resolved and failures turned into one-line errors."""
+    env_id = resolve_env_id(env_id)
+    try:
+        return gym.make(env_id, render_mode=render_mode, **kwargs)
+    except TypeError as error:
+        raise UnknownEnvError(f"environment '{env_id}' rejected its arguments {kwargs}: {error}") from None
+    except (gym.error.Error, ImportError) as error:
+        raise UnknownEnvError(f"environment '{env_id}' could not be made: {error}") from None
+
+
+def is_deterministic(env: gym.Env) -> bool:
+    """True for envs that declare deterministic dynamics (modelrl's grids); unknown envs count as stochastic."""
+    return bool(env.unwrapped.metadata.get("deterministic", False))
