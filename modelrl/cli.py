@@ -1,0 +1,238 @@
+"""The `modelrl` command: a thin layer over make_agent / learn / the experiment runner.
+
+    modelrl train dyna-q --env DynaMaze-v0 --steps 3000 --seed 0 --set planning_steps=50
+    modelrl train --resume runs/dyna-q-modelrl_DynaMaze-v0-s0-...
+    modelrl eval runs/dyna-q-.../checkpoints/last.pt --episodes 5 --render
+    modelrl compare --env DynaMaze-v0 --agents q-learning dyna-q:planning_steps=50 --seeds 0 1 2 --steps 3000
+    modelrl plot runs/* --out curves.png
+    modelrl demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from modelrl.errors import ModelRLError
+
+EXIT_USER_ERROR = 2
+
+
+def _env_kwargs(assignments: list[str] | None) -> dict:
+    from modelrl.config import parse_assignments
+
+    # Env arguments are passed through to the env's constructor: numbers and booleans as YAML reads them.
+    import yaml
+
+    return {key: yaml.safe_load(value) for key, value in parse_assignments(assignments).items()}
+
+
+def cmd_train(args) -> None:
+    from modelrl.config import load_yaml_overrides, parse_assignments
+    from modelrl.experiment.runner import resume, train
+
+    if args.resume:
+        result = resume(args.resume, total_steps=args.steps, progress=not args.no_progress)
+    else:
+        if not args.agent or not args.env:
+            raise ModelRLError("train needs an AGENT and --env (or --resume RUN_DIR)")
+        overrides = load_yaml_overrides(args.config) if args.config else {}
+        overrides.update(parse_assignments(args.set))
+        result = train(
+            args.agent,
+            args.env,
+            total_steps=args.steps or 10_000,
+            seed=args.seed,
+            overrides=overrides,
+            env_kwargs=_env_kwargs(args.env_arg),
+            eval_every=args.eval_every,
+            eval_episodes=args.eval_episodes,
+            runs_root=args.runs_root,
+            run_dir=args.run_dir,
+            progress=not args.no_progress,
+        )
+    last = result.history[-1] if result.history else {}
+    print(f"run: {result.run_dir}")
+    if last:
+        print(f"env steps {last['env_steps']:.0f}, episodes {last['episodes']:.0f}, eval return {last['eval_return']:.4g}")
+    print(f"checkpoint: {result.run_dir / 'checkpoints' / 'last.pt'}")
+
+
+def cmd_eval(args) -> None:
+    import modelrl
+    from modelrl.experiment.runner import CHECKPOINT
+
+    path = Path(args.checkpoint)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    agent = modelrl.load(path)
+    if args.render:
+        env = modelrl.make_env(agent.env_id, render_mode="ansi", **agent.env_kwargs)
+        obs, _ = env.reset(seed=agent.seed)
+        print(env.render())
+        for _ in range(args.max_steps or 100):
+            obs, _, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
+            print(env.render())
+            if terminated or truncated:
+                break
+    result = agent.evaluate(args.episodes, max_steps=args.max_steps)
+    print(
+        f"{agent.agent_id} on {agent.env_id} after {agent.env_steps} env steps: "
+        f"eval return {result['eval_return']:.4g}, episode length {result['eval_length']:.4g} "
+        f"over {args.episodes} episodes"
+    )
+
+
+def cmd_compare(args) -> None:
+    from modelrl.experiment.compare import compare, parse_agent_spec
+
+    out = args.out or f"runs/compare-{args.env.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = compare(
+        [parse_agent_spec(s) for s in args.agents],
+        args.env,
+        seeds=args.seeds,
+        total_steps=args.steps,
+        out_dir=out,
+        env_kwargs=_env_kwargs(args.env_arg),
+        eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes,
+        metric=args.metric,
+        threshold=args.threshold,
+        jobs=args.jobs,
+        progress=not args.no_progress,
+    )
+    print(result["table"])
+    print(f"results: {Path(out) / 'compare.json'}, {Path(out) / 'compare.md'}")
+    print(f"plot: {result['plot']}")
+
+
+def cmd_plot(args) -> None:
+    from modelrl.experiment.plots import plot_runs
+
+    run_dirs = [p for p in args.run_dirs if (Path(p) / "config.yaml").is_file()]
+    if not run_dirs:
+        raise ModelRLError("none of the given paths is a run directory (a folder with config.yaml)")
+    print(f"plot: {plot_runs(run_dirs, args.out, metric=args.metric, title=args.title or '')}")
+
+
+def cmd_demo(args) -> None:
+    """Q-learning against Dyna-Q (n=5, n=50) on GridWorld, 5 seeds in parallel: seconds, not minutes."""
+    from modelrl.experiment.compare import AgentSpec, compare
+
+    out = Path(args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
+    specs = [
+        AgentSpec("q-learning", "q-learning"),
+        AgentSpec("dyna-q n=5", "dyna-q", {"planning_steps": 5}),
+        AgentSpec("dyna-q n=50", "dyna-q", {"planning_steps": 50}),
+    ]
+    print("modelrl demo: Q-learning vs Dyna-Q on GridWorld-v0 (optimal return 93), 5 seeds, 1500 env steps")
+    result = compare(
+        specs,
+        "GridWorld-v0",
+        seeds=list(range(5)),
+        total_steps=1500,
+        out_dir=out,
+        eval_every=25,
+        eval_episodes=1,
+        threshold=93.0,
+        progress=not args.no_progress,
+    )
+    print(result["table"])
+    print(f"results: {out / 'compare.md'}")
+    print(f"plot: {result['plot']}")
+
+
+def cmd_list(args) -> None:
+    import gymnasium as gym
+
+    import modelrl
+
+    print("agents: " + ", ".join(modelrl.AGENTS))
+    print("modelrl envs: " + ", ".join(k for k in gym.registry if k.startswith("modelrl/")))
+    print("plus every Gymnasium env whose spaces suit the agent (e.g. FrozenLake-v1 for the tabular agents)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelrl", description="Model-based reinforcement learning.")
+    parser.add_argument("--version", action="version", version=f"modelrl {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train an agent, logging to a run directory")
+    train.add_argument("agent", nargs="?", help="agent id, e.g. dyna-q (see `modelrl list`)")
+    train.add_argument("--env", help="environment id, e.g. DynaMaze-v0 or FrozenLake-v1")
+    train.add_argument("--steps", type=int, help="real env steps in all (default 10000; with --resume, a new total)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    train.add_argument("--config", help="YAML file of config overrides (--set wins)")
+    train.add_argument("--env-arg", action="append", metavar="KEY=VALUE", help="env constructor argument")
+    train.add_argument("--eval-every", type=int, help="env steps between evaluations (default steps/20)")
+    train.add_argument("--eval-episodes", type=int, default=5)
+    train.add_argument("--runs-root", default="runs")
+    train.add_argument("--run-dir", help="exact run directory (default runs/<agent>-<env>-s<seed>-<time>)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    train.add_argument("--no-progress", action="store_true")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("eval", help="evaluate a checkpoint's greedy policy")
+    evaluate.add_argument("checkpoint", help="a checkpoint file or a run directory")
+    evaluate.add_argument("--episodes", type=int, default=5)
+    evaluate.add_argument("--max-steps", type=int)
+    evaluate.add_argument("--render", action="store_true", help="print one greedy episode as text")
+    evaluate.set_defaults(func=cmd_eval)
+
+    comp = sub.add_parser("compare", help="several agents x seeds on one env: table, JSON and plot")
+    comp.add_argument("--env", required=True)
+    comp.add_argument("--agents", nargs="+", required=True, metavar="[LABEL=]AGENT[:k=v,...]")
+    comp.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    comp.add_argument("--steps", type=int, required=True)
+    comp.add_argument("--env-arg", action="append", metavar="KEY=VALUE")
+    comp.add_argument("--eval-every", type=int)
+    comp.add_argument("--eval-episodes", type=int, default=5)
+    comp.add_argument("--metric", default="eval_return")
+    comp.add_argument("--threshold", type=float, help="report env steps until the metric reaches this")
+    comp.add_argument("--jobs", type=int, help="parallel processes (default: all cores)")
+    comp.add_argument("--out", help="output directory (default runs/compare-<env>-<time>)")
+    comp.add_argument("--no-progress", action="store_true")
+    comp.set_defaults(func=cmd_compare)
+
+    plot = sub.add_parser("plot", help="redraw learning curves from run directories")
+    plot.add_argument("run_dirs", nargs="+")
+    plot.add_argument("--out", default="curves.png")
+    plot.add_argument("--metric", default="eval_return")
+    plot.add_argument("--title")
+    plot.set_defaults(func=cmd_plot)
+
+    demo = sub.add_parser("demo", help="a small real comparison with a plot (under a minute)")
+    demo.add_argument("--out")
+    demo.add_argument("--no-progress", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+
+    lister = sub.add_parser("list", help="the agents and modelrl's own envs")
+    lister.set_defaults(func=cmd_list)
+    return parser
+
+
+def _version() -> str:
+    from modelrl import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ModelRLError as error:
+        print(f"modelrl: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("modelrl: interrupted; `modelrl train --resume RUN_DIR` continues from the last checkpoint",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""Several agents (or configs) x seeds on one env, seeds in parallel processes: a table, JSON and a plot.
+
+An agent spec is `AGENT[:key=value,...]`, e.g. `dyna-q:planning_steps=50`, optionally named with
+`LABEL=AGENT[:...]`. The first spec is the baseline the table's ratios are taken against.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelrl.agents import agent_class
+from modelrl.config import build_config
+from modelrl.envs import make_env, resolve_env_id
+from modelrl.errors import ConfigError
+from modelrl.experiment.plots import plot_curves, seed_curves
+from modelrl.experiment.runner import default_eval_every, train
+
+
+@dataclass
+class AgentSpec:
+    label: str
+    agent_id: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_agent_spec(text: str) -> AgentSpec:
+    """`[LABEL=]AGENT[:key=value,key=value]` -> AgentSpec."""
+    label = None
+    head, _, assignments = text.partition(":")
+    if "=" in head:
+        label, _, head = head.partition("=")
+    agent_id = head.strip()
+    overrides = {}
+    for item in filter(None, (a.strip() for a in assignments.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"agent spec {text!r}: expected key=value after ':', got {item!r}")
+        overrides[key.strip()] = value.strip()
+    if not agent_id:
+        raise ConfigError(f"agent spec {text!r} names no agent")
+    return AgentSpec(label or (f"{agent_id} {assignments}".strip() if assignments else agent_id), agent_id, overrides)
+
+
+def _train_one(job: dict[str, Any]) -> dict[str, Any]:
+    result = train(progress=False, **job)
+    return {"run_dir": str(result.run_dir), "label": job["label"], "seed": job["seed"]}
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+
+
+def steps_to_threshold(steps: np.ndarray, values: np.ndarray, threshold: float) -> float:
+    """First env step at which a seed's curve reaches `threshold` (NaN if never)."""
+    reached = np.flatnonzero(values >= threshold)
+    return float(steps[reached[0]]) if len(reached) else math.nan
+
+
+def summarize(groups: dict[str, list[list[dict]]], metric: str, threshold: float | None) -> list[dict]:
+    rows = []
+    for label, rows_per_seed in groups.items():
+        steps, values = seed_curves(rows_per_seed, metric)
+        final = values[:, -1]
+        row = {
+            "label": label,
+            "seeds": len(rows_per_seed),
+            f"final_{metric}_mean": float(np.mean(final)),
+            f"final_{metric}_std": float(np.std(final)),
+            f"mean_{metric}": float(np.mean(values)),  # area under the curve, per evaluation
+            "wall_time_mean": float(np.mean([rows[-1]["wall_time"] for rows in rows_per_seed])),
+        }
+        if threshold is not None:
+            hits = np.array([steps_to_threshold(steps, v, threshold) for v in values])
+            row["steps_to_threshold_mean"] = float(np.nanmean(hits)) if np.isfinite(hits).any() else math.nan
+            row["seeds_reaching_threshold"] = int(np.isfinite(hits).sum())
+        rows.append(row)
+    baseline = rows[0]
+    for row in rows:
+        if threshold is not None and baseline["steps_to_threshold_mean"] > 0:
+            row["steps_to_threshold_ratio"] = row["steps_to_threshold_mean"] / baseline["steps_to_threshold_mean"]
+        row["wall_time_ratio"] = row["wall_time_mean"] / baseline["wall_time_mean"] if baseline["wall_time_mean"] else math.nan
+    return rows
+
+
+def markdown_table(summary: list[dict], metric: str) -> str:
+    columns = [
+        ("label", "agent"),
+        ("seeds", "seeds"),
+        (f"final_{metric}_mean", f"final {metric}"),
+        (f"final_{metric}_std", "± std"),
+        (f"mean_{metric}", f"mean {metric} (AUC)"),
+        ("steps_to_threshold_mean", "env steps to threshold"),
+        ("seeds_reaching_threshold", "seeds reaching it"),
+        ("steps_to_threshold_ratio", "steps ratio vs baseline"),
+        ("wall_time_mean", "wall time (s)"),
+        ("wall_time_ratio", "time ratio vs baseline"),
+    ]
+    columns = [(key, title) for key, title in columns if key in summary[0]]
+    lines = ["| " + " | ".join(title for _, title in columns) + " |", "|" + "---|" * len(columns)]
+    for row in summary:
+        cells = [f"{row[k]:.4g}" if isinstance(row[k], float) else str(row[k]) for k, _ in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def compare(
+    specs: list[AgentSpec],
+    env_id: str,
+    *,
+    seeds: list[int],
+    total_steps: int,
+    out_dir: str | Path,
+    env_kwargs: dict[str, Any] | None = None,
+    eval_every: int | None = None,
+    eval_episodes: int = 5,
+    metric: str = "eval_return",
+    threshold: float | None = None,
+    jobs: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train every spec on every seed, then write compare.json, compare.md and compare.png into `out_dir`."""
+    if not specs:
+        raise ConfigError("compare needs at least one agent spec")
+    if not seeds:
+        raise ConfigError("compare needs at least one seed")
+    labels = [spec.label for spec in specs]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"agent spec labels must differ, got {labels}")
+    env_id = resolve_env_id(env_id)
+    make_env(env_id, **(env_kwargs or {})).close()
+    for spec in specs:  # every mistake surfaces before any process starts
+        build_config(agent_class(spec.agent_id).config_class, spec.overrides, owner=f"agent '{spec.agent_id}'")
+    out_dir = Path(out_dir)
+    eval_every = eval_every or default_eval_every(total_steps)
+    jobs_list = [
+        {
+            "agent_id": spec.agent_id,
+            "env_id": env_id,
+            "total_steps": total_steps,
+            "seed": seed,
+            "overrides": spec.overrides,
+            "env_kwargs": env_kwargs,
+            "eval_every": eval_every,
+            "eval_episodes": eval_episodes,
+            "run_dir": out_dir / "runs" / f"{_slug(spec.label)}-s{seed}",
+            "label": spec.label,
+            "tensorboard": False,
+        }
+        for spec in specs
+        for seed in seeds
+    ]
+    started = time.perf_counter()
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(jobs_list)))
+    finished = []
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_train_one, job) for job in jobs_list]
+        iterator = as_completed(futures)
+        if progress:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(iterator, total=len(futures), desc=f"compare on {env_id}", unit="run")
+        for future in iterator:
+            finished.append(future.result())
+    elapsed = time.perf_counter() - started
+
+    from modelrl.experiment.plots import group_runs
+
+    order = {label: i for i, label in enumerate(labels)}
+    run_dirs = [r["run_dir"] for r in sorted(finished, key=lambda r: (order[r["label"]], r["seed"]))]
+    groups = group_runs(run_dirs)
+    summary = summarize(groups, metric, threshold)
+    plot = plot_curves(groups, out_dir / "compare.png", metric=metric, title=f"{env_id}: {len(seeds)} seeds")
+    table = markdown_table(summary, metric)
+    result = {
+        "env": env_id,
+        "env_kwargs": env_kwargs or {},
+        "metric": metric,
+        "threshold": threshold,
+        "total_steps": total_steps,
+        "eval_every": eval_every,
+        "seeds": seeds,
+        "specs": [spec.__dict__ for spec in specs],
+        "summary": summary,
+        "runs": run_dirs,
+        "elapsed_s": elapsed,
+        "workers": workers,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
+        f"{platform.python_version()}",
+        "plot": str(plot),
+    }
+    (out_dir / "compare.json").write_text(json.dumps(result, indent=2, default=str))
+    (out_dir / "compare.md").write_text(f"# {env_id}, seeds {seeds}, {total_steps} env steps\n\n{table}")
+    result["table"] = table
+    return result

@@ -1,0 +1,60 @@
+"""Metrics of a run: `metrics.csv` (one row per evaluation) and TensorBoard scalars under `tb/`."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+
+
+def read_metrics(path: str | Path) -> list[dict[str, float]]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [{k: float(v) if v != "" else math.nan for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+class MetricsLogger:
+    """Holds the rows of a run and rewrites `metrics.csv` whole (atomically) on each new row.
+
+    Rewriting keeps the file valid when later rows bring new columns, and a resumed run can drop the rows
+    logged after its checkpoint.
+    """
+
+    def __init__(self, run_dir: str | Path, rows: list[dict[str, float]] | None = None, tensorboard: bool = True):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / "metrics.csv"
+        self.rows = list(rows or [])
+        self._writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self.run_dir / "tb"))
+        if self.rows:
+            self._write_csv()
+
+    def log(self, row: dict[str, float]) -> None:
+        self.rows.append(dict(row))
+        self._write_csv()
+        if self._writer is not None:
+            step = int(row["env_steps"])
+            for key, value in row.items():
+                if key != "env_steps" and isinstance(value, (int, float)) and math.isfinite(value):
+                    self._writer.add_scalar(key, value, global_step=step)
+            self._writer.flush()
+
+    def _write_csv(self) -> None:
+        columns = list(dict.fromkeys(key for row in self.rows for key in row))
+        tmp = self.path.with_suffix(".csv.tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns, restval="")
+            writer.writeheader()
+            writer.writerows(self.rows)
+        os.replace(tmp, self.path)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
