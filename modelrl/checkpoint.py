@@ -43,7 +43,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         # Our own files hold NumPy arrays and Python objects beside tensors, so full unpickling is needed.
         payload = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001  (unpickling garbage can raise anything)
         raise CheckpointError(
             f"checkpoint {path} is corrupt or not a modelrl checkpoint ({error.__class__.__name__})"
         ) from None

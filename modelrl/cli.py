@@ -21,10 +21,10 @@ EXIT_USER_ERROR = 2
 
 
 def _env_kwargs(assignments: list[str] | None) -> dict:
-    from modelrl.config import parse_assignments
-
-    # Env arguments are passed through to the env's constructor: numbers and booleans as YAML reads them.
+    """Env constructor arguments from KEY=VALUE strings, values read as YAML scalars (numbers, booleans)."""
     import yaml
+
+    from modelrl.config import parse_assignments
 
     return {key: yaml.safe_load(value) for key, value in parse_assignments(assignments).items()}
 
@@ -56,7 +56,10 @@ def cmd_train(args) -> None:
     last = result.history[-1] if result.history else {}
     print(f"run: {result.run_dir}")
     if last:
-        print(f"env steps {last['env_steps']:.0f}, episodes {last['episodes']:.0f}, eval return {last['eval_return']:.4g}")
+        summary = f"env steps {last['env_steps']:.0f}, episodes {last['episodes']:.0f}"
+        if "eval_return" in last:
+            summary += f", eval return {last['eval_return']:.4g}"
+        print(summary)
     print(f"checkpoint: {result.run_dir / 'checkpoints' / 'last.pt'}")
 
 

@@ -13,8 +13,9 @@ import math
 import pickle
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -128,6 +129,7 @@ class Agent(ABC):
         self.wall_time = wall_before + time.perf_counter() - started
         if bar is not None:
             bar.close()
+        self._assert_finite()
         return history
 
     def _step(self) -> None:
@@ -174,11 +176,14 @@ class Agent(ABC):
         self.evaluations += 1
         return {"eval_return": float(np.mean(returns)), "eval_length": float(np.mean(lengths))}
 
-    def metrics_row(self, eval_episodes: int = 5) -> dict[str, float]:
+    def _assert_finite(self) -> None:
         if not self.check_finite():
             raise TrainingDivergedError(
                 f"{self.agent_id} diverged: NaN or infinite values after {self.env_steps} env steps"
             )
+
+    def metrics_row(self, eval_episodes: int = 5) -> dict[str, float]:
+        self._assert_finite()
         recent = self.episode_returns[-RECENT_EPISODES:]
         row = {
             "env_steps": self.env_steps,
@@ -195,7 +200,7 @@ class Agent(ABC):
         """Write everything needed to continue exactly where this agent stands, atomically."""
         try:  # the env in progress (position, its RNG, a maze's clock); envs that can't be pickled restart
             env_state = pickle.dumps(self.env)
-        except Exception:
+        except Exception:  # noqa: BLE001  (any env may refuse pickling; it then restarts on resume)
             env_state = None
         return save_checkpoint(
             path,
@@ -236,12 +241,12 @@ class Agent(ABC):
             self.env = pickle.loads(loop["env"])
 
     @classmethod
-    def from_checkpoint(cls, payload: dict[str, Any]) -> "Agent":
+    def from_checkpoint(cls, payload: dict[str, Any]) -> Agent:
         config = build_config(cls.config_class, payload["config"], owner=cls.agent_id)
         agent = cls(payload["env_id"], config, seed=payload["seed"], env_kwargs=payload["env_kwargs"])
         agent._restore(payload)
         return agent
 
     @classmethod
-    def load(cls, path: str | Path) -> "Agent":
+    def load(cls, path: str | Path) -> Agent:
         return cls.from_checkpoint(load_checkpoint(path))

@@ -44,6 +44,7 @@ class TabularAgent(Agent):
         # Rows of Python floats: planning is a loop of scalar reads and writes, where a list is about ten
         # times faster than indexing a NumPy array. `q` gives the table as an array.
         self.q_rows = [[float(self.config.initial_q)] * self.n_actions for _ in range(self.n_states)]
+        self._path_env = None
         self.updates = 0  # Q-table updates, real and planned: the cost axis of Example 8.4
 
     def check_env(self, env: gym.Env) -> None:
@@ -66,6 +67,8 @@ class TabularAgent(Agent):
         if self.rng.random() < self.config.epsilon:
             return int(self.rng.integers(self.n_actions))
         best = [a for a, v in enumerate(values) if v == best_value]  # ties broken at random, as in the book
+        if not best:  # NaN compares unequal to everything
+            self._assert_finite()
         return best[0] if len(best) == 1 else best[int(self.rng.integers(len(best)))]
 
     def q_update(self, state: int, action: int, reward: float, next_state: int, terminated: bool) -> None:
@@ -77,20 +80,24 @@ class TabularAgent(Agent):
     def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
         self.q_update(obs, action, reward, next_obs, terminated)
 
-    def greedy_path_length(self, max_steps: int | None = None) -> int | None:
+    def greedy_path_length(self) -> int | None:
         """Steps the greedy policy takes from a fresh reset to termination, None if it never gets there.
 
-        Meant for deterministic envs (the mazes), where one rollout tells whether the policy is optimal.
+        For deterministic envs (the mazes), where one rollout tells whether the policy is optimal: a state
+        seen twice means the greedy policy loops.
         """
-        env = make_env(self.env_id, **self.env_kwargs)
-        max_steps = max_steps or self.n_states
+        if self._path_env is None:
+            self._path_env = make_env(self.env_id, **self.env_kwargs).unwrapped  # loops are caught below
+        env = self._path_env
         obs, _ = env.reset(seed=self.seed)
-        for step in range(1, max_steps + 1):
+        seen = {obs}
+        for step in range(1, self.n_states + 1):
             obs, _, terminated, truncated, _ = env.step(self.act(obs, deterministic=True))
             if terminated:
                 return step
-            if truncated:
+            if truncated or obs in seen:
                 return None
+            seen.add(obs)
         return None
 
     def state_dict(self) -> dict[str, Any]:

@@ -39,8 +39,10 @@ def resolve_env_id(env_id: str) -> str:
 def make_env(env_id: str, *, render_mode: str | None = None, **kwargs) -> gym.Env:
     """`gymnasium.make` with modelrl's ids resolved and failures turned into one-line errors."""
     env_id = resolve_env_id(env_id)
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
     try:
-        return gym.make(env_id, render_mode=render_mode, **kwargs)
+        return gym.make(env_id, **kwargs)
     except TypeError as error:
         raise UnknownEnvError(f"environment '{env_id}' rejected its arguments {kwargs}: {error}") from None
     except (gym.error.Error, ImportError) as error:

@@ -11,6 +11,7 @@ env's whole life, across episodes, as in the book: `reset()` restarts the episod
 from __future__ import annotations
 
 from collections import deque
+from typing import ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -87,7 +88,7 @@ def parse_layout(rows: tuple[str, ...], scale: int = 1) -> tuple[np.ndarray, Cel
 class GridMazeEnv(gym.Env):
     """A grid maze whose wall layout may change once, after `change_at` lifetime steps."""
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 8, "deterministic": True}
+    metadata: ClassVar[dict] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 8, "deterministic": True}
     cell_pixels = 16
 
     def __init__(

@@ -8,11 +8,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from modelrl.errors import RunDirError  # noqa: E402
-from modelrl.experiment.logger import read_metrics  # noqa: E402
+from modelrl.errors import RunDirError
+from modelrl.experiment.logger import read_metrics
 
 METRIC_LABELS = {
     "eval_return": "evaluation return (greedy policy)",

@@ -1,0 +1,76 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import modelrl
+from modelrl.checkpoint import load_checkpoint, save_checkpoint
+from modelrl.errors import CheckpointError
+
+
+@pytest.mark.parametrize(
+    "agent_id,env,env_kwargs",
+    [
+        ("dyna-q", "DynaMaze-v0", {}),
+        ("dyna-q-plus", "BlockingMaze-v0", {"change_at": 150}),  # the maze's clock must survive
+        ("prioritized-sweeping", "DynaMaze-v0", {}),
+        ("dyna-q", "FrozenLake-v1", {}),  # slippery: the env's own RNG must survive
+    ],
+)
+def test_resumed_agent_ends_with_the_same_q_table(tmp_path, agent_id, env, env_kwargs):
+    whole = modelrl.make_agent(agent_id, env=env, seed=7, env_kwargs=env_kwargs)
+    whole.learn(300)
+
+    first = modelrl.make_agent(agent_id, env=env, seed=7, env_kwargs=env_kwargs)
+    first.learn(137)  # stops mid-episode
+    first.save(tmp_path / "ckpt.pt")
+    resumed = modelrl.load(tmp_path / "ckpt.pt")
+    assert type(resumed) is type(first) and resumed.env_steps == 137
+    resumed.learn(163)
+
+    np.testing.assert_array_equal(whole.q, resumed.q)
+    assert whole.episode_lengths == resumed.episode_lengths
+    assert whole.updates == resumed.updates
+
+
+def test_loaded_agent_acts_identically(tmp_path):
+    agent = modelrl.make_agent("dyna-q", env="GridWorld-v0", seed=0)
+    agent.learn(500)
+    agent.save(tmp_path / "a.pt")
+    loaded = modelrl.load(tmp_path / "a.pt")
+    assert loaded.config == agent.config
+    assert [loaded.act(s, deterministic=True) for s in range(25)] == [agent.act(s, deterministic=True) for s in range(25)]
+
+
+def test_corrupt_and_foreign_checkpoints_raise_clear_errors(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt or not a modelrl checkpoint"):
+        modelrl.load(bad)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(CheckpointError, match="is not a modelrl checkpoint"):
+        modelrl.load(foreign)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        modelrl.load(tmp_path / "missing.pt")
+    truncated = tmp_path / "truncated.pt"
+    agent = modelrl.make_agent("q-learning", env="GridWorld-v0")
+    agent.save(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    with pytest.raises(CheckpointError):
+        modelrl.load(truncated)
+
+
+def test_a_failed_write_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, {"value": 1})
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"value": 2})
+    assert load_checkpoint(path)["value"] == 1
+    assert os.listdir(tmp_path) == ["ckpt.pt"]  # no temporary file left behind

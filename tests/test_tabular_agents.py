@@ -1,0 +1,149 @@
+import numpy as np
+import pytest
+
+import modelrl
+from modelrl.errors import ConfigError, IncompatibleEnvError, TrainingDivergedError
+from modelrl.models.tabular import Outcome, TabularModel
+
+TABULAR = ["q-learning", "dyna-q", "dyna-q-plus", "prioritized-sweeping"]
+
+
+def steps_until_greedy_optimal(agent, optimal: int, budget: int, tolerance: float = 1.0) -> int:
+    """Real env steps until the greedy path is within `tolerance` x optimal (budget if never)."""
+    while agent.env_steps < budget:
+        agent.learn(1)
+        length = agent.greedy_path_length()
+        if length is not None and length <= optimal * tolerance:
+            return agent.env_steps
+    return budget
+
+
+@pytest.mark.parametrize("agent_id", TABULAR)
+def test_each_agent_learns_the_optimal_path_on_gridworld(agent_id):
+    overrides = {"kappa": 1e-4} if agent_id == "dyna-q-plus" else {}
+    agent = modelrl.make_agent(agent_id, env="GridWorld-v0", seed=1, **overrides)
+    agent.learn(3000)
+    assert agent.greedy_path_length() == 8
+    assert agent.evaluate(1)["eval_return"] == pytest.approx(93.0)  # 7 x (-1) + 100
+
+
+def test_prioritized_sweeping_needs_fewer_updates_than_dyna_q():
+    def updates_to_near_optimal(agent_id, seed):
+        agent = modelrl.make_agent(agent_id, env="DynaMaze-v0", seed=seed, planning_steps=5, lr=0.5)
+        steps_until_greedy_optimal(agent, 14, 20_000, tolerance=1.2)
+        assert agent.env_steps < 20_000
+        return agent.updates
+
+    dyna = [updates_to_near_optimal("dyna-q", seed) for seed in range(5)]
+    sweeping = [updates_to_near_optimal("prioritized-sweeping", seed) for seed in range(5)]
+    assert np.median(sweeping) < 0.5 * np.median(dyna), (sweeping, dyna)
+
+
+def test_dyna_q_needs_fewer_real_steps_than_q_learning():
+    seeds = range(5)
+    q_learning = [
+        steps_until_greedy_optimal(modelrl.make_agent("q-learning", env="GridWorld-v0", seed=s), 8, 5000)
+        for s in seeds
+    ]
+    dyna = [
+        steps_until_greedy_optimal(
+            modelrl.make_agent("dyna-q", env="GridWorld-v0", seed=s, planning_steps=50), 8, 5000
+        )
+        for s in seeds
+    ]
+    assert max(dyna) < 5000
+    assert all(d < q for d, q in zip(dyna, q_learning)), (dyna, q_learning)
+    assert np.mean(dyna) < 0.5 * np.mean(q_learning)
+
+
+def test_dyna_q_plus_finds_the_shortcut_that_dyna_q_misses():
+    def reward_after_change(agent_id):
+        total = 0.0
+        for seed in range(3):
+            agent = modelrl.make_agent(agent_id, env="ShortcutMaze-v0", seed=seed, planning_steps=50, lr=1.0)
+            agent.learn(3000)
+            before = sum(agent.episode_returns)
+            agent.learn(3000)
+            total += sum(agent.episode_returns) - before
+        return total
+
+    assert reward_after_change("dyna-q-plus") > 1.2 * reward_after_change("dyna-q")
+
+
+@pytest.mark.parametrize("agent_id", TABULAR)
+def test_every_tabular_agent_runs_on_frozen_lake(agent_id):
+    agent = modelrl.make_agent(agent_id, env="FrozenLake-v1", seed=0, env_kwargs={"is_slippery": False})
+    agent.learn(3000)
+    assert agent.greedy_path_length() == 6
+
+
+def test_slippery_frozen_lake_uses_a_sample_model_and_learns():
+    agent = modelrl.make_agent("dyna-q", env="FrozenLake-v1", seed=0, planning_steps=20, gamma=0.99)
+    assert agent.model.stochastic
+    assert not modelrl.make_agent("dyna-q", env="DynaMaze-v0").model.stochastic
+    agent.learn(20_000)
+    success = agent.evaluate(episodes=300, max_steps=100)["eval_return"]
+    assert success > 0.5  # a random policy succeeds about 1.5% of the time; the optimum is about 74%
+
+
+def test_sample_model_draws_outcomes_in_proportion_to_counts(rng):
+    model = TabularModel(stochastic=True)
+    for next_state in [1, 1, 1, 2]:
+        model.observe(0, 0, 0.0, next_state, False)
+    draws = [model.sample(0, u).next_state for u in rng.random(4000)]
+    assert np.mean(np.array(draws) == 1) == pytest.approx(0.75, abs=0.03)
+    assert set(model.predecessors) == {1, 2}
+
+
+def test_deterministic_model_keeps_the_latest_outcome_and_its_predecessor_link():
+    model = TabularModel(stochastic=False)
+    model.observe(0, 1, 0.0, 5, False)
+    model.observe(0, 1, 1.0, 6, True)
+    assert model.sample(0) == Outcome(1.0, 6, True)
+    assert (0, 1) not in model.predecessors[5] and model.predecessors[6][(0, 1)] == (1.0, True)
+
+
+def test_assumed_outcomes_are_replaced_when_really_tried():
+    model = TabularModel(stochastic=True)
+    model.assume(3, 0, Outcome(0.0, 3, False))
+    model.observe(3, 0, 1.0, 4, False)
+    assert model.sample(0, 0.99) == Outcome(1.0, 4, False)
+
+
+def test_learn_in_pieces_equals_learn_at_once():
+    whole = modelrl.make_agent("dyna-q", env="DynaMaze-v0", seed=3, planning_steps=10)
+    whole.learn(700)
+    pieces = modelrl.make_agent("dyna-q", env="DynaMaze-v0", seed=3, planning_steps=10)
+    for _ in range(7):
+        pieces.learn(100)
+    np.testing.assert_array_equal(whole.q, pieces.q)
+    assert (whole.env_steps, whole.episodes) == (pieces.env_steps, pieces.episodes)
+
+
+def test_learn_reports_one_row_per_evaluation():
+    agent = modelrl.make_agent("q-learning", env="GridWorld-v0", seed=0)
+    history = agent.learn(200, eval_every=50, eval_episodes=1)
+    assert [row["env_steps"] for row in history] == [50, 100, 150, 200]
+    assert {"env_steps", "episodes", "wall_time", "eval_return", "updates"} <= set(history[0])
+
+
+def test_continuous_observation_env_is_rejected():
+    with pytest.raises(IncompatibleEnvError, match="needs a Discrete observation space; CartPole-v1 has Box"):
+        modelrl.make_agent("dyna-q", env="CartPole-v1")
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ConfigError, match="unknown config key 'planing_steps'"):
+        modelrl.make_agent("dyna-q", env="DynaMaze-v0", planing_steps=5)
+    with pytest.raises(ConfigError, match="must be an integer"):
+        modelrl.make_agent("dyna-q", env="DynaMaze-v0", planning_steps="many")
+    with pytest.raises(ConfigError, match="lr must be in"):
+        modelrl.make_agent("q-learning", env="DynaMaze-v0", lr=0.0)
+    with pytest.raises(ConfigError, match="planning_steps must be >= 1"):
+        modelrl.make_agent("prioritized-sweeping", env="DynaMaze-v0", planning_steps=0)
+
+
+def test_nan_in_training_raises():
+    agent = modelrl.make_agent("q-learning", env="test/NaNReward-v0")
+    with pytest.raises(TrainingDivergedError, match="NaN or infinite"):
+        agent.learn(10)
