@@ -147,3 +147,37 @@ def test_nan_in_training_raises():
     agent = modelrl.make_agent("q-learning", env="test/NaNReward-v0")
     with pytest.raises(TrainingDivergedError, match="NaN or infinite"):
         agent.learn(10)
+
+
+def test_figure_8_2_planning_shortens_early_episodes():
+    """Sutton & Barto Figure 8.2 in small: more planning steps, shorter episodes from the second on."""
+
+    def mean_lengths(n):
+        runs = []
+        for seed in range(8):
+            agent = modelrl.make_agent("dyna-q", env="DynaMaze-v0", seed=seed, planning_steps=n)
+            agent.learn(episodes=10)
+            runs.append(agent.episode_lengths)
+        return np.mean(runs, axis=0)
+
+    direct, five, fifty = mean_lengths(0), mean_lengths(5), mean_lengths(50)
+    assert fifty[1] < five[1] < direct[1]
+    assert fifty[2] < 25  # near the 14-step optimum by the third episode
+    assert direct[2] > 100
+
+
+@pytest.mark.slow
+def test_prioritized_sweeping_gap_widens_with_maze_size():
+    def median_updates(agent_id, scale):
+        updates = []
+        for seed in range(5):
+            agent = modelrl.make_agent(agent_id, env="DynaMaze-v0", seed=seed, planning_steps=5, lr=0.5,
+                                       env_kwargs={"scale": scale})
+            shortest = agent.env.unwrapped.shortest_path_length()
+            steps_until_greedy_optimal(agent, shortest, 200_000, tolerance=1.2)
+            updates.append(agent.updates)
+        return np.median(updates)
+
+    small = median_updates("dyna-q", 1) - median_updates("prioritized-sweeping", 1)
+    large = median_updates("dyna-q", 2) - median_updates("prioritized-sweeping", 2)
+    assert large > small > 0

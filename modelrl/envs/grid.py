@@ -30,36 +30,18 @@ DYNA_MAZE = (  # Example 8.1, Figure 8.2
     ".....#...",
     ".........",
 )
-BLOCKING_MAZE = (  # Example 8.2, Figure 8.4: the gap on the right closes, one opens on the left
-    "........G",
-    ".........",
-    ".........",
-    "########.",
-    ".........",
-    "...S.....",
-), (
-    "........G",
-    ".........",
-    ".........",
-    ".########",
-    ".........",
-    "...S.....",
-)
-SHORTCUT_MAZE = (  # Example 8.3, Figure 8.5: a shorter gap opens on the right
-    "........G",
-    ".........",
-    ".........",
-    ".########",
-    ".........",
-    "...S.....",
-), (
-    "........G",
-    ".........",
-    ".........",
-    ".#######.",
-    ".........",
-    "...S.....",
-)
+
+
+def _walled_maze(wall_row: str) -> tuple[str, ...]:
+    """The 6x9 maze of Examples 8.2 and 8.3: start at the bottom, goal top right, one wall across row 3."""
+    return ("........G", ".........", ".........", wall_row, ".........", "...S.....")
+
+
+# Example 8.2, Figure 8.4: the gap on the right closes and one opens on the left.
+BLOCKING_MAZE = (_walled_maze("########."), _walled_maze(".########"))
+# Example 8.3, Figure 8.5: a shorter gap opens on the right.
+SHORTCUT_MAZE = (_walled_maze(".########"), _walled_maze(".#######."))
+
 GRID_WORLD = (  # 5x5, start (0,0), goal (4,4), obstacles at (2,2), (2,3), (3,2)
     "S....",
     ".....",
@@ -150,7 +132,8 @@ class GridMazeEnv(gym.Env):
         return self.state_of(self.position), {"position": self.position}
 
     def step(self, action):
-        if not self.action_space.contains(action):
+        # A plain range check: Discrete.contains costs more than the whole step.
+        if not (isinstance(action, (int, np.integer)) and 0 <= action < len(MOVES)):
             raise ValueError(f"action must be an integer in [0, {len(MOVES)}), got {action!r}")
         self.position = self.next_cell(self.position, int(action))
         self.lifetime_steps += 1
