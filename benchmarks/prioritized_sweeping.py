@@ -3,9 +3,11 @@
 DynaMaze-v0 enlarged by `scale` (each cell becomes scale x scale cells; 47, 188, 423, ... free states).
 Measure: Q updates (real and planned) until the greedy policy's path is within 20% of the shortest one
 (epsilon-greedy agents can settle on a path a few steps longer; exact optimality would measure that luck).
-n=5, alpha=0.5, epsilon=0.1, gamma=0.95, theta=1e-4; the median over seeds, heavy tails being common.
+n=5, epsilon=0.1, gamma=0.95, theta=1e-4; the median over seeds, heavy tails being common. Step sizes
+alpha=1.0 (the mazes are deterministic, so one backup sets a value exactly) and alpha=0.5, where every
+value needs several backups and prioritized sweeping spends its updates polishing them.
 
-    python benchmarks/prioritized_sweeping.py [--seeds 10] [--scales 1 2 3 4 5]
+    python benchmarks/prioritized_sweeping.py [--seeds 10] [--scales 1 2 3 4 5] [--lrs 1.0 0.5]
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from common import RESULTS, write_results
 
 import modelrl
 
-SETTINGS = {"planning_steps": 5, "lr": 0.5, "epsilon": 0.1, "gamma": 0.95}
+SETTINGS = {"planning_steps": 5, "epsilon": 0.1, "gamma": 0.95}
 TOLERANCE = 1.2
 
 
-def updates_until_near_optimal(agent_id: str, scale: int, seed: int, budget: int) -> dict:
+def updates_until_near_optimal(agent_id: str, scale: int, seed: int, budget: int, lr: float) -> dict:
     extra = {"theta": 1e-4} if agent_id == "prioritized-sweeping" else {}
-    agent = modelrl.make_agent(agent_id, env="DynaMaze-v0", seed=seed, env_kwargs={"scale": scale},
+    agent = modelrl.make_agent(agent_id, env="DynaMaze-v0", seed=seed, env_kwargs={"scale": scale}, lr=lr,
                                **SETTINGS, **extra)
     shortest = agent.env.unwrapped.shortest_path_length()
     started, checked_at = time.perf_counter(), -1
@@ -44,35 +46,38 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    parser.add_argument("--lrs", type=float, nargs="+", default=[1.0, 0.5])
     parser.add_argument("--budget", type=int, default=300_000, help="real env steps before a run gives up")
     args = parser.parse_args()
 
     agents = ["dyna-q", "prioritized-sweeping"]
-    results: dict[str, dict] = {agent: {} for agent in agents}
-    for scale in args.scales:
-        for agent_id in agents:
-            runs = [updates_until_near_optimal(agent_id, scale, seed, args.budget) for seed in range(args.seeds)]
-            updates = np.array([r["updates"] for r in runs])
-            results[agent_id][str(scale)] = {
-                "states": runs[0]["states"],
-                "median_updates": float(np.median(updates)),
-                "mean_updates": float(updates.mean()),
-                "median_env_steps": float(np.median([r["env_steps"] for r in runs])),
-                "solved": sum(r["solved"] for r in runs),
-                "seconds": sum(r["seconds"] for r in runs),
-                "runs": runs,
-            }
-        dq, ps = (results[a][str(scale)] for a in agents)
-        ratio = dq["median_updates"] / ps["median_updates"]
-        results.setdefault("ratio_dyna_q_to_sweeping", {})[str(scale)] = ratio
-        print(f"scale {scale} ({dq['states']} states): median updates Dyna-Q {dq['median_updates']:.0f}, "
-              f"prioritized sweeping {ps['median_updates']:.0f} (Dyna-Q needs x{ratio:.1f}); "
-              f"solved {dq['solved']}/{args.seeds} and {ps['solved']}/{args.seeds}", flush=True)
-
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    for agent_id in agents:
-        rows = [results[agent_id][str(s)] for s in args.scales]
-        ax.plot([r["states"] for r in rows], [r["median_updates"] for r in rows], marker="o", label=agent_id)
+    results: dict[str, dict] = {}
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for lr, style in zip(args.lrs, ["-", "--", ":"]):
+        by_agent = results[f"lr={lr}"] = {agent: {} for agent in agents}
+        for scale in args.scales:
+            for agent_id in agents:
+                runs = [updates_until_near_optimal(agent_id, scale, seed, args.budget, lr) for seed in range(args.seeds)]
+                updates = np.array([r["updates"] for r in runs])
+                by_agent[agent_id][str(scale)] = {
+                    "states": runs[0]["states"],
+                    "median_updates": float(np.median(updates)),
+                    "mean_updates": float(updates.mean()),
+                    "median_env_steps": float(np.median([r["env_steps"] for r in runs])),
+                    "solved": sum(r["solved"] for r in runs),
+                    "seconds": sum(r["seconds"] for r in runs),
+                    "runs": runs,
+                }
+            dq, ps = (by_agent[a][str(scale)] for a in agents)
+            ratio = dq["median_updates"] / ps["median_updates"]
+            by_agent.setdefault("ratio_dyna_q_to_sweeping", {})[str(scale)] = ratio
+            print(f"lr={lr} scale {scale} ({dq['states']} states): median updates Dyna-Q {dq['median_updates']:.0f}, "
+                  f"prioritized sweeping {ps['median_updates']:.0f} (Dyna-Q needs x{ratio:.1f}); "
+                  f"solved {dq['solved']}/{args.seeds} and {ps['solved']}/{args.seeds}", flush=True)
+        for agent_id, colour in zip(agents, ["tab:blue", "tab:orange"]):
+            rows = [by_agent[agent_id][str(s)] for s in args.scales]
+            ax.plot([r["states"] for r in rows], [r["median_updates"] for r in rows], style, marker="o",
+                    color=colour, label=f"{agent_id}, alpha={lr}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("gridworld size (free states)")
@@ -82,7 +87,7 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(RESULTS / "prioritized_sweeping.png", dpi=120)
     write_results("prioritized_sweeping", {
-        "settings": {**SETTINGS, "theta": 1e-4, "tolerance": TOLERANCE, "seeds": args.seeds, "budget": args.budget},
+        "settings": {**SETTINGS, "lrs": args.lrs, "theta": 1e-4, "tolerance": TOLERANCE, "seeds": args.seeds, "budget": args.budget},
         "results": results,
         "plot": "benchmarks/results/prioritized_sweeping.png",
     })

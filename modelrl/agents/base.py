@@ -163,7 +163,11 @@ class Agent(ABC):
             max_steps = env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else None
             max_steps = max_steps or DEFAULT_EVAL_MAX_STEPS
         returns, lengths = [], []
+        # Envs that change over their lifetime (the chapter-8 mazes) are evaluated as the training env stands.
+        clock = getattr(self.env.unwrapped, "lifetime_steps", None)
         for episode in range(episodes):
+            if clock is not None:
+                env.unwrapped.lifetime_steps = clock
             obs, _ = env.reset(seed=10_000 * (self.seed + 1) + 1_000 * self.evaluations + episode)
             total, length, done = 0.0, 0, False
             while not done and length < max_steps:
