@@ -105,6 +105,7 @@ def cmd_compare(args) -> None:
         threshold=args.threshold,
         jobs=args.jobs,
         progress=not args.no_progress,
+        tensorboard=args.tensorboard,
     )
     print(result["table"])
     print(f"results: {Path(out) / 'compare.json'}, {Path(out) / 'compare.md'}")
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--threshold", type=float, help="report env steps until the metric reaches this")
     comp.add_argument("--jobs", type=int, help="parallel processes (default: all cores)")
     comp.add_argument("--out", help="output directory (default runs/compare-<env>-<time>)")
+    comp.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events for each run")
     comp.add_argument("--no-progress", action="store_true")
     comp.set_defaults(func=cmd_compare)
 

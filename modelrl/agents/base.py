@@ -100,9 +100,11 @@ class Agent(ABC):
         """
         if total_steps is None and episodes is None:
             raise ConfigError("learn() needs total_steps or episodes")
-        for name, value in (("total_steps", total_steps), ("episodes", episodes), ("eval_every", eval_every)):
-            if value is not None and value < (0 if name != "eval_every" else 1):
-                raise ConfigError(f"{name} must be {'positive' if name == 'eval_every' else '>= 0'}, got {value}")
+        limits = (("total_steps", total_steps, 0), ("episodes", episodes, 0), ("eval_every", eval_every, 1),
+                  ("eval_episodes", eval_episodes, 0))
+        for name, value, minimum in limits:
+            if value is not None and value < minimum:
+                raise ConfigError(f"{name} must be >= {minimum}, got {value}")
         step_target = None if total_steps is None else self.env_steps + total_steps
         episode_target = None if episodes is None else self.episodes + episodes
         bar = None
@@ -122,7 +124,7 @@ class Agent(ABC):
                 self.wall_time = wall_before + time.perf_counter() - started
                 row = self.metrics_row(eval_episodes)
                 history.append(row)
-                if bar is not None:
+                if bar is not None and "eval_return" in row:
                     bar.set_postfix(eval_return=f"{row['eval_return']:.3g}", episodes=self.episodes)
                 if callback is not None:
                     callback(row)

@@ -127,6 +127,7 @@ def compare(
     threshold: float | None = None,
     jobs: int | None = None,
     progress: bool = True,
+    tensorboard: bool = False,
 ) -> dict[str, Any]:
     """Train every spec on every seed, then write compare.json, compare.md and compare.png into `out_dir`."""
     if not specs:
@@ -154,7 +155,7 @@ def compare(
             "eval_episodes": eval_episodes,
             "run_dir": out_dir / "runs" / f"{_slug(spec.label)}-s{seed}",
             "label": spec.label,
-            "tensorboard": False,
+            "tensorboard": tensorboard,  # off by default: importing it costs each worker about a second
         }
         for spec in specs
         for seed in seeds
