@@ -135,7 +135,7 @@ def test_learn_reports_one_row_per_evaluation():
 
 
 def test_continuous_observation_env_is_rejected():
-    with pytest.raises(IncompatibleEnvError, match="needs a Discrete observation space; CartPole-v1 has Box"):
+    with pytest.raises(IncompatibleEnvError, match="needs a Discrete observation space starting at 0; CartPole-v1 has Box"):
         modelrl.make_agent("dyna-q", env="CartPole-v1")
 
 

@@ -49,9 +49,9 @@ class TabularAgent(Agent):
 
     def check_env(self, env: gym.Env) -> None:
         for name, space in (("observation", env.observation_space), ("action", env.action_space)):
-            if not isinstance(space, spaces.Discrete):
+            if not isinstance(space, spaces.Discrete) or space.start != 0:
                 raise IncompatibleEnvError(
-                    f"agent '{self.agent_id}' needs a Discrete {name} space; {self.env_id} has {space}"
+                    f"agent '{self.agent_id}' needs a Discrete {name} space starting at 0; {self.env_id} has {space}"
                 )
 
     @property
