@@ -79,6 +79,8 @@ def test_compare_runs_agents_by_seeds_in_parallel(tmp_path):
     assert len(result["runs"]) == 4
     redrawn = plot_runs(result["runs"], tmp_path / "again.png", metric="eval_length")
     assert redrawn.stat().st_size > 0
+    with pytest.raises(RunDirError, match="no metric 'loss'"):
+        plot_runs(result["runs"], tmp_path / "bad.png", metric="loss")
 
 
 def test_compare_checks_every_spec_before_starting(tmp_path):

@@ -150,6 +150,7 @@ def test_bad_config_is_rejected():
         modelrl.make_agent("prioritized-sweeping", env="DynaMaze-v0", planning_steps=0)
 
 
+@pytest.mark.filterwarnings("ignore:.*reward is a NaN")
 def test_nan_in_training_raises():
     agent = modelrl.make_agent("q-learning", env="test/NaNReward-v0")
     with pytest.raises(TrainingDivergedError, match="NaN or infinite"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -49,15 +50,20 @@ def group_runs(run_dirs: list[str | Path]) -> dict[str, list[list[dict]]]:
 def plot_curves(
     groups: dict[str, list[list[dict]]], out_path: str | Path, metric: str = "eval_return", title: str = ""
 ) -> Path:
+    available = {key for runs in groups.values() for rows in runs for row in rows for key in row}
+    if metric not in available:
+        raise RunDirError(f"the runs hold no metric '{metric}'; they hold {', '.join(sorted(available))}")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, rows_per_seed in groups.items():
         steps, values = seed_curves(rows_per_seed, metric)
-        mean = np.nanmean(values, axis=0)
+        with warnings.catch_warnings():  # episode_return is NaN until the first episode ends
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(values, axis=0)
+            stderr = np.nanstd(values, axis=0) / np.sqrt(len(rows_per_seed))
         line = ax.plot(steps, mean, label=f"{label} ({len(rows_per_seed)} seeds)")[0]
         if len(rows_per_seed) > 1:
-            stderr = np.nanstd(values, axis=0) / np.sqrt(len(rows_per_seed))
             ax.fill_between(steps, mean - stderr, mean + stderr, color=line.get_color(), alpha=0.2)
     ax.set_xlabel("real environment steps")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))

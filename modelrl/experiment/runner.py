@@ -147,5 +147,6 @@ def _run(agent: Agent, run_dir: Path, run_config: dict, logger: MetricsLogger, p
     if logger.rows:
         from modelrl.experiment.plots import plot_runs
 
-        plot_runs([run_dir], run_dir / "plots" / "learning_curve.png")
+        metric = "eval_return" if "eval_return" in logger.rows[-1] else "episode_return"
+        plot_runs([run_dir], run_dir / "plots" / "learning_curve.png", metric=metric)
     return RunResult(run_dir, agent, history)
