@@ -162,6 +162,9 @@ class PrioritizedSweeping(_ModelBasedTabular):
             return
         self._priority[(state, action)] = priority
         heapq.heappush(self._heap, (-priority, state, action))
+        if len(self._heap) > 4 * len(self._priority) + 1024:  # drop stale entries before they pile up
+            self._heap = [(-p, s, a) for (s, a), p in self._priority.items()]
+            heapq.heapify(self._heap)
 
     def _pop(self) -> tuple[int, int]:
         while True:
@@ -185,8 +188,8 @@ class PrioritizedSweeping(_ModelBasedTabular):
                 change = self._expected_change(prev_state, prev_action, prev_reward, state, prev_terminated)
                 self._push(prev_state, prev_action, change)
 
-    def queue_length(self) -> int:
-        return len(self._priority)
+    def metrics(self) -> dict[str, float]:
+        return {**super().metrics(), "queue_length": len(self._priority)}
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "heap": list(self._heap), "priority": dict(self._priority)}
