@@ -240,9 +240,8 @@ class Agent(ABC):
         self.env_steps, self.episodes = loop["env_steps"], loop["episodes"]
         self.wall_time, self.evaluations = loop["wall_time"], loop["evaluations"]
         self.episode_returns, self.episode_lengths = list(loop["episode_returns"]), list(loop["episode_lengths"])
-        self._obs, self._episode_return, self._episode_length = loop["obs"], loop["episode_return"], loop[
-            "episode_length"
-        ]
+        self._obs = loop["obs"]
+        self._episode_return, self._episode_length = loop["episode_return"], loop["episode_length"]
         if loop["env"] is not None:
             self.env = pickle.loads(loop["env"])
 

@@ -18,9 +18,8 @@ from typing import Any
 import yaml
 
 import modelrl
-from modelrl.agents import Agent, agent_class, load, make_agent
+from modelrl.agents import Agent, load, make_agent
 from modelrl.config import config_to_dict
-from modelrl.envs import resolve_env_id
 from modelrl.errors import ConfigError, RunDirError
 from modelrl.experiment.logger import MetricsLogger, read_metrics
 
@@ -68,9 +67,9 @@ def train(
     """Train a new agent for `total_steps` real env steps, logging and checkpointing into a run directory."""
     if total_steps < 1:
         raise ConfigError(f"total_steps must be positive, got {total_steps}")
-    agent_class(agent_id)  # an unknown agent fails before anything is written
-    env_id = resolve_env_id(env_id)
+    # Built before anything is written, so bad input leaves no half-made run directory.
     agent = make_agent(agent_id, env=env_id, seed=seed, env_kwargs=env_kwargs, **(overrides or {}))
+    env_id = agent.env_id
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(runs_root, agent_id, env_id, seed)
     if (run_dir / "config.yaml").exists():
         raise RunDirError(f"run directory {run_dir} already holds a run; resume it or choose another")
