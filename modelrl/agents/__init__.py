@@ -8,12 +8,16 @@ from typing import Any
 
 from modelrl.agents.base import Agent
 from modelrl.agents.dyna_q import DynaQ, DynaQPlus, PrioritizedSweeping
+from modelrl.agents.mpc import MPCAgent
+from modelrl.agents.pets import PETS
 from modelrl.agents.tabular import QLearning
 from modelrl.checkpoint import load_checkpoint
 from modelrl.config import build_config
 from modelrl.errors import CheckpointError, UnknownAgentError
 
-AGENTS: dict[str, type[Agent]] = {cls.agent_id: cls for cls in (QLearning, DynaQ, DynaQPlus, PrioritizedSweeping)}
+AGENTS: dict[str, type[Agent]] = {
+    cls.agent_id: cls for cls in (QLearning, DynaQ, DynaQPlus, PrioritizedSweeping, MPCAgent, PETS)
+}
 
 
 def agent_class(agent_id: str) -> type[Agent]:

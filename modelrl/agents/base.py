@@ -73,6 +73,9 @@ class Agent(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned."""
 
+    def on_reset(self, evaluation: bool) -> None:
+        """Called after every env reset (training or evaluation episode): forget per-episode state."""
+
     def metrics(self) -> dict[str, float]:
         """Agent-specific numbers for the metrics row (losses, update counts)."""
         return {}
@@ -141,6 +144,7 @@ class Agent(ABC):
             self._obs, _ = self.env.reset(seed=self.seed if first else None)
             if first:
                 self.env.action_space.seed(self.seed)
+            self.on_reset(evaluation=False)
         obs = self._obs
         action = self.act(obs)
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
@@ -171,6 +175,7 @@ class Agent(ABC):
             if clock is not None:
                 env.unwrapped.lifetime_steps = clock
             obs, _ = env.reset(seed=10_000 * (self.seed + 1) + 1_000 * self.evaluations + episode)
+            self.on_reset(evaluation=True)
             total, length, done = 0.0, 0, False
             while not done and length < max_steps:
                 obs, reward, terminated, truncated, _ = env.step(self.act(obs, deterministic=True))

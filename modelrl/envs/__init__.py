@@ -1,7 +1,7 @@
 """Environments: `make_env` with clear errors, and modelrl's own envs registered with Gymnasium.
 
-Importing modelrl registers `modelrl/GridWorld-v0`, `modelrl/DynaMaze-v0`, `modelrl/BlockingMaze-v0` and
-`modelrl/ShortcutMaze-v0`, so `gymnasium.make("modelrl/DynaMaze-v0")` works after `import modelrl`.
+Importing modelrl registers `modelrl/GridWorld-v0`, `modelrl/DynaMaze-v0`, `modelrl/BlockingMaze-v0`,
+`modelrl/ShortcutMaze-v0` and `modelrl/ContinuousCartPole-v0`, so `gymnasium.make("modelrl/DynaMaze-v0")` works after `import modelrl`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,13 @@ _OWN_ENVS = {
     "modelrl/ShortcutMaze-v0": "modelrl.envs.grid:make_shortcut_maze",
 }
 
+# Step limits of the tasks that have one (PETS's cart-pole trials are 200 steps).
+_MAX_EPISODE_STEPS = {"modelrl/ContinuousCartPole-v0": 200}
+_OWN_ENVS["modelrl/ContinuousCartPole-v0"] = "modelrl.envs.cartpole:ContinuousCartPoleEnv"
+
 for _env_id, _entry_point in _OWN_ENVS.items():
     if _env_id not in gym.registry:
-        gym.register(id=_env_id, entry_point=_entry_point)
+        gym.register(id=_env_id, entry_point=_entry_point, max_episode_steps=_MAX_EPISODE_STEPS.get(_env_id))
 
 
 def resolve_env_id(env_id: str) -> str:

@@ -1,0 +1,142 @@
+"""`mpc`: receding-horizon control with a given model: an env's exact dynamics (the upper bound a learned
+model is measured against) or a saved dynamics model (`model_path`, e.g. a PETS run's checkpoint)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from modelrl.agents.base import Agent
+from modelrl.device import resolve_device
+from modelrl.envs.known import known_functions
+from modelrl.errors import ConfigError, IncompatibleEnvError
+from modelrl.models.dynamics import DynamicsModel
+from modelrl.planning.mpc import MPC
+from modelrl.planning.trajectory import ModelObjective, SimulatorObjective
+
+
+@dataclass
+class PlannerConfig:
+    """Planning settings; defaults are mbrl-lib's PETS cart-pole tutorial (Chua et al. 2018's CEM)."""
+
+    optimizer: Literal["cem", "icem", "mppi", "random"] = "cem"
+    horizon: int = 15
+    population: int = 500  # iCEM: the first iteration's population
+    iterations: int = 5
+    elite_ratio: float = 0.1  # CEM
+    alpha: float = 0.1  # share of the old distribution kept at each refit (CEM, iCEM, MPPI)
+    temperature: float = 1.0  # MPPI, in return units
+    icem_elites: int = 10  # iCEM (Pinneri et al. 2020): elites, population decay, kept share, noise colour
+    icem_decay: float = 1.25
+    icem_keep_elites: float = 0.3
+    noise_beta: float = 2.0
+    particles: int = 20
+    propagation: Literal["ts-inf", "ts1", "mean"] = "ts-inf"
+    gamma: float = 1.0  # PETS sums undiscounted rewards over the horizon
+    device: str = "auto"
+
+    def validate(self) -> None:
+        for name in ("horizon", "population", "iterations", "particles", "icem_elites"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.elite_ratio <= 1:
+            raise ConfigError(f"elite_ratio must be in (0, 1], got {self.elite_ratio}")
+        if not 0 <= self.alpha < 1:
+            raise ConfigError(f"alpha must be in [0, 1), got {self.alpha}")
+        if self.temperature <= 0 or self.icem_decay < 1 or not 0 <= self.icem_keep_elites <= 1:
+            raise ConfigError("need temperature > 0, icem_decay >= 1 and icem_keep_elites in [0, 1]")
+        if not 0 < self.gamma <= 1:
+            raise ConfigError(f"gamma must be in (0, 1], got {self.gamma}")
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        if self.optimizer == "random":
+            return {"population": self.population}
+        if self.optimizer == "cem":
+            return {"iterations": self.iterations, "population": self.population,
+                    "elite_ratio": self.elite_ratio, "alpha": self.alpha}
+        if self.optimizer == "mppi":
+            return {"iterations": self.iterations, "population": self.population,
+                    "temperature": self.temperature, "alpha": self.alpha}
+        return {"iterations": self.iterations, "population": self.population, "num_elites": self.icem_elites,
+                "decay": self.icem_decay, "keep_elites": self.icem_keep_elites, "noise_beta": self.noise_beta,
+                "alpha": self.alpha}
+
+
+@dataclass
+class MPCConfig(PlannerConfig):
+    model_path: str = ""  # a saved dynamics model or PETS checkpoint; empty: the env's exact dynamics
+
+
+class MPCAgent(Agent):
+    agent_id = "mpc"
+    config_class = MPCConfig
+
+    def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
+        super().__init__(env_id, config, seed, env_kwargs)
+        self.device = resolve_device(self.config.device)
+        self.generator = torch.Generator(self.device).manual_seed(self.seed)
+        self.known = known_functions(self.env_id)
+        self.objective = self.build_objective()
+        # Training and evaluation episodes each keep their own warm start.
+        self.planners = {flag: MPC(self.env.action_space, self.config.horizon, self.config.optimizer,
+                                   self.config.optimizer_kwargs(), generator=self.generator, device=self.device)
+                         for flag in (False, True)}
+        self.plan_seconds, self.plans = 0.0, 0
+
+    def check_env(self, env: gym.Env) -> None:
+        if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
+            raise IncompatibleEnvError(
+                f"{self.agent_id} needs flat Box observations; {self.env_id} has {env.observation_space}")
+        space = env.action_space
+        if not (isinstance(space, gym.spaces.Discrete) or (isinstance(space, gym.spaces.Box)
+                                                         and len(space.shape) == 1)):
+            raise IncompatibleEnvError(f"{self.agent_id} plans over 1-D Box or Discrete actions, not {space}")
+
+    def build_objective(self):
+        config = self.config
+        if config.model_path:
+            model = DynamicsModel.load(config.model_path, self.device)
+            reward = None if model.spec.learn_reward else self.known.reward
+            termination = None if model.spec.learn_termination else self.known.termination
+            return ModelObjective(model, reward, termination, particles=config.particles,
+                                  propagation=config.propagation, gamma=config.gamma, generator=self.generator)
+        if self.known.simulator is None or self.known.reward is None:
+            raise IncompatibleEnvError(
+                f"no exact simulator is known for {self.env_id}; give model_path=<a saved dynamics model "
+                "or PETS checkpoint> to plan with a learned model"
+            )
+        return SimulatorObjective(self.known.simulator, self.known.reward, self.known.termination,
+                                  gamma=config.gamma, device=self.device)
+
+    def on_reset(self, evaluation: bool) -> None:
+        self.planners[evaluation].reset()
+
+    def act(self, obs, deterministic: bool = False):
+        started = time.perf_counter()
+        state = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
+        action = self.planners[deterministic].act(lambda actions: self.objective(state, actions))
+        self.plan_seconds += time.perf_counter() - started
+        self.plans += 1
+        return action
+
+    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+        """A given model learns nothing."""
+
+    def metrics(self) -> dict[str, float]:
+        row = {"plan_seconds": self.plan_seconds / self.plans if self.plans else float("nan")}
+        self.plan_seconds, self.plans = 0.0, 0
+        return row
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(),
+                "planners": {flag: mpc.state_dict() for flag, mpc in self.planners.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        for flag, mpc in self.planners.items():
+            mpc.load_state_dict(state["planners"][flag])

@@ -1,0 +1,91 @@
+"""Replay buffers: NumPy ring buffers of transitions, sampled in batches, saved and restored whole."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
+
+
+class ReplayBuffer:
+    """The last `capacity` transitions. `truncated` marks where episodes were cut (time limits), so
+    trajectories can be recovered; learning bootstraps through truncation, never through termination."""
+
+    def __init__(self, capacity: int, obs_shape: tuple[int, ...], action_shape: tuple[int, ...] = (),
+                 obs_dtype=np.float32, action_dtype=np.float32):
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = int(capacity)
+        self.data = {
+            "obs": np.zeros((capacity, *obs_shape), obs_dtype),
+            "action": np.zeros((capacity, *action_shape), action_dtype),
+            "reward": np.zeros(capacity, np.float32),
+            "next_obs": np.zeros((capacity, *obs_shape), obs_dtype),
+            "terminated": np.zeros(capacity, bool),
+            "truncated": np.zeros(capacity, bool),
+        }
+        self.position, self.size = 0, 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+        self.add_batch(**{k: np.asarray(v)[None] for k, v in zip(FIELDS, (obs, action, reward, next_obs,
+                                                                          terminated, truncated))})
+
+    def add_batch(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+        """Append `n` transitions at once (the oldest are overwritten when full)."""
+        n = len(obs)
+        if n > self.capacity:  # only the newest fit
+            obs, action, reward, next_obs, terminated, truncated = (
+                x[-self.capacity :] for x in (obs, action, reward, next_obs, terminated, truncated))
+            n = self.capacity
+        index = (self.position + np.arange(n)) % self.capacity
+        for key, value in zip(FIELDS, (obs, action, reward, next_obs, terminated, truncated)):
+            self.data[key][index] = value
+        self.position = (self.position + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def _order(self) -> np.ndarray:
+        """Indices oldest first."""
+        if self.size < self.capacity:
+            return np.arange(self.size)
+        return (self.position + np.arange(self.capacity)) % self.capacity
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty buffer")
+        index = rng.integers(self.size, size=batch_size)
+        return {key: value[index] for key, value in self.data.items()}
+
+    def all(self) -> dict[str, np.ndarray]:
+        order = self._order()
+        return {key: value[order] for key, value in self.data.items()}
+
+    def tensors(self, device: str | torch.device = "cpu", data: dict[str, np.ndarray] | None = None
+                ) -> dict[str, torch.Tensor]:
+        """`data` (default: everything, oldest first) as torch tensors on `device`."""
+        data = self.all() if data is None else data
+        return {key: torch.as_tensor(value, device=device) for key, value in data.items()}
+
+    def episode_ends(self) -> np.ndarray:
+        """Positions (oldest-first order) where an episode ended: terminated, truncated, or the newest."""
+        data = self.all()
+        ends = np.flatnonzero(data["terminated"] | data["truncated"])
+        return ends
+
+    def state_dict(self) -> dict[str, Any]:
+        order = self._order()
+        return {"capacity": self.capacity, "data": {k: v[order].copy() for k, v in self.data.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["capacity"] != self.capacity:
+            raise ValueError(f"buffer capacity {self.capacity} differs from the saved {state['capacity']}")
+        self.position, self.size = 0, 0
+        for value in self.data.values():
+            value[:] = 0
+        if len(state["data"]["obs"]):
+            self.add_batch(**state["data"])

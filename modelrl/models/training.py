@@ -1,0 +1,149 @@
+"""Fitting a `DynamicsModel`: bootstrap resamples per member, a held-out split, early stopping, elites.
+
+One gradient step trains every member at once on its own minibatch: indices are drawn as an `(E, batch)`
+tensor, so the gather, the forward pass and the loss are all batched over the ensemble.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from modelrl.models.dynamics import DynamicsModel
+
+BOUND_PENALTY = 0.01  # PETS's weight on the soft log-variance bounds
+
+
+@dataclass
+class Transitions:
+    """A batch of real transitions as tensors: obs (N, d), action (N, a) or (N,), reward (N,), ..."""
+
+    obs: torch.Tensor
+    action: torch.Tensor
+    next_obs: torch.Tensor
+    reward: torch.Tensor
+    terminated: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+    def take(self, index: torch.Tensor) -> Transitions:
+        return Transitions(*(x[index] for x in (self.obs, self.action, self.next_obs, self.reward,
+                                                 self.terminated)))
+
+
+@dataclass
+class FitResult:
+    epochs: int
+    updates: int
+    train_loss: float
+    holdout_mse: list[float] = field(default_factory=list)  # per member, normalised units; [] if no split
+    elites: list[int] = field(default_factory=list)
+
+
+def model_loss(model: DynamicsModel, inputs, targets, terminated=None):
+    """Summed over members, averaged within each: Gaussian NLL (or MSE), plus BCE for termination."""
+    mean, logvar = model(inputs)
+    g = model.gaussian_dim
+    error = (mean[..., :g] - targets) ** 2
+    if logvar is None:
+        loss = error.mean((1, 2)).sum()
+    else:
+        lv = logvar[..., :g]
+        loss = (error * torch.exp(-lv) + lv).mean((1, 2)).sum() + BOUND_PENALTY * model.net.bound_penalty()
+    if model.spec.learn_termination:
+        loss = loss + F.binary_cross_entropy_with_logits(mean[..., g], terminated, reduction="none").mean(1).sum()
+    return loss
+
+
+@torch.no_grad()
+def holdout_error(model: DynamicsModel, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Each member's mean squared error of its mean prediction, in normalised units: `(E,)`."""
+    mean, _ = model(inputs.expand(model.ensemble_size, *inputs.shape))
+    return ((mean[..., : model.gaussian_dim] - targets) ** 2).mean((1, 2))
+
+
+def fit(
+    model: DynamicsModel,
+    data: Transitions,
+    optimizer: torch.optim.Optimizer,
+    *,
+    generator: torch.Generator,
+    batch_size: int = 32,
+    max_epochs: int = 100,
+    holdout_ratio: float = 0.05,
+    max_holdout: int = 5000,
+    patience: int = 5,
+    min_improvement: float = 0.01,
+    bootstrap: bool = True,
+) -> FitResult:
+    """Train until no member improves its held-out error by `min_improvement` (relative) for `patience`
+    epochs, or `max_epochs`; then restore each member's best weights and pick the elites."""
+    n = len(data)
+    if n == 0:
+        raise ValueError("cannot fit a dynamics model on no data")
+    device = model.device
+    order = torch.randperm(n, generator=generator, device=device)
+    n_holdout = min(int(n * holdout_ratio), max_holdout, n - 1)
+    train, holdout = data.take(order[n_holdout:]), data.take(order[:n_holdout])
+    model.set_normalizer(train.obs, train.action, train.next_obs, train.reward)
+    inputs = model.inputs(train.obs, train.action)
+    targets = model.targets(train.obs, train.next_obs, train.reward)
+    terminated = train.terminated.to(inputs.dtype)
+    if n_holdout:
+        holdout_inputs = model.inputs(holdout.obs, holdout.action)
+        holdout_targets = model.targets(holdout.obs, holdout.next_obs, holdout.reward)
+
+    E, n_train = model.ensemble_size, len(train)
+    if bootstrap:
+        members_data = torch.randint(n_train, (E, n_train), generator=generator, device=device)
+    else:
+        members_data = torch.arange(n_train, device=device).expand(E, n_train)
+    member_params = [p for p in model.net.parameters() if p.shape[0] == E and p.dim() == 3]
+    best_params = [p.detach().clone() for p in member_params]
+    best = holdout_error(model, holdout_inputs, holdout_targets) if n_holdout else None
+    stale, updates, epoch, epoch_loss = 0, 0, 0, float("nan")
+    for epoch in range(1, max_epochs + 1):
+        shuffle = torch.rand(E, n_train, generator=generator, device=device).argsort(1)
+        epoch_index = members_data.gather(1, shuffle)
+        # One gather per epoch; minibatches are then views.
+        epoch_inputs, epoch_targets = inputs[epoch_index], targets[epoch_index]
+        epoch_terminated = terminated[epoch_index] if model.spec.learn_termination else None
+        total = torch.zeros((), device=device)
+        for start in range(0, n_train, batch_size):
+            batch = slice(start, start + batch_size)
+            loss = model_loss(model, epoch_inputs[:, batch], epoch_targets[:, batch],
+                              None if epoch_terminated is None else epoch_terminated[:, batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+            updates += 1
+        epoch_loss = float(total) / max(1, -(-n_train // batch_size)) / E
+        if not n_holdout:
+            continue
+        error = holdout_error(model, holdout_inputs, holdout_targets)
+        improved = (best - error) / best.abs().clamp_min(1e-12) > min_improvement
+        if improved.any():
+            best = torch.where(improved, error, best)
+            with torch.no_grad():
+                for saved, param in zip(best_params, member_params):
+                    saved[improved] = param[improved]
+            stale = 0
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    if n_holdout:
+        with torch.no_grad():
+            for saved, param in zip(best_params, member_params):
+                param.copy_(saved)
+        score = holdout_error(model, holdout_inputs, holdout_targets)
+    else:
+        with torch.no_grad():
+            score = holdout_error(model, inputs, targets)
+    model.elites.copy_(score.argsort()[: model.spec.num_elites].sort().values)
+    return FitResult(epochs=epoch, updates=updates, train_loss=epoch_loss,
+                     holdout_mse=score.tolist() if n_holdout else [], elites=model.elites.tolist())

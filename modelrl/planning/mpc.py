@@ -1,0 +1,68 @@
+"""Receding-horizon model predictive control: plan a sequence, execute its first action, replan.
+
+`MPC` owns the search distribution between real steps (the warm start: last plan shifted by one step) and,
+for iCEM, the elites carried over; `reset()` forgets both at an episode's start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from modelrl.errors import IncompatibleEnvError
+from modelrl.planning.optimizers import OPTIMIZERS, PlanResult
+from modelrl.planning.sequences import ActionSequence, CategoricalSequence, GaussianSequence
+
+
+class MPC:
+    def __init__(self, action_space: gym.Space, horizon: int, optimizer: str = "cem",
+                 optimizer_kwargs: dict[str, Any] | None = None, *, generator: torch.Generator | None = None,
+                 device: str | torch.device = "cpu"):
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; choose from {sorted(OPTIMIZERS)}")
+        self.device = torch.device(device)
+        if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
+            low = torch.as_tensor(action_space.low, dtype=torch.float32, device=self.device)
+            high = torch.as_tensor(action_space.high, dtype=torch.float32, device=self.device)
+            self.initial: ActionSequence = GaussianSequence.initial(horizon, low, high)
+        elif isinstance(action_space, gym.spaces.Discrete):
+            self.initial = CategoricalSequence.initial(horizon, int(action_space.n), self.device)
+        else:
+            raise IncompatibleEnvError(f"MPC plans over 1-D Box or Discrete actions, not {action_space}")
+        self.action_space, self.horizon = action_space, horizon
+        self.optimizer, self.optimizer_kwargs = optimizer, dict(optimizer_kwargs or {})
+        self.generator = generator
+        self.last: PlanResult | None = None
+        self.distribution, self.carried_elites = self.initial, None
+
+    def reset(self) -> None:
+        self.distribution, self.carried_elites, self.last = self.initial, None, None
+
+    def plan(self, objective: Callable[[torch.Tensor], torch.Tensor]) -> PlanResult:
+        kwargs = dict(self.optimizer_kwargs)
+        if self.optimizer == "icem":
+            kwargs["carried_elites"] = self.carried_elites
+        result = OPTIMIZERS[self.optimizer](objective, self.distribution, self.generator, **kwargs)
+        self.last = result
+        self.distribution = result.distribution.shift(self.initial)
+        if result.elites is not None:  # shifted by one step, a fresh random last step appended
+            tail = self.initial.sample(len(result.elites), self.generator)[:, -1:]
+            self.carried_elites = torch.cat([result.elites[:, 1:], tail], 1)
+        return result
+
+    def act(self, objective: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray | int:
+        """Plan and return the first action, as the env takes it."""
+        first = self.plan(objective).actions[0]
+        if isinstance(self.initial, CategoricalSequence):
+            return int(first)
+        return first.cpu().numpy().astype(self.action_space.dtype)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"distribution": self.distribution, "carried_elites": self.carried_elites}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.distribution, self.carried_elites = state["distribution"], state["carried_elites"]

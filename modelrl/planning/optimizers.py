@@ -1,0 +1,122 @@
+"""Optimisers over action sequences, as pure batched functions.
+
+Each takes an `objective` mapping a population of sequences `(N, H, ...)` to returns `(N,)`, a starting
+`ActionSequence` distribution and a torch generator, and returns a `PlanResult`. A NaN return ranks last
+(a diverging imagined rollout must never look best).
+- `random_shooting`: one population, keep the best sequence.
+- `cem`: cross-entropy method (Rubinstein 1999; PETS, Chua et al. 2018): refit to the elites, smoothed.
+- `mppi`: model predictive path integral control (Williams et al. 2017): exponentially weighted average
+  of the whole population at temperature `temperature`.
+- `icem`: improved CEM (Pinneri et al. 2020): coloured noise, a population that shrinks each iteration,
+  a share of elites kept across iterations and real steps, and the best sequence executed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from modelrl.planning.sequences import ActionSequence
+
+Objective = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class PlanResult:
+    actions: torch.Tensor  # the sequence to execute, (H, A) or (H,)
+    distribution: ActionSequence  # the final search distribution (warm start for the next step)
+    best_return: torch.Tensor  # scalar: the best return seen
+    evaluations: int  # sequences evaluated
+    elites: torch.Tensor | None = None  # iCEM: the final elites, kept for the next real step
+
+
+def _returns(objective: Objective, samples: torch.Tensor) -> torch.Tensor:
+    returns = objective(samples)
+    return torch.nan_to_num(returns, nan=-torch.inf)
+
+
+class _Best:
+    """The best sequence seen over all iterations."""
+
+    def __init__(self):
+        self.value, self.sequence = None, None
+
+    def update(self, samples: torch.Tensor, returns: torch.Tensor) -> None:
+        i = returns.argmax()
+        if self.value is None or returns[i] > self.value:
+            self.value, self.sequence = returns[i], samples[i]
+
+
+def random_shooting(objective: Objective, distribution: ActionSequence, generator: torch.Generator | None = None,
+                    *, population: int = 1000) -> PlanResult:
+    samples = distribution.sample(population, generator)
+    returns = _returns(objective, samples)
+    best = returns.argmax()
+    return PlanResult(samples[best], distribution, returns[best], population)
+
+
+def cem(objective: Objective, distribution: ActionSequence, generator: torch.Generator | None = None, *,
+        iterations: int = 5, population: int = 500, elite_ratio: float = 0.1, alpha: float = 0.1,
+        return_mean: bool = True) -> PlanResult:
+    """PETS's CEM: sample, keep the top `elite_ratio`, refit mean and std, keep `alpha` of the old ones.
+    Executes the final mean (`return_mean`, as PETS and mbrl-lib do) or the best sequence seen."""
+    n_elites = max(2, round(elite_ratio * population))
+    best = _Best()
+    for _ in range(iterations):
+        samples = distribution.sample(population, generator)
+        returns = _returns(objective, samples)
+        best.update(samples, returns)
+        elite_returns, index = returns.topk(n_elites)
+        weights = torch.full_like(elite_returns, 1.0 / n_elites)
+        distribution = distribution.refit(samples[index], weights, alpha)
+    actions = distribution.mode() if return_mean else best.sequence
+    return PlanResult(actions, distribution, best.value, iterations * population)
+
+
+def mppi(objective: Objective, distribution: ActionSequence, generator: torch.Generator | None = None, *,
+         iterations: int = 1, population: int = 500, temperature: float = 1.0, alpha: float = 0.0) -> PlanResult:
+    """Update the mean to the softmax(return / temperature)-weighted average of the population; the
+    sampling std stays what the distribution started with (the MPPI noise level)."""
+    best = _Best()
+    for _ in range(iterations):
+        samples = distribution.sample(population, generator)
+        returns = _returns(objective, samples)
+        best.update(samples, returns)
+        weights = torch.softmax(returns / temperature, 0)
+        distribution = distribution.refit(samples, weights, alpha, update_std=False)
+    return PlanResult(distribution.mode(), distribution, best.value, iterations * population)
+
+
+def icem(objective: Objective, distribution: ActionSequence, generator: torch.Generator | None = None, *,
+         iterations: int = 3, population: int = 300, num_elites: int = 10, decay: float = 1.25,
+         keep_elites: float = 0.3, noise_beta: float = 2.0, alpha: float = 0.1,
+         carried_elites: torch.Tensor | None = None) -> PlanResult:
+    """iCEM (Pinneri et al. 2020, Algorithm 1). `carried_elites` are the previous real step's elites,
+    already shifted by one step; a `keep_elites` share of them joins the first iteration, a share of
+    each iteration's elites joins the next, and the last iteration also tries the mean itself."""
+    best = _Best()
+    elites, evaluations = carried_elites, 0
+    n_keep = max(1, round(keep_elites * num_elites)) if keep_elites > 0 else 0
+    for i in range(iterations):
+        size = max(round(population * decay**-i), 2 * num_elites)
+        samples = distribution.sample(size, generator, noise_beta)
+        extra = []
+        if elites is not None and n_keep:
+            extra.append(elites[:n_keep])
+        if i == iterations - 1:
+            extra.append(distribution.mode().unsqueeze(0))
+        if extra:
+            samples = torch.cat([samples, *extra])
+        returns = _returns(objective, samples)
+        evaluations += len(samples)
+        best.update(samples, returns)
+        elite_returns, index = returns.topk(min(num_elites, len(samples)))
+        elites = samples[index]
+        weights = torch.full_like(elite_returns, 1.0 / len(index))
+        distribution = distribution.refit(elites, weights, alpha)
+    return PlanResult(best.sequence, distribution, best.value, evaluations, elites)
+
+
+OPTIMIZERS = {"random": random_shooting, "cem": cem, "mppi": mppi, "icem": icem}

@@ -1,0 +1,111 @@
+"""Distributions over action sequences of length H, the search space of every planner.
+
+`GaussianSequence` serves Box actions: independent normals per step and dimension, truncated at two
+standard deviations and with the variance capped so those two deviations stay inside the action bounds
+(PETS's CEM), optionally with temporally correlated ("coloured") noise as in iCEM.
+`CategoricalSequence` serves Discrete actions: one categorical distribution per step, sampled as
+categories and refitted from category frequencies; no Gaussian is rounded or clipped into an action.
+
+Both share `sample(n, generator)`, `refit(samples, weights, alpha)`, `shift()` (the warm start for the next
+real step) and `mode()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+_TRUNCATION = 2.0  # standard deviations
+
+
+def colored_noise(beta: float, shape: tuple[int, ...], generator: torch.Generator | None = None,
+                  device=None) -> torch.Tensor:
+    """Unit-variance Gaussian noise whose power spectrum falls as 1/f^beta along the LAST axis
+    (beta = 0: white; 1: pink; 2: brown). Made by scaling white noise in the frequency domain."""
+    steps = shape[-1]
+    freqs = torch.fft.rfftfreq(steps, device=device)
+    freqs[0] = freqs[1] if steps > 1 else 1.0
+    scale = freqs ** (-beta / 2)
+    real = torch.randn(*shape[:-1], len(freqs), generator=generator, device=device)
+    imag = torch.randn(*shape[:-1], len(freqs), generator=generator, device=device)
+    noise = torch.fft.irfft(torch.complex(real * scale, imag * scale), n=steps)
+    return (noise - noise.mean(-1, keepdim=True)) / noise.std(-1, keepdim=True).clamp_min(1e-8)
+
+
+@dataclass
+class GaussianSequence:
+    mean: torch.Tensor  # (H, A)
+    std: torch.Tensor  # (H, A)
+    low: torch.Tensor  # (A,)
+    high: torch.Tensor  # (A,)
+
+    @classmethod
+    def initial(cls, horizon: int, low: torch.Tensor, high: torch.Tensor, std_scale: float = 0.25):
+        """Centred in the bounds with std a quarter of their width (so 2 std spans half of it)."""
+        mean = ((low + high) / 2).expand(horizon, -1).clone()
+        return cls(mean, (std_scale * (high - low)).expand(horizon, -1).clone(), low, high)
+
+    def sample(self, n: int, generator: torch.Generator | None = None, noise_beta: float = 0.0) -> torch.Tensor:
+        """`(n, H, A)` sequences: truncated normal (white) or clipped coloured noise (noise_beta > 0)."""
+        room = torch.minimum(self.mean - self.low, self.high - self.mean) / _TRUNCATION
+        std = torch.minimum(self.std, room.clamp_min(0))
+        horizon, dims = self.mean.shape
+        if noise_beta > 0:  # correlated along time: generate (n, A, H), then put time first
+            noise = colored_noise(noise_beta, (n, dims, horizon), generator, self.mean.device).transpose(1, 2)
+            noise = noise.clamp(-_TRUNCATION, _TRUNCATION)
+        else:  # exact truncated normal by the inverse CDF
+            edge = torch.special.ndtr(torch.tensor(-_TRUNCATION, device=self.mean.device))
+            u = torch.rand(n, horizon, dims, generator=generator, device=self.mean.device)
+            noise = torch.special.ndtri(edge + (1 - 2 * edge) * u)
+        return torch.minimum(torch.maximum(self.mean + std * noise, self.low), self.high)
+
+    def refit(self, samples: torch.Tensor, weights: torch.Tensor, alpha: float = 0.0,
+              update_std: bool = True) -> GaussianSequence:
+        """Weighted mean (and std) of `samples` `(K, H, A)`; `alpha` keeps that share of the old values."""
+        w = weights.view(-1, 1, 1)
+        mean = (w * samples).sum(0)
+        std = ((w * (samples - mean) ** 2).sum(0)).sqrt() if update_std else self.std
+        return GaussianSequence(alpha * self.mean + (1 - alpha) * mean, alpha * self.std + (1 - alpha) * std,
+                                self.low, self.high)
+
+    def shift(self, initial: GaussianSequence) -> GaussianSequence:
+        """The warm start: drop the step just taken, append an initial step, reset the spread."""
+        return GaussianSequence(torch.cat([self.mean[1:], initial.mean[-1:]]),
+                                initial.std.clone(), self.low, self.high)
+
+    def mode(self) -> torch.Tensor:
+        return self.mean
+
+
+@dataclass
+class CategoricalSequence:
+    probs: torch.Tensor  # (H, n_actions)
+
+    @classmethod
+    def initial(cls, horizon: int, n_actions: int, device=None):
+        return cls(torch.full((horizon, n_actions), 1.0 / n_actions, device=device))
+
+    def sample(self, n: int, generator: torch.Generator | None = None, noise_beta: float = 0.0) -> torch.Tensor:
+        """`(n, H)` action indices, one categorical draw per step."""
+        return torch.multinomial(self.probs, n, replacement=True, generator=generator).T
+
+    def refit(self, samples: torch.Tensor, weights: torch.Tensor, alpha: float = 0.0,
+              update_std: bool = True) -> CategoricalSequence:
+        counts = torch.zeros_like(self.probs).scatter_add_(
+            1, samples.T, weights.view(1, -1).expand(self.probs.shape[0], -1).contiguous()
+        )
+        probs = alpha * self.probs + (1 - alpha) * counts / counts.sum(1, keepdim=True)
+        # Keep every action possible, so one unlucky iteration cannot rule it out for good.
+        floor = 1e-3 / self.probs.shape[1]
+        probs = probs.clamp_min(floor)
+        return CategoricalSequence(probs / probs.sum(1, keepdim=True))
+
+    def shift(self, initial: CategoricalSequence) -> CategoricalSequence:
+        return CategoricalSequence(torch.cat([self.probs[1:], initial.probs[-1:]]))
+
+    def mode(self) -> torch.Tensor:
+        return self.probs.argmax(1)
+
+
+ActionSequence = GaussianSequence | CategoricalSequence
