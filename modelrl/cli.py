@@ -5,6 +5,7 @@
     modelrl eval runs/dyna-q-.../checkpoints/last.pt --episodes 5 --render
     modelrl compare --env DynaMaze-v0 --agents q-learning dyna-q:planning_steps=50 --seeds 0 1 2 --steps 3000
     modelrl plot runs/* --out curves.png
+    modelrl model-report runs/pets-...
     modelrl demo
 """
 
@@ -121,6 +122,16 @@ def cmd_plot(args) -> None:
     print(f"plot: {plot_runs(run_dirs, args.out, metric=args.metric, title=args.title or '')}")
 
 
+def cmd_model_report(args) -> None:
+    from modelrl.experiment.model_report import format_report, run_model_report
+
+    report, paths = run_model_report(args.run_dir, episodes=args.episodes, horizon=args.horizon,
+                                     policy=args.policy, seed=args.seed)
+    print(format_report(report))
+    for path in paths:
+        print(f"wrote {path}")
+
+
 def cmd_demo(args) -> None:
     """Q-learning against Dyna-Q (n=5, n=50) on GridWorld, 5 seeds in parallel: seconds, not minutes."""
     from modelrl.experiment.compare import AgentSpec, compare
@@ -209,6 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--title")
     plot.set_defaults(func=cmd_plot)
 
+    report = sub.add_parser("model-report", help="how far to trust a run's learned model: errors, plots")
+    report.add_argument("run_dir", help="a run directory of a model-learning agent (e.g. pets)")
+    report.add_argument("--episodes", type=int, default=5, help="fresh held-out episodes (default 5)")
+    report.add_argument("--horizon", type=int, default=25, help="longest open-loop rollout k (default 25)")
+    report.add_argument("--policy", choices=["random", "agent"], default="random",
+                        help="who acts in the held-out episodes (agent: its planner, slower)")
+    report.add_argument("--seed", type=int, default=12345)
+    report.set_defaults(func=cmd_model_report)
     demo = sub.add_parser("demo", help="a small real comparison with a plot (under a minute)")
     demo.add_argument("--out")
     demo.add_argument("--no-progress", action="store_true")

@@ -1,0 +1,118 @@
+import pytest
+import torch
+
+from modelrl.checkpoint import save_checkpoint
+from modelrl.errors import CheckpointError
+from modelrl.models.dynamics import DynamicsModel, ModelSpec
+from modelrl.models.ensemble import EnsembleMLP
+from modelrl.models.linear import fit_linear, linear_model
+from modelrl.models.training import Transitions, fit
+
+
+def _sine_data(n=600, noise=0.05, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.rand(n, 1, generator=g) * 4 - 2
+    action = torch.rand(n, 1, generator=g) * 2 - 1
+    next_obs = obs + torch.sin(2 * obs) + 0.5 * action + noise * torch.randn(n, 1, generator=g)
+    return Transitions(obs, action, next_obs, reward=-(obs[:, 0] ** 2), terminated=obs[:, 0] > 1.5)
+
+
+def _fit(spec, data, epochs=150, seed=0):
+    torch.manual_seed(seed)
+    model = DynamicsModel(spec)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    result = fit(model, data, optimizer, generator=torch.Generator().manual_seed(seed), batch_size=64,
+                 max_epochs=epochs, patience=15, holdout_ratio=0.15)
+    return model, result
+
+
+def test_batched_ensemble_equals_each_member_alone():
+    net = EnsembleMLP(3, 2, ensemble_size=4, hidden_size=16, num_layers=2, probabilistic=False)
+    x = torch.randn(4, 7, 3)
+    out, _ = net(x)
+    for e in range(4):
+        h = x[e]
+        for i, layer in enumerate(net.layers):
+            h = h @ layer.weight[e] + layer.bias[e]
+            if i < len(net.layers) - 1:
+                h = torch.nn.functional.silu(h)
+        torch.testing.assert_close(out[e], h)
+    with torch.no_grad():  # the blocked inference path gives the same numbers
+        torch.testing.assert_close(net(x)[0], out)
+
+
+def test_probabilistic_ensemble_fits_and_is_uncertain_away_from_data():
+    data = _sine_data()
+    model, result = _fit(ModelSpec(1, 1, ensemble_size=5, num_elites=3, hidden_size=64, num_layers=2), data)
+    assert len(result.elites) == 3 and result.holdout_mse
+    inside = torch.linspace(-1.8, 1.8, 50)[:, None]
+    outside = torch.cat([torch.linspace(-6, -4, 10), torch.linspace(4, 6, 10)])[:, None]
+    truth = lambda x: x + torch.sin(2 * x)
+    with torch.no_grad():
+        near = model.predict(inside, torch.zeros_like(inside))
+        far = model.predict(outside, torch.zeros_like(outside))
+    assert (near.next_obs.mean(0) - truth(inside)).abs().mean() < 0.05
+    # Aleatoric std learned near the noise level (0.05), epistemic spread much larger off the data.
+    assert 0.02 < near.next_obs_var.mean(0).sqrt().mean() < 0.1
+    assert far.next_obs.std(0).mean() > 10 * near.next_obs.std(0).mean()
+
+
+def test_deterministic_model_learns_reward_and_termination():
+    data = _sine_data()
+    spec = ModelSpec(1, 1, ensemble_size=2, num_elites=2, hidden_size=64, num_layers=2, probabilistic=False,
+                     learn_reward=True, learn_termination=True)
+    model, _ = _fit(spec, data)
+    obs = torch.tensor([[-1.0], [0.0], [1.0], [1.8]])
+    with torch.no_grad():
+        prediction = model.predict(obs, torch.zeros(4, 1))
+        _, _, terminated = model.sample(obs.expand(2, -1, -1), torch.zeros(2, 4, 1))
+    assert prediction.next_obs_var is None
+    torch.testing.assert_close(prediction.reward.mean(0), -(obs[:, 0] ** 2), atol=0.1, rtol=0)
+    assert terminated.tolist() == [[False, False, False, True]] * 2
+
+
+def test_elites_are_the_best_members_on_holdout():
+    data = _sine_data()
+    _, result = _fit(ModelSpec(1, 1, ensemble_size=4, num_elites=2, hidden_size=32, num_layers=2), data, epochs=5)
+    best = sorted(range(4), key=lambda e: result.holdout_mse[e])[:2]
+    assert result.elites == sorted(best)
+
+
+def test_linear_model_recovers_linear_dynamics():
+    g = torch.Generator().manual_seed(1)
+    obs, action = torch.randn(300, 3, generator=g), torch.randn(300, 2, generator=g)
+    a, b = torch.randn(3, 3, generator=g) * 0.1, torch.randn(2, 3, generator=g)
+    data = Transitions(obs, action, obs + obs @ a + action @ b + 0.3, torch.zeros(300), torch.zeros(300))
+    model = linear_model(3, 2)
+    errors = fit_linear(model, data, generator=g, ridge=1e-8, bootstrap=False)
+    assert errors[0] < 1e-8
+    test_obs = torch.randn(5, 3)
+    torch.testing.assert_close(model.predict(test_obs, torch.ones(5, 2)).next_obs[0],
+                               test_obs + test_obs @ a + b.sum(0) + 0.3, atol=1e-4, rtol=0)
+
+
+def test_discrete_actions_are_one_hot():
+    model = DynamicsModel(ModelSpec(2, 3, discrete_actions=True, ensemble_size=2, num_elites=2, hidden_size=8))
+    inputs = model.inputs(torch.zeros(4, 2), torch.tensor([0, 1, 2, 1]))
+    assert inputs.shape == (4, 5) and inputs[:, 2:].tolist()[1] == [0.0, 1.0, 0.0]
+
+
+def test_save_load_round_trip(tmp_path):
+    data = _sine_data(n=200)
+    model, _ = _fit(ModelSpec(1, 1, ensemble_size=3, num_elites=2, hidden_size=16, num_layers=2), data, epochs=3)
+    path = model.save(tmp_path / "model.pt")
+    loaded = DynamicsModel.load(path)
+    x = torch.randn(6, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.predict(x, x).next_obs, model.predict(x, x).next_obs)
+    assert loaded.elites.tolist() == model.elites.tolist()
+    save_checkpoint(tmp_path / "other.pt", {"something": 1})
+    with pytest.raises(CheckpointError, match="no dynamics model"):
+        DynamicsModel.load(tmp_path / "other.pt")
+
+
+def test_bad_specs_are_refused():
+    with pytest.raises(ValueError, match="num_elites"):
+        DynamicsModel(ModelSpec(1, 1, ensemble_size=2, num_elites=3))
+    with pytest.raises(ValueError, match="activation"):
+        DynamicsModel(ModelSpec(1, 1, activation="gelu"))

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+import modelrl
+from modelrl.buffers import ReplayBuffer
+from modelrl.cli import main
+from modelrl.errors import ConfigError
+
+# Small enough for the fast suite; the planner still sees 1,200 sequences per step.
+TINY = {"population": 200, "iterations": 3, "particles": 10, "hidden_size": 64, "model_epochs": 20,
+        "model_patience": 20, "random_steps": 100}
+
+
+def test_pets_learns_to_balance_the_cartpole():
+    agent = modelrl.make_agent("pets", env="ContinuousCartPole-v0", seed=0, **TINY)
+    agent.learn(total_steps=100)  # random actions, then the first fit
+    assert agent.fits == 1 and max(agent.episode_returns) < 100
+    agent.learn(episodes=2)
+    assert max(agent.episode_returns[-2:]) >= 190  # 200 is the most a 200-step trial pays
+    assert agent.metrics()["model_holdout_mse"] < 0.05
+
+
+def test_pets_saved_agent_acts_identically(tmp_path):
+    agent = modelrl.make_agent("pets", env="Pendulum-v1", seed=3, **{**TINY, "random_steps": 50, "model_epochs": 2})
+    agent.learn(total_steps=60)
+    path = agent.save(tmp_path / "pets.pt")
+    loaded = modelrl.load(path)
+    obs = np.array([0.3, 0.95, -0.5], np.float32)
+    for deterministic in (False, True):
+        np.testing.assert_array_equal(agent.act(obs, deterministic), loaded.act(obs, deterministic))
+    agent.learn(total_steps=5)
+    loaded.learn(total_steps=5)
+    assert agent.buffer.all()["obs"].tolist() == loaded.buffer.all()["obs"].tolist()
+
+
+def test_pets_with_a_learned_reward_plans_on_envs_without_known_functions():
+    agent = modelrl.make_agent("pets", env="MountainCarContinuous-v0", seed=0, learned_reward=True,
+                               **{**TINY, "random_steps": 30, "model_epochs": 2, "population": 20})
+    agent.learn(total_steps=32)
+    assert agent.model.spec.learn_reward and agent.model.spec.learn_termination
+    assert agent.env.action_space.contains(agent.act(np.zeros(2, np.float32)))
+
+
+def test_pets_config_is_validated():
+    with pytest.raises(ConfigError, match="num_elites"):
+        modelrl.make_agent("pets", env="Pendulum-v1", ensemble_size=3, num_elites=4)
+    with pytest.raises(ConfigError, match="propagation"):
+        modelrl.make_agent("pets", env="Pendulum-v1", propagation="ts2")
+
+
+@pytest.mark.slow
+def test_pets_improves_on_pendulum():
+    agent = modelrl.make_agent("pets", env="Pendulum-v1", seed=0, horizon=25, population=300, iterations=4,
+                               particles=10, model_epochs=25, model_patience=25, train_every=50)
+    agent.learn(total_steps=800)
+    assert agent.episode_returns[0] < -700  # random actions
+    assert np.mean(agent.episode_returns[-2:]) > -300
+
+
+def test_replay_buffer_wraps_and_round_trips():
+    buffer = ReplayBuffer(5, (2,), (1,))
+    for i in range(7):
+        buffer.add(np.full(2, i), np.full(1, -i), float(i), np.full(2, i + 1), i == 6, False)
+    assert len(buffer) == 5 and buffer.all()["reward"].tolist() == [2, 3, 4, 5, 6]
+    copy = ReplayBuffer(5, (2,), (1,))
+    copy.load_state_dict(buffer.state_dict())
+    for key, value in buffer.all().items():
+        np.testing.assert_array_equal(copy.all()[key], value)
+    batch = buffer.sample(8, np.random.default_rng(0))
+    assert batch["obs"].shape == (8, 2) and set(batch["reward"]) <= {2, 3, 4, 5, 6}
+
+
+def test_model_report_cli(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    args = ["train", "pets", "--env", "ContinuousCartPole-v0", "--steps", "120", "--eval-every", "120",
+            "--eval-episodes", "0", "--run-dir", str(run_dir), "--no-progress"]
+    for key, value in {**TINY, "random_steps": 110, "model_epochs": 5}.items():
+        args += ["--set", f"{key}={value}"]
+    assert main(args) == 0
+    assert main(["model-report", str(run_dir), "--episodes", "3", "--horizon", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "deterministic net" in out and "linear" in out
+    for name in ("report.json", "one_step.png", "k_step.png", "calibration.png"):
+        assert (run_dir / "model_report" / name).exists()
+    assert main(["model-report", str(tmp_path)]) == 2  # not a run directory
