@@ -31,10 +31,13 @@ lint: install
 	$(BIN)/ruff check modelrl tests benchmarks
 
 benchmarks: install
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/dyna_maze.py
 	$(BIN)/python benchmarks/gridworld_planning.py
 	$(BIN)/python benchmarks/changing_mazes.py
 	$(BIN)/python benchmarks/prioritized_sweeping.py
+	$(BIN)/python benchmarks/pets_speed.py
+	$(BIN)/python benchmarks/pets_cartpole.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -168,3 +168,8 @@ def test_known_pendulum_functions_match_the_env():
         torch.testing.assert_close(known.simulator(o, a), n, atol=1e-5, rtol=0)
         assert abs(float(known.reward(o, a, n)) - reward) < 1e-4
         obs = next_obs
+
+
+def test_mpc_with_a_copy_of_the_mujoco_simulator_balances_the_inverted_pendulum():
+    agent = modelrl.make_agent("mpc", env="InvertedPendulum-v5", seed=0, population=20, iterations=2, horizon=8)
+    assert agent.evaluate(episodes=1, max_steps=40)["eval_return"] == 40.0

@@ -160,6 +160,10 @@ class Agent(ABC):
         else:
             self._obs = next_obs
 
+    def abandon_episode(self) -> None:
+        """Drop the episode in progress (it is not counted); the next step starts a fresh one."""
+        self._obs, self._episode_return, self._episode_length = None, 0.0, 0
+
     def evaluate(self, episodes: int = 5, max_steps: int | None = None) -> dict[str, float]:
         """Mean return and length of the greedy policy on a separate env (the training env is untouched)."""
         if self._eval_env is None:

@@ -1,5 +1,6 @@
-"""`mpc`: receding-horizon control with a given model: an env's exact dynamics (the upper bound a learned
-model is measured against) or a saved dynamics model (`model_path`, e.g. a PETS run's checkpoint)."""
+"""`mpc`: receding-horizon control with a given model: an env's exact dynamics (batched torch dynamics for
+classic control, a copy of the simulator for MuJoCo envs: the upper bound a learned model is measured
+against) or a saved dynamics model (`model_path`, e.g. a PETS run's checkpoint)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from modelrl.device import resolve_device
 from modelrl.envs.known import known_functions
 from modelrl.errors import ConfigError, IncompatibleEnvError
 from modelrl.models.dynamics import DynamicsModel
+from modelrl.planning.env_copy import EnvCopyObjective
 from modelrl.planning.mpc import MPC
 from modelrl.planning.trajectory import ModelObjective, SimulatorObjective
 
@@ -106,6 +108,8 @@ class MPCAgent(Agent):
             return ModelObjective(model, reward, termination, particles=config.particles,
                                   propagation=config.propagation, gamma=config.gamma, generator=self.generator)
         if self.known.simulator is None or self.known.reward is None:
+            if hasattr(self.env.unwrapped, "set_state"):  # MuJoCo: a private copy of the simulator
+                return EnvCopyObjective(self.env_id, self.env_kwargs, gamma=config.gamma)
             raise IncompatibleEnvError(
                 f"no exact simulator is known for {self.env_id}; give model_path=<a saved dynamics model "
                 "or PETS checkpoint> to plan with a learned model"

@@ -38,15 +38,20 @@ def _returns(objective: Objective, samples: torch.Tensor) -> torch.Tensor:
 
 
 class _Best:
-    """The best sequence seen over all iterations."""
+    """The best sequence seen over all iterations, kept on the device (no host sync per iteration)."""
 
     def __init__(self):
         self.value, self.sequence = None, None
 
     def update(self, samples: torch.Tensor, returns: torch.Tensor) -> None:
         i = returns.argmax()
-        if self.value is None or returns[i] > self.value:
-            self.value, self.sequence = returns[i], samples[i]
+        value, sequence = returns[i], samples[i]
+        if self.value is None:
+            self.value, self.sequence = value, sequence
+        else:
+            better = value > self.value
+            self.value = torch.where(better, value, self.value)
+            self.sequence = torch.where(better, sequence, self.sequence)
 
 
 def random_shooting(objective: Objective, distribution: ActionSequence, generator: torch.Generator | None = None,
