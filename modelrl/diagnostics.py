@@ -167,9 +167,9 @@ def plot_report(report: dict, out_dir, obs_labels: list[str] | None = None) -> l
     width = 0.8 / len(models)
     for j, (name, entry) in enumerate(models.items()):
         x = np.arange(dims) + j * width
-        axes[0].bar(x, entry["one_step"]["mse"], width, label=name)
+        axes[0].bar(x, entry["one_step"]["mse"], width, label=name, color=f"C{j}")
         if entry["one_step"]["nll"] is not None:
-            axes[1].bar(x, entry["one_step"]["nll"], width, label=name)
+            axes[1].bar(x, entry["one_step"]["nll"], width, label=name, color=f"C{j}")
     for ax, title in zip(axes, ("1-step MSE (data std units)", "1-step Gaussian NLL (nats)"), strict=True):
         ax.set_xticks(np.arange(dims) + 0.4 - width / 2, labels)
         ax.set_title(title)
@@ -182,8 +182,8 @@ def plot_report(report: dict, out_dir, obs_labels: list[str] | None = None) -> l
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ks = np.arange(1, report["horizon"] + 1)
-    for name, entry in models.items():
-        ax.plot(ks, entry["k_step"], marker=".", label=name)
+    for j, (name, entry) in enumerate(models.items()):
+        ax.plot(ks, entry["k_step"], marker=".", label=name, color=f"C{j}")
     ax.set(xlabel="open-loop steps k", ylabel="MSE (data std units)", yscale="log",
            title=f"k-step compounding error ({report['transitions']} held-out steps)")
     ax.legend()
