@@ -65,21 +65,12 @@ class ReplayBuffer:
         order = self._order()
         return {key: value[order] for key, value in self.data.items()}
 
-    def tensors(self, device: str | torch.device = "cpu", data: dict[str, np.ndarray] | None = None
-                ) -> dict[str, torch.Tensor]:
-        """`data` (default: everything, oldest first) as torch tensors on `device`."""
-        data = self.all() if data is None else data
-        return {key: torch.as_tensor(value, device=device) for key, value in data.items()}
-
-    def episode_ends(self) -> np.ndarray:
-        """Positions (oldest-first order) where an episode ended: terminated, truncated, or the newest."""
-        data = self.all()
-        ends = np.flatnonzero(data["terminated"] | data["truncated"])
-        return ends
+    def tensors(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        """Everything, oldest first, as torch tensors on `device`."""
+        return {key: torch.as_tensor(value, device=device) for key, value in self.all().items()}
 
     def state_dict(self) -> dict[str, Any]:
-        order = self._order()
-        return {"capacity": self.capacity, "data": {k: v[order].copy() for k, v in self.data.items()}}
+        return {"capacity": self.capacity, "data": self.all()}  # `all` gathers, so these are copies
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["capacity"] != self.capacity:

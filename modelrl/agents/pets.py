@@ -104,11 +104,8 @@ class PETS(MPCAgent):
 
     def fit_model(self):
         started = time.perf_counter()
-        data = self.buffer.tensors(self.device)
-        transitions = Transitions(data["obs"], data["action"], data["next_obs"], data["reward"],
-                                  data["terminated"])
         self.last_fit = fit(
-            self.model, transitions, self.model_optimizer, generator=self.generator,
+            self.model, Transitions.from_buffer(self.buffer, self.device), self.model_optimizer, generator=self.generator,
             batch_size=self.config.batch_size, max_epochs=self.config.model_epochs,
             holdout_ratio=self.config.holdout_ratio, patience=self.config.model_patience,
         )

@@ -12,17 +12,16 @@ import gymnasium as gym
 
 from modelrl.errors import UnknownEnvError
 
-# No time limits: the book's maze studies count whole episodes however long they run.
 _OWN_ENVS = {
     "modelrl/GridWorld-v0": "modelrl.envs.grid:make_grid_world",
     "modelrl/DynaMaze-v0": "modelrl.envs.grid:make_dyna_maze",
     "modelrl/BlockingMaze-v0": "modelrl.envs.grid:make_blocking_maze",
     "modelrl/ShortcutMaze-v0": "modelrl.envs.grid:make_shortcut_maze",
+    "modelrl/ContinuousCartPole-v0": "modelrl.envs.cartpole:ContinuousCartPoleEnv",
 }
-
-# Step limits of the tasks that have one (PETS's cart-pole trials are 200 steps).
+# The mazes have no time limit (the book's studies count whole episodes however long they run);
+# PETS's cart-pole trials are 200 steps.
 _MAX_EPISODE_STEPS = {"modelrl/ContinuousCartPole-v0": 200}
-_OWN_ENVS["modelrl/ContinuousCartPole-v0"] = "modelrl.envs.cartpole:ContinuousCartPoleEnv"
 
 for _env_id, _entry_point in _OWN_ENVS.items():
     if _env_id not in gym.registry:

@@ -28,10 +28,6 @@ class KnownFunctions:
     simulator: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
 
-def never_terminates(obs, action, next_obs):
-    return torch.zeros(next_obs.shape[:-1], dtype=torch.bool, device=next_obs.device)
-
-
 # --- classic control --------------------------------------------------------------------------------
 def cartpole_reward(obs, action, next_obs):
     return torch.ones(next_obs.shape[:-1], dtype=next_obs.dtype, device=next_obs.device)
@@ -135,4 +131,4 @@ def known_functions(env_id: str) -> KnownFunctions:
     return KNOWN.get(env_id, KnownFunctions())
 
 
-__all__ = ["KNOWN", "KnownFunctions", "known_functions", "never_terminates"]
+__all__ = ["KNOWN", "KnownFunctions", "known_functions"]

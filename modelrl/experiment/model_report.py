@@ -44,9 +44,7 @@ def run_model_report(run_dir: str | Path, *, episodes: int = 5, horizon: int = 2
         raise RunDirError(f"the {agent.agent_id} agent of {run_dir} has no learned dynamics model with data")
     if getattr(agent, "fits", 1) == 0:
         raise RunDirError(f"the model of {run_dir} was never fitted; train past random_steps first")
-    tensors = agent.buffer.tensors(model.device)
-    data = Transitions(tensors["obs"], tensors["action"], tensors["next_obs"], tensors["reward"],
-                       tensors["terminated"])
+    data = Transitions.from_buffer(agent.buffer, model.device)
     generator = torch.Generator(model.device).manual_seed(seed)
     base = model.spec
     single = dataclasses.replace(base, ensemble_size=1, num_elites=1, learn_reward=False, learn_termination=False)

@@ -26,6 +26,12 @@ class Transitions:
     reward: torch.Tensor
     terminated: torch.Tensor
 
+    @classmethod
+    def from_buffer(cls, buffer, device) -> Transitions:
+        """Everything in a `ReplayBuffer`, on `device`."""
+        data = buffer.tensors(device)
+        return cls(data["obs"], data["action"], data["next_obs"], data["reward"], data["terminated"])
+
     def __len__(self) -> int:
         return len(self.obs)
 
