@@ -51,7 +51,7 @@ def run_seed(seed: int, args, record: dict) -> None:
     entry = {"seed": seed, "returns": [], "trial_seconds": [], "plan_seconds": [], "fit_seconds": []}
     record["runs"].append(entry)
     for trial in range(args.trials):
-        started, fit_before = time.perf_counter(), agent.fit_seconds
+        started, fit_before = time.perf_counter(), agent.trainer.fit_seconds
         episodes = agent.episodes
         if trial == 0:  # 200 random steps, as mbrl-lib collects them (episodes restart when they end)
             agent.learn(total_steps=TRIAL)
@@ -64,7 +64,7 @@ def run_seed(seed: int, args, record: dict) -> None:
         entry["returns"].append(trial_return)
         entry["trial_seconds"].append(round(time.perf_counter() - started, 2))
         entry["plan_seconds"].append(round(metrics["plan_seconds"], 4) if trial else None)
-        entry["fit_seconds"].append(round(agent.fit_seconds - fit_before, 2))
+        entry["fit_seconds"].append(round(agent.trainer.fit_seconds - fit_before, 2))
         if trial == 1 and "evaluations_per_step" not in record:
             record["evaluations_per_step"] = evaluations_per_step(agent)
         print(f"seed {seed} trial {trial + 1}: return {entry['returns'][-1]:.0f} "

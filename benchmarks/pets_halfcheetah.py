@@ -32,7 +32,7 @@ PAPER = {"optimizer": "cem", "population": 500, "iterations": 5, "horizon": 30, 
 def time_plan(overrides: dict, calls: int = 3) -> float:
     """Median seconds of one planning step (weights untrained: compute does not depend on them)."""
     agent = modelrl.make_agent("pets", env=ENV, seed=0, **overrides)
-    agent.fits = 1  # plan with the untrained ensemble
+    agent.trainer.fits = 1  # plan with the untrained ensemble
     obs, _ = agent.env.reset(seed=0)
     agent.act(obs)
     times = []
@@ -68,7 +68,7 @@ def main() -> None:
         planned = [s for s, n in zip(record["episode_seconds"], record["env_steps"], strict=True)
                    if n > CPU_SIZED["random_steps"]]
         record["seconds_per_step"] = round(float(np.mean(planned)) / 1000, 3) if planned else None
-        record["fit_seconds"] = round(agent.fit_seconds, 1)
+        record["fit_seconds"] = round(agent.trainer.fit_seconds, 1)
         print(f"episode {agent.episodes}: return {agent.episode_returns[-1]:.1f} "
               f"({record['episode_seconds'][-1]:.0f} s)", flush=True)
         write_results("pets_halfcheetah", record)

@@ -52,7 +52,7 @@ def time_modelrl(calls: int) -> dict:
     agent = modelrl.make_agent("pets", env="ContinuousCartPole-v0", seed=0, random_steps=2000, model_epochs=1,
                                **TUTORIAL)
     agent.learn(total_steps=2000)  # random actions, then one fitting epoch (the warm-up)
-    assert len(agent.buffer) == 2000 and agent.fits == 1
+    assert len(agent.buffer) == 2000 and agent.trainer.fits == 1
     agent.config.model_epochs = agent.config.model_patience = 3
     started = time.perf_counter()
     agent.fit_model()

@@ -46,7 +46,7 @@ def pets_curve(env_id: str, seed: int, args, overrides: dict) -> dict:
     seconds = time.perf_counter() - started
     return {"seed": seed, "env_steps": steps, "eval_return": returns, "seconds": round(seconds, 1),
             "plan_seconds_per_step": round(agent.plan_seconds / max(1, agent.plans), 3) if agent.plans else None,
-            "fit_seconds": round(agent.fit_seconds, 1), "fits": agent.fits}
+            "fit_seconds": round(agent.trainer.fit_seconds, 1), "fits": agent.trainer.fits}
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
+LEARNING_FIELDS = FIELDS[:5]
 
 
 class ReplayBuffer:
@@ -60,6 +61,12 @@ class ReplayBuffer:
             raise ValueError("cannot sample from an empty buffer")
         index = rng.integers(self.size, size=batch_size)
         return {key: value[index] for key, value in self.data.items()}
+
+    def sample_tensors(self, batch_size: int, rng: np.random.Generator,
+                       device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        """A training batch as tensors on `device` (`truncated` left out: learning ignores it)."""
+        data = self.sample(batch_size, rng)
+        return {key: torch.as_tensor(data[key], device=device) for key in LEARNING_FIELDS}
 
     def all(self) -> dict[str, np.ndarray]:
         order = self._order()

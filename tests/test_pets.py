@@ -14,7 +14,7 @@ TINY = {"population": 200, "iterations": 3, "particles": 10, "hidden_size": 64, 
 def test_pets_learns_to_balance_the_cartpole():
     agent = modelrl.make_agent("pets", env="ContinuousCartPole-v0", seed=0, **TINY)
     agent.learn(total_steps=100)  # random actions, then the first fit
-    assert agent.fits == 1 and max(agent.episode_returns) < 100
+    assert agent.trainer.fits == 1 and max(agent.episode_returns) < 100
     agent.learn(episodes=2)
     assert max(agent.episode_returns[-2:]) >= 190  # 200 is the most a 200-step trial pays
     assert agent.metrics()["model_holdout_mse"] < 0.05

@@ -7,16 +7,20 @@ from pathlib import Path
 from typing import Any
 
 from modelrl.agents.base import Agent
+from modelrl.agents.deep_dyna_q import DeepDynaQ
+from modelrl.agents.dqn import DQN
 from modelrl.agents.dyna_q import DynaQ, DynaQPlus, PrioritizedSweeping
+from modelrl.agents.mbpo import MBPO
 from modelrl.agents.mpc import MPCAgent
 from modelrl.agents.pets import PETS
+from modelrl.agents.sac import SAC
 from modelrl.agents.tabular import QLearning
 from modelrl.checkpoint import load_checkpoint
 from modelrl.config import build_config
 from modelrl.errors import CheckpointError, UnknownAgentError
 
 AGENTS: dict[str, type[Agent]] = {
-    cls.agent_id: cls for cls in (QLearning, DynaQ, DynaQPlus, PrioritizedSweeping, MPCAgent, PETS)
+    cls.agent_id: cls for cls in (QLearning, DynaQ, DynaQPlus, PrioritizedSweeping, MPCAgent, PETS, SAC, DQN, DeepDynaQ, MBPO)
 }
 
 

@@ -7,19 +7,17 @@ propagated through it. Defaults are mbrl-lib's PETS tutorial on the continuous c
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from modelrl.agents.mpc import MPCAgent, PlannerConfig
 from modelrl.buffers import ReplayBuffer
 from modelrl.errors import ConfigError
-from modelrl.models.dynamics import DynamicsModel, ModelSpec
-from modelrl.models.training import Transitions, fit
+from modelrl.models.dynamics import ModelSpec
+from modelrl.models.training import ModelTrainer
 from modelrl.planning.trajectory import ModelObjective
 
 
@@ -72,23 +70,21 @@ class PETS(MPCAgent):
             learn_reward=config.learned_reward, learn_termination=config.learned_reward,
             activation=config.activation,
         )
-        with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
-            torch.manual_seed(self.seed)
-            self.model = DynamicsModel(self.spec).to(self.device)
-        # The fused Adam kernel runs all parameters in one pass (about a quarter off a small-batch epoch).
-        self.model_optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr,
-                                                weight_decay=config.weight_decay, fused=True)
+        self.trainer = ModelTrainer(self.spec, self.device, seed=self.seed, lr=config.lr,
+                                    weight_decay=config.weight_decay, batch_size=config.batch_size,
+                                    max_epochs=config.model_epochs, holdout_ratio=config.holdout_ratio,
+                                    patience=config.model_patience)
+        self.model = self.trainer.model
         self.buffer = ReplayBuffer(config.buffer_size, env.observation_space.shape,
                                    () if discrete else env.action_space.shape,
                                    action_dtype=np.int64 if discrete else np.float32)
-        self.fits, self.fit_seconds, self.last_fit = 0, 0.0, None
         reward = None if config.learned_reward else self.known.reward
         termination = None if config.learned_reward else self.known.termination
         return ModelObjective(self.model, reward, termination, particles=config.particles,
                               propagation=config.propagation, gamma=config.gamma, generator=self.generator)
 
     def act(self, obs, deterministic: bool = False):
-        if self.fits == 0:  # no model yet: uniform random actions
+        if self.trainer.fits == 0:  # no model yet: uniform random actions
             space = self.env.action_space
             if isinstance(space, gym.spaces.Discrete):
                 return int(self.rng.integers(space.n))
@@ -103,42 +99,18 @@ class PETS(MPCAgent):
             self.fit_model()
 
     def fit_model(self):
-        started = time.perf_counter()
-        self.last_fit = fit(
-            self.model, Transitions.from_buffer(self.buffer, self.device), self.model_optimizer, generator=self.generator,
-            batch_size=self.config.batch_size, max_epochs=self.config.model_epochs,
-            holdout_ratio=self.config.holdout_ratio, patience=self.config.model_patience,
-        )
-        self.fits += 1
-        self.fit_seconds += time.perf_counter() - started
-        return self.last_fit
+        return self.trainer.fit(self.buffer, self.generator)
 
     def metrics(self) -> dict[str, float]:
-        row = super().metrics()
-        row.update(model_fits=self.fits, fit_seconds=round(self.fit_seconds, 3))
-        if self.last_fit is not None:
-            holdout = self.last_fit.holdout_mse
-            row.update(model_loss=self.last_fit.train_loss,
-                       model_holdout_mse=float(np.mean(holdout)) if holdout else float("nan"))
-        return row
+        return {**super().metrics(), **self.trainer.metrics()}
 
     def check_finite(self) -> bool:
-        return all(torch.isfinite(p).all() for p in self.model.parameters())
+        return self.trainer.parameters_finite()
 
     def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state.update(
-            model_spec=self.spec.__dict__.copy(),
-            model={k: v.cpu() for k, v in self.model.state_dict().items()},
-            model_optimizer=self.model_optimizer.state_dict(),
-            buffer=self.buffer.state_dict(),
-            fits=self.fits, fit_seconds=self.fit_seconds, last_fit=self.last_fit,
-        )
-        return state
+        return {**super().state_dict(), **self.trainer.state_dict(), "buffer": self.buffer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.model.load_state_dict(state["model"])
-        self.model_optimizer.load_state_dict(state["model_optimizer"])
+        self.trainer.load_state_dict(state)
         self.buffer.load_state_dict(state["buffer"])
-        self.fits, self.fit_seconds, self.last_fit = state["fits"], state["fit_seconds"], state["last_fit"]

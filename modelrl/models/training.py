@@ -6,12 +6,15 @@ tensor, so the gather, the forward pass and the loss are all batched over the en
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from modelrl.models.dynamics import DynamicsModel
+from modelrl.models.dynamics import DynamicsModel, ModelSpec
 
 BOUND_PENALTY = 0.01  # PETS's weight on the soft log-variance bounds
 
@@ -153,3 +156,51 @@ def fit(
     model.elites.copy_(score.argsort()[: model.spec.num_elites].sort().values)
     return FitResult(epochs=epoch, updates=updates, train_loss=epoch_loss,
                      holdout_mse=score.tolist() if n_holdout else [], elites=model.elites.tolist())
+
+
+class ModelTrainer:
+    """A dynamics model with its optimiser and fit settings: refitted on a replay buffer, counted, timed
+    and checkpointed whole (the keys `model_spec` and `model` let `DynamicsModel.load` read an agent's
+    checkpoint)."""
+
+    def __init__(self, spec: ModelSpec, device: torch.device, *, seed: int, lr: float, weight_decay: float,
+                 batch_size: int, max_epochs: int, holdout_ratio: float, patience: int):
+        with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
+            torch.manual_seed(seed)
+            self.model = DynamicsModel(spec).to(device)
+        # The fused Adam kernel runs all parameters in one pass (about a quarter off a small-batch epoch).
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+        self.fit_kwargs = {"batch_size": batch_size, "max_epochs": max_epochs, "holdout_ratio": holdout_ratio,
+                           "patience": patience}
+        self.fits, self.fit_seconds, self.last_fit = 0, 0.0, None
+
+    def fit(self, buffer, generator: torch.Generator) -> FitResult:
+        """Refit on everything in `buffer`."""
+        started = time.perf_counter()
+        data = Transitions.from_buffer(buffer, self.model.device)
+        self.last_fit = fit(self.model, data, self.optimizer, generator=generator, **self.fit_kwargs)
+        self.fits += 1
+        self.fit_seconds += time.perf_counter() - started
+        return self.last_fit
+
+    def metrics(self) -> dict[str, float]:
+        row = {"model_fits": self.fits, "fit_seconds": round(self.fit_seconds, 3)}
+        if self.last_fit is not None:
+            holdout = self.last_fit.holdout_mse
+            row.update(model_loss=self.last_fit.train_loss, model_epochs=self.last_fit.epochs,
+                       model_holdout_mse=float(np.mean(holdout)) if holdout else float("nan"))
+        return row
+
+    def parameters_finite(self) -> bool:
+        return all(torch.isfinite(p).all() for p in self.model.parameters())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model_spec": asdict(self.model.spec),
+                "model": {k: v.cpu() for k, v in self.model.state_dict().items()},
+                "model_optimizer": self.optimizer.state_dict(), "fits": self.fits, "fit_seconds": self.fit_seconds,
+                "last_fit": self.last_fit}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["model_optimizer"])
+        self.fits, self.fit_seconds, self.last_fit = state["fits"], state["fit_seconds"], state["last_fit"]

@@ -1,0 +1,251 @@
+"""`sac`: soft actor-critic (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications").
+
+A tanh-squashed Gaussian policy, twin Q critics with Polyak-averaged targets, and the entropy temperature
+tuned towards a target entropy of -|A|. `SACLearner` is the update alone, so MBPO trains the same learner on
+a mix of real and imagined transitions. Actions inside the learner and its buffers live in [-1, 1]; only the
+env sees them rescaled to its bounds.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from modelrl.agents.base import Agent
+from modelrl.buffers import ReplayBuffer
+from modelrl.device import resolve_device
+from modelrl.errors import ConfigError, IncompatibleEnvError
+from modelrl.models.ensemble import EnsembleMLP
+from modelrl.models.mlp import mlp
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+LOG_2 = math.log(2.0)
+
+
+@dataclass
+class SACConfig:
+    """Defaults: Haarnoja et al. 2018b, table 1; `learning_starts` is stable-baselines3's."""
+
+    lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005  # Polyak step of the target critics
+    batch_size: int = 256
+    buffer_size: int = 1_000_000
+    hidden_size: int = 256
+    num_layers: int = 2
+    learning_starts: int = 100  # uniform random actions (and no updates) before this many steps
+    updates_per_step: int = 1
+    init_alpha: float = 1.0
+    autotune_alpha: bool = True
+    target_entropy: float | None = None  # None: -|A|
+    device: str = "auto"
+
+    def validate(self) -> None:
+        for name in ("batch_size", "buffer_size", "hidden_size", "num_layers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.learning_starts < 0 or self.updates_per_step < 0:
+            raise ConfigError("learning_starts and updates_per_step must be >= 0")
+        if self.lr <= 0 or self.init_alpha <= 0 or not 0 < self.tau <= 1 or not 0 <= self.gamma <= 1:
+            raise ConfigError("need lr > 0, init_alpha > 0, tau in (0, 1] and gamma in [0, 1]")
+
+
+class SquashedGaussianActor(nn.Module):
+    """pi(a|s) = tanh(N(mu(s), sigma(s))), actions in [-1, 1]."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_size: int, num_layers: int):
+        super().__init__()
+        self.net = mlp(obs_dim, 2 * action_dim, hidden_size, num_layers)
+
+    def forward(self, obs: torch.Tensor, generator: torch.Generator | None = None):
+        """A sampled action and its log-probability (tanh's change of variables included)."""
+        mean, log_std = self.net(obs).chunk(2, -1)
+        log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        u = mean + log_std.exp() * noise
+        # log(1 - tanh(u)^2) written as 2 (log 2 - u - softplus(-2u)), which stays finite for large |u|
+        log_prob = (-0.5 * noise.pow(2) - log_std - HALF_LOG_2PI - 2 * (LOG_2 - u - F.softplus(-2 * u))).sum(-1)
+        return torch.tanh(u), log_prob
+
+    def mode(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.net(obs)[..., : self.net[-1].out_features // 2])
+
+
+class TwinCritic(nn.Module):
+    """Two Q networks run as one ensemble: `(obs, action) -> (2, B)`."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_size: int, num_layers: int):
+        super().__init__()
+        self.net = EnsembleMLP(obs_dim + action_dim, 1, ensemble_size=2, hidden_size=hidden_size,
+                               num_layers=num_layers, probabilistic=False, activation="relu")
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([obs, action], -1)
+        return self.net(x.expand(2, *x.shape))[0].squeeze(-1)
+
+
+class SACLearner:
+    """Networks, optimisers and the gradient update of SAC; batches are dicts of device tensors with
+    `obs, action (in [-1, 1]), reward, next_obs, terminated`."""
+
+    def __init__(self, obs_dim: int, action_dim: int, config: SACConfig, device: torch.device,
+                 generator: torch.Generator):
+        self.config, self.device, self.generator = config, device, generator
+        self.actor = SquashedGaussianActor(obs_dim, action_dim, config.hidden_size, config.num_layers).to(device)
+        self.critic = TwinCritic(obs_dim, action_dim, config.hidden_size, config.num_layers).to(device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(config.init_alpha), device=device,
+                                      requires_grad=config.autotune_alpha)
+        self.target_entropy = -float(action_dim) if config.target_entropy is None else config.target_entropy
+        # Fused Adam updates all of a network's parameters in one kernel.
+        adam = {"lr": config.lr, "fused": True}
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), **adam)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), **adam)
+        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], **adam)
+        self._critic_params = list(self.critic.parameters())
+        self._target_params = list(self.critic_target.parameters())
+        self._actor_params = list(self.actor.parameters())
+        self.updates = 0
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One gradient step of critics, actor and temperature; returns detached losses (no host sync)."""
+        config = self.config
+        alpha = self.log_alpha.detach().exp()
+        with torch.no_grad():
+            next_action, next_log_prob = self.actor(batch["next_obs"], self.generator)
+            next_q = self.critic_target(batch["next_obs"], next_action).min(0).values
+            not_done = 1.0 - batch["terminated"].to(next_q.dtype)
+            target = batch["reward"] + config.gamma * not_done * (next_q - alpha * next_log_prob)
+        q = self.critic(batch["obs"], batch["action"])
+        critic_loss = 0.5 * (q - target).pow(2).mean(-1).sum()
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optimizer.step()
+
+        action, log_prob = self.actor(batch["obs"], self.generator)
+        actor_loss = (alpha * log_prob - self.critic(batch["obs"], action).min(0).values).mean()
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward(inputs=self._actor_params)  # the critics' weights get no gradient here
+        self.actor_optimizer.step()
+
+        log_prob = log_prob.detach()
+        if config.autotune_alpha:
+            alpha_loss = -(self.log_alpha * (log_prob + self.target_entropy)).mean()
+            self.alpha_optimizer.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_optimizer.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._critic_params, config.tau)
+        self.updates += 1
+        return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "alpha": alpha,
+                "entropy": -log_prob.mean()}
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        return self.actor.mode(obs) if deterministic else self.actor(obs, self.generator)[0]
+
+    def modules(self) -> dict[str, Any]:
+        return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
+                "actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer,
+                "alpha_optimizer": self.alpha_optimizer}
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {name: module.state_dict() for name, module in self.modules().items()}
+        state.update(log_alpha=self.log_alpha.detach().cpu(), updates=self.updates)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, module in self.modules().items():
+            module.load_state_dict(state[name])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.updates = state["updates"]
+
+    def parameters_finite(self) -> bool:
+        params = [*self._actor_params, *self._critic_params, self.log_alpha]
+        return bool(torch.stack([p.detach().isfinite().all() for p in params]).all())
+
+
+def check_box_actions(agent_id: str, env_id: str, env: gym.Env) -> None:
+    if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
+        raise IncompatibleEnvError(f"{agent_id} needs flat Box observations; {env_id} has {env.observation_space}")
+    space = env.action_space
+    if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1 and np.isfinite(space.low).all()
+            and np.isfinite(space.high).all()):
+        raise IncompatibleEnvError(
+            f"{agent_id} needs bounded 1-D Box actions; {env_id} has {space} (use dqn for Discrete actions)")
+
+
+class ActionScale:
+    """Between the learner's [-1, 1] and the env's [low, high]."""
+
+    def __init__(self, space: gym.spaces.Box):
+        self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
+        self.center, self.half = (self.high + self.low) / 2, (self.high - self.low) / 2
+        self.dtype = space.dtype
+
+    def to_env(self, unit: np.ndarray) -> np.ndarray:
+        return np.clip(self.center + self.half * unit, self.low, self.high).astype(self.dtype)
+
+    def to_unit(self, action: np.ndarray) -> np.ndarray:
+        return ((np.asarray(action, np.float32) - self.center) / self.half).clip(-1, 1)
+
+
+class SAC(Agent):
+    agent_id = "sac"
+    config_class = SACConfig
+
+    def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
+        super().__init__(env_id, config, seed, env_kwargs)
+        self.device = resolve_device(self.config.device)
+        self.generator = torch.Generator(self.device).manual_seed(self.seed)
+        obs_dim, action_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
+        self.scale = ActionScale(self.env.action_space)
+        with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
+            torch.manual_seed(self.seed)
+            self.learner = SACLearner(obs_dim, action_dim, self.config, self.device, self.generator)
+        self.buffer = ReplayBuffer(self.config.buffer_size, self.env.observation_space.shape, (action_dim,))
+        self._losses: dict[str, torch.Tensor] = {}
+
+    def check_env(self, env: gym.Env) -> None:
+        check_box_actions(self.agent_id, self.env_id, env)
+
+    def act(self, obs, deterministic: bool = False):
+        if not deterministic and self.env_steps < self.config.learning_starts:
+            return self.rng.uniform(self.scale.low, self.scale.high).astype(self.scale.dtype)
+        state = torch.as_tensor(np.asarray(obs, np.float32), device=self.device)
+        return self.scale.to_env(self.learner.act(state, deterministic).cpu().numpy())
+
+    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+        self.buffer.add(obs, self.scale.to_unit(action), reward, next_obs, terminated, truncated)
+        if self.env_steps >= self.config.learning_starts:
+            for _ in range(self.config.updates_per_step):
+                batch = self.buffer.sample_tensors(self.config.batch_size, self.rng, self.device)
+                self._losses = self.learner.update(batch)
+
+    def metrics(self) -> dict[str, float]:
+        row = {name: float(value) for name, value in self._losses.items()}
+        row["updates"] = self.learner.updates
+        return row
+
+    def check_finite(self) -> bool:
+        return self.learner.parameters_finite()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"learner": self.learner.state_dict(), "buffer": self.buffer.state_dict(),
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.learner.load_state_dict(state["learner"])
+        self.buffer.load_state_dict(state["buffer"])
+        self.generator.set_state(state["generator"])
+

@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+import torch
+
+import modelrl
+from modelrl.agents.mbpo import rollout_length
+from modelrl.errors import ConfigError
+from modelrl.models.dynamics import DynamicsModel, ModelSpec
+from modelrl.models.imagination import branched_rollouts, step_random_elites
+
+TINY = {"hidden_size": 32, "batch_size": 32, "learning_starts": 50, "updates_per_step": 2, "ensemble_size": 4,
+        "num_elites": 2, "model_hidden_size": 32, "model_layers": 2, "model_max_epochs": 5,
+        "model_train_every": 25, "rollouts_per_step": 4, "epoch_length": 50}
+
+
+def small_model(learn_termination=False):
+    spec = ModelSpec(obs_dim=3, action_dim=1, ensemble_size=7, num_elites=5, hidden_size=16, num_layers=2,
+                     learn_reward=True, learn_termination=learn_termination)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = DynamicsModel(spec)
+    model.elites.copy_(torch.tensor([0, 2, 3, 5, 6]))
+    return model
+
+
+def test_imagined_steps_come_only_from_elites_chosen_at_random():
+    model, generator = small_model(), torch.Generator().manual_seed(0)
+    obs, action = torch.randn(503, 3), torch.randn(503, 1)
+    every_member = model.predict(obs, action).next_obs  # (7, 503, 3)
+    used = []
+    for _ in range(3):
+        next_obs, reward, _ = step_random_elites(model, obs, action, generator, deterministic=True)
+        distance = (every_member - next_obs).pow(2).sum(-1)
+        assert distance.min(0).values.max() < 1e-10  # each row is exactly one member's prediction
+        used.append(distance.argmin(0))
+    members = torch.stack(used)
+    assert set(members.unique().tolist()) == {0, 2, 3, 5, 6}
+    assert (members[0] != members[1]).float().mean() > 0.5  # members are redrawn at every step
+    assert reward.shape == (503,)
+
+
+def test_branched_rollouts_stop_at_terminations_and_batch_every_step():
+    model, generator = small_model(), torch.Generator().manual_seed(0)
+    start = torch.randn(400, 3)
+    data = branched_rollouts(model, lambda obs: torch.zeros(len(obs), 1), start, 4, generator,
+                             termination_fn=lambda obs, action, next_obs: next_obs[:, 0] > 0.3)
+    # Rows of step t+1 start exactly where the non-terminated rows of step t ended.
+    first = len(start)
+    alive = ~data["terminated"][:first]
+    torch.testing.assert_close(data["obs"][first : first + int(alive.sum())], data["next_obs"][:first][alive])
+    assert 0 < int(alive.sum()) < first and len(data["obs"]) < 4 * first
+    assert {k: tuple(v.shape[1:]) for k, v in data.items()} == {
+        "obs": (3,), "action": (1,), "reward": (), "next_obs": (3,), "terminated": ()}
+
+
+def test_rollout_length_follows_the_schedule():
+    hopper = (20, 100, 1, 15)
+    assert [rollout_length(hopper, e) for e in (0, 20, 60, 100, 150)] == [1, 1, 8, 15, 15]
+
+
+def test_mbpo_fills_its_model_buffer_and_mixes_real_and_imagined_data():
+    agent = modelrl.make_agent("mbpo", env="InvertedPendulum-v5", seed=0, **TINY)
+    agent.learn(total_steps=49)
+    assert agent.trainer.fits == 0 and len(agent.model_buffer) == 0 and agent.learner.updates == 0
+    agent.learn(total_steps=1)  # the first fit, 100 rollouts of length 1, then G updates
+    assert agent.trainer.fits == 1 and agent.learner.updates == 2
+    imagined = agent.model_buffer.all()
+    assert imagined["obs"].shape == (100, 4) and imagined["action"].shape == (100, 1)
+    assert np.abs(imagined["action"]).max() <= 1  # the learner's unit actions
+    # Imagined terminations are the env's known function of the next state (|angle| > 0.2).
+    np.testing.assert_array_equal(imagined["terminated"], np.abs(imagined["next_obs"][:, 1]) > 0.2)
+    agent.learn(total_steps=25)
+    assert agent.trainer.fits == 2 and len(agent.model_buffer) == 200
+    assert agent.metrics()["model_buffer"] == 200
+
+
+def test_resumed_mbpo_matches_an_uninterrupted_run(tmp_path):
+    straight = modelrl.make_agent("mbpo", env="Pendulum-v1", seed=2, **TINY)
+    straight.learn(total_steps=90)
+    first = modelrl.make_agent("mbpo", env="Pendulum-v1", seed=2, **TINY)
+    first.learn(total_steps=60)
+    resumed = modelrl.load(first.save(tmp_path / "mbpo.pt"))
+    assert resumed.env_steps == 60 and len(resumed.model_buffer) == len(first.model_buffer)
+    resumed.learn(total_steps=30)
+    for net in ("actor", "critic", "critic_target"):
+        for a, b in zip(getattr(straight.learner, net).parameters(), getattr(resumed.learner, net).parameters()):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    np.testing.assert_array_equal(straight.model_buffer.all()["obs"], resumed.model_buffer.all()["obs"])
+    obs = np.zeros(3, np.float32)
+    np.testing.assert_array_equal(straight.act(obs, deterministic=True), resumed.act(obs, deterministic=True))
+
+
+def test_mbpo_config_errors():
+    with pytest.raises(ConfigError, match="rollout_schedule"):
+        modelrl.make_agent("mbpo", env="Hopper-v5", rollout_schedule="20,100,1")
+    with pytest.raises(ConfigError, match="real_ratio"):
+        modelrl.make_agent("mbpo", env="Hopper-v5", real_ratio=1.5)

@@ -1,0 +1,120 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.distributions import Normal, TransformedDistribution
+from torch.distributions.transforms import TanhTransform
+
+import modelrl
+from modelrl.agents.dqn import DQNConfig, DQNLearner
+from modelrl.agents.sac import SACConfig, SACLearner, SquashedGaussianActor
+from modelrl.buffers import ReplayBuffer
+from modelrl.errors import ConfigError, IncompatibleEnvError
+
+
+def test_squashed_gaussian_log_prob_matches_the_tanh_transformed_normal():
+    torch.manual_seed(0)
+    actor = SquashedGaussianActor(3, 2, 16, 1)
+    obs = torch.randn(64, 3)
+    action, log_prob = actor(obs, torch.Generator().manual_seed(1))
+    mean, log_std = actor.net(obs).chunk(2, -1)
+    reference = TransformedDistribution(Normal(mean, log_std.clamp(-20, 2).exp()), [TanhTransform()])
+    expected = reference.log_prob(action.clamp(-1 + 1e-6, 1 - 1e-6)).sum(-1)
+    torch.testing.assert_close(log_prob, expected, rtol=1e-3, atol=1e-3)
+    assert action.abs().max() <= 1
+
+
+def test_sac_critics_learn_the_value_of_a_terminal_reward():
+    # Every transition ends the episode with reward 2: both critics must converge to Q = 2 everywhere.
+    config = SACConfig(hidden_size=32, lr=3e-3)
+    learner = SACLearner(3, 1, config, torch.device("cpu"), torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    batch = {"obs": torch.randn(128, 3, generator=gen), "action": torch.rand(128, 1, generator=gen) * 2 - 1,
+             "reward": torch.full((128,), 2.0), "next_obs": torch.randn(128, 3, generator=gen),
+             "terminated": torch.ones(128, dtype=torch.bool)}
+    for _ in range(300):
+        learner.update(batch)
+    q = learner.critic(batch["obs"], batch["action"])
+    assert q.shape == (2, 128)
+    torch.testing.assert_close(q, torch.full_like(q, 2.0), atol=0.1, rtol=0)
+    # The target critics trail the critics by Polyak averaging, so they moved towards 2 as well.
+    assert (learner.critic_target(batch["obs"], batch["action"]) - 2).abs().mean() < 1.0
+
+
+def test_double_dqn_target_uses_the_online_argmax_and_the_target_value():
+    learner = DQNLearner(2, 2, DQNConfig(hidden_size=8, lr=1e-9), torch.device("cpu"))
+    with torch.no_grad():  # online net prefers action 0, the target net values action 0 at 5 and 1 at 9
+        for net, out in ((learner.q, [1.0, 0.0]), (learner.q_target, [5.0, 9.0])):
+            for p in net.parameters():
+                p.zero_()
+            net[-1].bias.copy_(torch.tensor(out))
+    batch = {"obs": torch.zeros(1, 2), "action": torch.tensor([0]), "reward": torch.tensor([1.0]),
+             "next_obs": torch.zeros(1, 2), "terminated": torch.tensor([False])}
+    # Double Q: target = 1 + 0.99 * 5; Q = 1; smooth L1 of an error of 4.95 is 4.45.
+    assert learner.update(batch).item() == pytest.approx(4.95 - 0.5, abs=1e-4)
+    learner.config = DQNConfig(hidden_size=8, double_q=False)  # plain max: 1 + 0.99 * 9
+    assert learner.update(batch).item() == pytest.approx(1 + 0.99 * 9 - 1 - 0.5, abs=1e-3)
+
+
+def test_replay_buffer_round_trips_through_save_and_load(tmp_path, rng):
+    buffer = ReplayBuffer(5, (2,), (1,))
+    for i in range(7):  # wraps around
+        buffer.add(np.full(2, i), np.full(1, -i), float(i), np.full(2, i + 1), i == 3, i == 6)
+    torch.save(buffer.state_dict(), tmp_path / "buffer.pt")
+    restored = ReplayBuffer(5, (2,), (1,))
+    restored.load_state_dict(torch.load(tmp_path / "buffer.pt", weights_only=False))
+    for key, value in buffer.all().items():
+        np.testing.assert_array_equal(value, restored.all()[key])
+    assert restored.all()["reward"].tolist() == [2, 3, 4, 5, 6]
+    restored.add(np.zeros(2), np.zeros(1), 7.0, np.zeros(2), False, False)
+    assert restored.all()["reward"].tolist() == [3, 4, 5, 6, 7]
+    batch = restored.sample_tensors(4, rng)
+    assert set(batch) == {"obs", "action", "reward", "next_obs", "terminated"} and batch["obs"].shape == (4, 2)
+
+
+def test_sac_and_dqn_refuse_the_wrong_action_space():
+    with pytest.raises(IncompatibleEnvError, match="Box actions"):
+        modelrl.make_agent("sac", env="CartPole-v1")
+    with pytest.raises(IncompatibleEnvError, match="Discrete actions"):
+        modelrl.make_agent("dqn", env="Pendulum-v1")
+    with pytest.raises(ConfigError, match="tau"):
+        modelrl.make_agent("sac", env="Pendulum-v1", tau=0)
+
+
+def test_dqn_epsilon_decays_linearly_to_its_floor():
+    config = DQNConfig(exploration_steps=100, exploration_final_eps=0.1)
+    assert [config.epsilon(s) for s in (0, 50, 100, 1000)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
+
+
+@pytest.mark.parametrize("agent_id, env", [("sac", "Pendulum-v1"), ("dqn", "CartPole-v1")])
+def test_resumed_model_free_agent_matches_an_uninterrupted_one(tmp_path, agent_id, env):
+    small = {"hidden_size": 32, "batch_size": 16, "learning_starts": 20}
+    if agent_id == "dqn":
+        small.update(train_freq=4, gradient_steps=2, exploration_steps=50)
+    straight = modelrl.make_agent(agent_id, env=env, seed=4, **small)
+    straight.learn(total_steps=60)
+    first = modelrl.make_agent(agent_id, env=env, seed=4, **small)
+    first.learn(total_steps=35)
+    resumed = modelrl.load(first.save(tmp_path / "agent.pt"))
+    resumed.learn(total_steps=25)
+    assert resumed.env_steps == 60
+    for a, b in zip(straight.learner.state_dict().values(), resumed.learner.state_dict().values(), strict=True):
+        if isinstance(a, dict) and "state" not in a:  # network weights
+            for key in a:
+                torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_sac_learns_pendulum():
+    agent = modelrl.make_agent("sac", env="Pendulum-v1", seed=0)
+    history = agent.learn(total_steps=5000, eval_every=1000, eval_episodes=5)
+    assert history[0]["eval_return"] < -900 and history[-1]["eval_return"] > -300
+    assert math.isfinite(history[-1]["critic_loss"])
+
+
+@pytest.mark.slow
+def test_dqn_learns_cartpole():
+    agent = modelrl.make_agent("dqn", env="CartPole-v1", seed=0)
+    history = agent.learn(total_steps=40_000, eval_every=4000, eval_episodes=5)
+    assert history[0]["eval_return"] < 300 and max(row["eval_return"] for row in history) >= 475
