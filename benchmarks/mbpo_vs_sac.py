@@ -1,0 +1,93 @@
+"""(a, b) MBPO against our SAC and stable-baselines3's SAC in the same run: real env steps until the mean
+deterministic eval return (10 episodes) reaches a threshold.
+
+    python benchmarks/mbpo_vs_sac.py --env InvertedPendulum-v5 --threshold 950 --mbpo-steps 5000 \\
+        --sac-steps 20000 --name mbpo_inverted_pendulum
+    python benchmarks/mbpo_vs_sac.py --env Pendulum-v1 --threshold -200 --mbpo-steps 3000 --sac-steps 8000 \\
+        --name mbpo_pendulum
+
+The SACs are evaluated every 1,000 steps (the anchors' protocol); MBPO every `--mbpo-eval-every` steps,
+since the question is how few it needs. MBPO runs the paper's InvertedPendulum settings (its released
+config: G = 10, target entropy -0.05, 250-step epochs, k = 1) with `--mbpo-random-steps` random steps
+first; `--set key=value` changes any of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import matplotlib.pyplot as plt
+import torch
+from common import RESULTS, write_results
+from sb3_reference import median_or_none, modelrl_curve, sb3_curve, steps_to
+
+from modelrl.config import parse_assignments
+
+MBPO = {"updates_per_step": 10, "target_entropy": -0.05, "epoch_length": 250}
+LABELS = {"mbpo": "MBPO (modelrl)", "sac": "SAC (modelrl)", "sb3_sac": "SAC (stable-baselines3)"}
+
+
+def summarize(record: dict, threshold: float) -> None:
+    summary = {}
+    for name in LABELS:
+        reached = [steps_to(c, threshold) for c in record[name]]
+        summary[name] = {"steps_to_threshold": reached, "median": median_or_none(reached)}
+    for name in ("sac", "sb3_sac"):
+        if summary["mbpo"]["median"] and summary[name]["median"]:
+            summary[f"{name}_over_mbpo"] = round(summary[name]["median"] / summary["mbpo"]["median"], 2)
+    if summary["sac"]["median"] and summary["sb3_sac"]["median"]:
+        summary["sac_over_sb3_sac"] = round(summary["sac"]["median"] / summary["sb3_sac"]["median"], 2)
+    record["summary"] = summary
+
+
+def plot(record: dict, name: str) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = {"mbpo": "tab:red", "sac": "tab:blue", "sb3_sac": "tab:grey"}
+    for key, label in LABELS.items():
+        for i, curve in enumerate(record[key]):
+            ax.plot(curve["env_steps"], curve["eval_return"], color=colors[key], alpha=0.7, marker=".",
+                    label=label if i == 0 else None)
+    ax.axhline(record["threshold"], color="black", linestyle=":", linewidth=1)
+    ax.set(xscale="log", xlabel="real env steps", ylabel="mean eval return (10 episodes)",
+           title=f"{record['env']}: MBPO vs SAC")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{name}.png", dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="InvertedPendulum-v5")
+    parser.add_argument("--threshold", type=float, default=950)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--mbpo-steps", type=int, default=5000)
+    parser.add_argument("--mbpo-eval-every", type=int, default=250)
+    parser.add_argument("--mbpo-random-steps", type=int, default=500)
+    parser.add_argument("--sac-steps", type=int, default=20000)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="MBPO config override")
+    parser.add_argument("--only", choices=sorted(LABELS), nargs="+", default=list(LABELS))
+    parser.add_argument("--name", default="mbpo_inverted_pendulum")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    mbpo = {**MBPO, "learning_starts": args.mbpo_random_steps, **parse_assignments(args.set)}
+    record = {"env": args.env, "threshold": args.threshold, "threads": 1, "mbpo_config": mbpo,
+              "eval": {"mbpo_every": args.mbpo_eval_every, "sac_every": 1000, "episodes": 10}}
+    record.update({name: [] for name in LABELS})
+    for seed in args.seeds:
+        if "mbpo" in args.only:
+            record["mbpo"].append(modelrl_curve("mbpo", args.env, seed, args.mbpo_steps, args.threshold,
+                                                eval_every=args.mbpo_eval_every, **mbpo))
+        if "sac" in args.only:
+            record["sac"].append(modelrl_curve("sac", args.env, seed, args.sac_steps, args.threshold))
+        if "sb3_sac" in args.only:
+            record["sb3_sac"].append(sb3_curve("SAC", args.env, seed, args.sac_steps, args.threshold))
+            print(f"sb3 sac seed {seed}: {record['sb3_sac'][-1]['env_steps'][-1]} steps", flush=True)
+        summarize(record, args.threshold)
+        write_results(args.name, record)
+        plot(record, args.name)
+    print(record["summary"])
+
+
+if __name__ == "__main__":
+    main()

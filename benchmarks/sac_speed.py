@@ -1,0 +1,129 @@
+"""(e) Speed: SAC gradient updates per second beside stable-baselines3's in the same run (same batch,
+networks and thread count), and MBPO env steps per second with where the time goes.
+
+    python benchmarks/sac_speed.py [--updates 500 --rounds 5 --mbpo-steps 1000]
+
+SAC: both learners train on the same kind of replay data (1,000 Pendulum-v1 transitions), batch 256, two
+hidden layers of 256, one thread; the rounds alternate between the two so machine load hits both alike.
+MBPO: a short run per env from the end of its random phase; seconds are split into model fitting,
+branched rollouts and SAC updates (the agent's own timers) and the rest (env steps, acting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from common import RESULTS, write_results
+
+import modelrl
+
+BATCH = 256
+
+
+def ours(updates: int):
+    agent = modelrl.make_agent("sac", env="Pendulum-v1", seed=0, learning_starts=1000, updates_per_step=0)
+    agent.learn(total_steps=1000)
+
+    def run() -> float:
+        started = time.perf_counter()
+        for _ in range(updates):
+            agent.learner.update(agent.buffer.sample_tensors(BATCH, agent.rng, agent.device))
+        return updates / (time.perf_counter() - started)
+
+    return run
+
+
+def stable_baselines(updates: int):
+    import gymnasium as gym
+    from stable_baselines3 import SAC
+
+    model = SAC("MlpPolicy", gym.make("Pendulum-v1"), seed=0, device="cpu", learning_starts=1000, batch_size=BATCH,
+                gradient_steps=0)
+    model.learn(1000)
+
+    def run() -> float:
+        started = time.perf_counter()
+        model.train(gradient_steps=updates, batch_size=BATCH)
+        return updates / (time.perf_counter() - started)
+
+    return run
+
+
+def mbpo_profile(env_id: str, steps: int, overrides: dict) -> dict:
+    agent = modelrl.make_agent("mbpo", env=env_id, seed=0, **overrides)
+    agent.learn(total_steps=agent.config.learning_starts - 1)  # random actions: not what is profiled
+    before = dict(agent.seconds, model=agent.trainer.fit_seconds)
+    started = time.perf_counter()
+    agent.learn(total_steps=steps)
+    total = time.perf_counter() - started
+    parts = {"model_fitting": agent.trainer.fit_seconds - before["model"],
+             "rollouts": agent.seconds["rollout"] - before["rollout"],
+             "sac_updates": agent.seconds["policy"] - before["policy"]}
+    parts["env_and_acting"] = total - sum(parts.values())
+    return {"env": env_id, "overrides": overrides, "steps": steps, "seconds": round(total, 1),
+            "env_steps_per_second": round(steps / total, 2),
+            "sac_updates_per_second": round(steps * agent.config.updates_per_step / parts["sac_updates"], 1),
+            "share": {k: round(v / total, 3) for k, v in parts.items()}, "seconds_by_part": {
+                k: round(v, 1) for k, v in parts.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--updates", type=int, default=500, help="updates per timed round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--mbpo-steps", type=int, default=1000)
+    parser.add_argument("--skip-mbpo", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    runners = {"modelrl": ours(args.updates), "stable-baselines3": stable_baselines(args.updates)}
+    for run in runners.values():
+        run()  # warm-up
+    rates = {name: [] for name in runners}
+    for round_ in range(args.rounds):
+        for name, run in runners.items():
+            rates[name].append(run())
+        print(f"round {round_ + 1}: " + ", ".join(f"{n} {r[-1]:.0f}/s" for n, r in rates.items()), flush=True)
+    median = {name: float(np.median(r)) for name, r in rates.items()}
+    record = {"threads": args.threads, "batch_size": BATCH, "hidden": [256, 256], "updates_per_round": args.updates,
+              "updates_per_second": {n: [round(x, 1) for x in r] for n, r in rates.items()},
+              "median_updates_per_second": {n: round(v, 1) for n, v in median.items()},
+              "speedup": round(median["modelrl"] / median["stable-baselines3"], 2)}
+    print(f"speedup {record['speedup']}x", flush=True)
+    if not args.skip_mbpo:
+        record["mbpo"] = [
+            mbpo_profile("InvertedPendulum-v5", args.mbpo_steps, {
+                "learning_starts": 500, "updates_per_step": 10, "target_entropy": -0.05, "epoch_length": 250}),
+            mbpo_profile("Hopper-v5", args.mbpo_steps, {}),
+        ]
+        for entry in record["mbpo"]:
+            print(entry, flush=True)
+    write_results("sac_speed", record)
+
+    fig, axes = plt.subplots(1, 2 if "mbpo" in record else 1, figsize=(10, 4), squeeze=False)
+    ax = axes[0, 0]
+    names = list(rates)
+    ax.bar(names, [median[n] for n in names], color=["tab:blue", "tab:grey"])
+    for i, n in enumerate(names):
+        ax.scatter([i] * len(rates[n]), rates[n], color="black", s=10, zorder=3)
+    ax.set(ylabel="SAC gradient updates / s", title=f"SAC updates, batch {BATCH}, {args.threads} thread "
+                                                     f"({record['speedup']}x)")
+    if "mbpo" in record:
+        ax = axes[0, 1]
+        bottom = np.zeros(len(record["mbpo"]))
+        for part in ("sac_updates", "model_fitting", "rollouts", "env_and_acting"):
+            values = np.array([e["share"][part] for e in record["mbpo"]])
+            ax.bar([e["env"] for e in record["mbpo"]], values, bottom=bottom, label=part)
+            bottom += values
+        ax.set(ylabel="share of wall time", title="MBPO: where the time goes")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "sac_speed.png", dpi=110)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+import numpy as np
+import torch
+
+import modelrl
+
+SMALL = {"hidden_size": 32, "batch_size": 16, "learning_starts": 40, "train_freq": 20, "gradient_steps": 4,
+         "exploration_steps": 100}
+MODEL = {"model_hidden_size": 32, "model_layers": 2, "model_max_epochs": 5, "model_train_every": 40}
+
+
+def test_deep_dyna_q_without_planning_is_exactly_dqn():
+    dqn = modelrl.make_agent("dqn", env="CartPole-v1", seed=1, **SMALL)
+    dyna = modelrl.make_agent("deep-dyna-q", env="CartPole-v1", seed=1, planning_steps=0, **SMALL, **MODEL)
+    dqn.learn(total_steps=100)
+    dyna.learn(total_steps=100)
+    for a, b in zip(dqn.learner.q.parameters(), dyna.learner.q.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert dyna.trainer.fits == 0 and len(dyna.imagined) == 0
+
+
+def test_deep_dyna_q_imagines_n_transitions_per_real_step_and_plans_with_them():
+    agent = modelrl.make_agent("deep-dyna-q", env="CartPole-v1", seed=0, planning_steps=3, **SMALL, **MODEL)
+    agent.learn(total_steps=40)  # the first burst: a fit, 3 x 20 imagined transitions, 4 x (1 + 3) updates
+    assert agent.trainer.fits == 1 and len(agent.imagined) == 60 and agent.learner.updates == 16
+    agent.learn(total_steps=40)  # two more bursts; the model is refitted every 40 steps
+    assert agent.trainer.fits == 2 and len(agent.imagined) == 180 and agent.learner.updates == 48
+    imagined = agent.imagined.all()
+    assert set(np.unique(imagined["action"])) <= {0, 1} and imagined["obs"].shape == (180, 4)
+    # The model learned CartPole's reward of 1 per step.
+    assert abs(float(np.mean(imagined["reward"])) - 1.0) < 0.2
+    assert agent.metrics()["model_holdout_mse"] < 1.0
+
+
+def test_resumed_deep_dyna_q_matches_an_uninterrupted_run(tmp_path):
+    config = {"planning_steps": 2, **SMALL, **MODEL}
+    straight = modelrl.make_agent("deep-dyna-q", env="CartPole-v1", seed=3, **config)
+    straight.learn(total_steps=130)
+    first = modelrl.make_agent("deep-dyna-q", env="CartPole-v1", seed=3, **config)
+    first.learn(total_steps=70)
+    resumed = modelrl.load(first.save(tmp_path / "ddq.pt"))
+    resumed.learn(total_steps=60)
+    for a, b in zip(straight.learner.q.parameters(), resumed.learner.q.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    np.testing.assert_array_equal(straight.imagined.all()["next_obs"], resumed.imagined.all()["next_obs"])
