@@ -7,6 +7,8 @@ TS-infinity. mbrl-lib's tutorial reaches 186 at trial 4 and 200 from trial 5 on.
 after every trial, so a run cut short keeps what it measured.
 
     python benchmarks/pets_cartpole.py --seeds 0 1 2 --trials 15 [--threads 1]
+    python benchmarks/pets_cartpole.py --seeds 1 --trials 5 --name pets_cartpole_s1   # a seed per core, then
+    python benchmarks/pets_cartpole.py --merge pets_cartpole_s0 pets_cartpole_s1 pets_cartpole_s2
     python benchmarks/pets_cartpole.py --optimizer icem --population 100 --iterations 3 --name pets_cartpole_icem
 """
 
@@ -115,7 +117,20 @@ def main() -> None:
     parser.add_argument("--icem-elites", type=int, default=10)
     parser.add_argument("--name", default="pets_cartpole")
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the saved JSON")
+    parser.add_argument("--merge", nargs="+", metavar="NAME",
+                        help="combine the runs of earlier results (one seed per process) into --name")
     args = parser.parse_args()
+    if args.merge:
+        parts = [json.loads((RESULTS / f"{name}.json").read_text()) for name in args.merge]
+        record = {"threads": parts[0]["threads"], "config": parts[0]["config"],
+                  "merged_from": {name: part["command"] for name, part in zip(args.merge, parts, strict=True)},
+                  "runs": [run for part in parts for run in part["runs"]]}
+        record["evaluations_per_step"] = next((p["evaluations_per_step"] for p in parts
+                                               if "evaluations_per_step" in p), None)
+        summarize(record)
+        write_results(args.name, record)
+        plot(record, args.name)
+        return
     if args.plot_only:
         plot(json.loads((RESULTS / f"{args.name}.json").read_text()), args.name)
         return

@@ -37,7 +37,7 @@ class DeepDynaQConfig(DQNConfig):
     model_batch_size: int = 256
     model_holdout_ratio: float = 0.2
     model_patience: int = 5
-    model_max_epochs: int = 50
+    model_max_epochs: int = 20
     model_train_every: int = 1024  # real steps between refits
     imagined_buffer_size: int = 100_000
 
