@@ -17,12 +17,13 @@ from torch import nn
 
 INFERENCE_BLOCK_ROWS = 512  # rows per member per block in no-grad forward passes
 
-# (out of place for autograd, in place for planning without it)
+# (under autograd, without it). In place wherever the backward needs only the output (relu, leaky relu,
+# tanh), which saves an allocation per layer; SiLU's backward needs its input, so it trains out of place.
 ACTIVATIONS = {
     "silu": (F.silu, lambda x: F.silu(x, inplace=True)),
-    "relu": (F.relu, F.relu_),
-    "leaky_relu": (F.leaky_relu, F.leaky_relu_),
-    "tanh": (torch.tanh, torch.tanh_),
+    "relu": (F.relu_, F.relu_),
+    "leaky_relu": (F.leaky_relu_, F.leaky_relu_),
+    "tanh": (torch.tanh_, torch.tanh_),
 }
 
 

@@ -11,5 +11,5 @@ def mlp(in_dim: int, out_dim: int, hidden_size: int, num_layers: int) -> nn.Sequ
     sizes = [in_dim] + [hidden_size] * num_layers
     layers: list[nn.Module] = []
     for a, b in itertools.pairwise(sizes):
-        layers += [nn.Linear(a, b), nn.ReLU()]
+        layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers, nn.Linear(sizes[-1], out_dim))
