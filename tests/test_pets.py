@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 import modelrl
 from modelrl.buffers import ReplayBuffer
@@ -84,3 +85,14 @@ def test_model_report_cli(tmp_path, capsys):
     for name in ("report.json", "one_step.png", "k_step.png", "calibration.png"):
         assert (run_dir / "model_report" / name).exists()
     assert main(["model-report", str(tmp_path)]) == 2  # not a run directory
+
+
+def test_shaped_planning_reward_is_opt_in_and_refused_where_unknown():
+    agent = modelrl.make_agent("pets", env="InvertedPendulum-v5", planning_reward="shaped", **TINY)
+    upright, tilted = torch.zeros(1, 4), torch.tensor([[0.0, 0.15, 0.0, 0.0]])
+    reward = agent.objective.reward_fn
+    assert reward(upright, torch.zeros(1, 1), upright) > reward(tilted, torch.zeros(1, 1), tilted) > 0
+    assert modelrl.make_agent("pets", env="InvertedPendulum-v5", **TINY).objective.reward_fn(
+        tilted, torch.zeros(1, 1), tilted) == 1  # the env's own: survival only
+    with pytest.raises(ConfigError, match="no shaped reward"):
+        modelrl.make_agent("pets", env="Pendulum-v1", planning_reward="shaped", **TINY)

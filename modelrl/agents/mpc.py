@@ -40,6 +40,7 @@ class PlannerConfig:
     particles: int = 20
     propagation: Literal["ts-inf", "ts1", "mean"] = "ts-inf"
     gamma: float = 1.0  # PETS sums undiscounted rewards over the horizon
+    planning_reward: Literal["env", "shaped"] = "env"  # shaped: the env's labelled dense planning reward
     device: str = "auto"
 
     def validate(self) -> None:
@@ -99,22 +100,33 @@ class MPCAgent(Agent):
                                                          and len(space.shape) == 1)):
             raise IncompatibleEnvError(f"{self.agent_id} plans over 1-D Box or Discrete actions, not {space}")
 
+    def known_reward(self):
+        """The known reward to plan with: the env's own, or its shaped planning reward if asked for."""
+        if self.config.planning_reward == "env":
+            return self.known.reward
+        if self.known.shaped_reward is None:
+            raise ConfigError(f"planning_reward='shaped', but no shaped reward is known for {self.env_id}")
+        return self.known.shaped_reward
+
     def build_objective(self):
         config = self.config
         if config.model_path:
             model = DynamicsModel.load(config.model_path, self.device)
-            reward = None if model.spec.learn_reward else self.known.reward
+            reward = None if model.spec.learn_reward else self.known_reward()
             termination = None if model.spec.learn_termination else self.known.termination
             return ModelObjective(model, reward, termination, particles=config.particles,
                                   propagation=config.propagation, gamma=config.gamma, generator=self.generator)
         if self.known.simulator is None or self.known.reward is None:
             if hasattr(self.env.unwrapped, "set_state"):  # MuJoCo: a private copy of the simulator
+                if config.planning_reward != "env":
+                    raise ConfigError("planning with a copy of the simulator uses the env's own reward; "
+                                      "planning_reward must be 'env'")
                 return EnvCopyObjective(self.env_id, self.env_kwargs, gamma=config.gamma)
             raise IncompatibleEnvError(
                 f"no exact simulator is known for {self.env_id}; give model_path=<a saved dynamics model "
                 "or PETS checkpoint> to plan with a learned model"
             )
-        return SimulatorObjective(self.known.simulator, self.known.reward, self.known.termination,
+        return SimulatorObjective(self.known.simulator, self.known_reward(), self.known.termination,
                                   gamma=config.gamma, device=self.device)
 
     def on_reset(self, evaluation: bool) -> None:

@@ -78,7 +78,7 @@ class PETS(MPCAgent):
         self.buffer = ReplayBuffer(config.buffer_size, env.observation_space.shape,
                                    () if discrete else env.action_space.shape,
                                    action_dtype=np.int64 if discrete else np.float32)
-        reward = None if config.learned_reward else self.known.reward
+        reward = None if config.learned_reward else self.known_reward()
         termination = None if config.learned_reward else self.known.termination
         return ModelObjective(self.model, reward, termination, particles=config.particles,
                               propagation=config.propagation, gamma=config.gamma, generator=self.generator)

@@ -26,6 +26,9 @@ class KnownFunctions:
     reward: StepFunction | None = None
     termination: StepFunction | None = None  # None: the env never terminates
     simulator: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    # A dense reward to plan with where the env's own gives a short horizon no signal (survival bonuses);
+    # used only when asked for (`planning_reward="shaped"`), and always labelled as such.
+    shaped_reward: StepFunction | None = None
 
 
 # --- classic control --------------------------------------------------------------------------------
@@ -75,6 +78,14 @@ def inverted_pendulum_reward(obs, action, next_obs):
     return (~inverted_pendulum_termination(obs, action, next_obs)).to(next_obs.dtype)
 
 
+def inverted_pendulum_shaped_reward(obs, action, next_obs):
+    """Alive, minus the pole's angle as a share of the 0.2 rad limit squared, minus the cart's distance from
+    the centre of its [-1, 1] rail squared: it prefers upright and centred, which survival alone only
+    tells a planner once the pole is past saving."""
+    alive = inverted_pendulum_reward(obs, action, next_obs)
+    return alive * (1 - (next_obs[..., 1] / 0.2) ** 2 - next_obs[..., 0] ** 2)
+
+
 def half_cheetah_reward(obs, action, next_obs):
     return _mean_velocity(obs, next_obs, 8) - 0.1 * (action**2).sum(-1)
 
@@ -117,7 +128,8 @@ KNOWN: dict[str, KnownFunctions] = {
     "modelrl/ContinuousCartPole-v0": KnownFunctions(cartpole_reward, cartpole_termination, cartpole_step),
     "CartPole-v1": KnownFunctions(cartpole_reward, cartpole_termination, discrete_cartpole_step),
     "Pendulum-v1": KnownFunctions(pendulum_reward, None, pendulum_step),
-    "InvertedPendulum-v5": KnownFunctions(inverted_pendulum_reward, inverted_pendulum_termination),
+    "InvertedPendulum-v5": KnownFunctions(inverted_pendulum_reward, inverted_pendulum_termination,
+                                          shaped_reward=inverted_pendulum_shaped_reward),
     "HalfCheetah-v5": KnownFunctions(half_cheetah_reward, None),
     "Reacher-v5": KnownFunctions(reacher_reward, None),
     "Hopper-v5": KnownFunctions(hopper_reward, hopper_termination),
