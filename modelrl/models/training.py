@@ -52,8 +52,9 @@ class FitResult:
     elites: list[int] = field(default_factory=list)
 
 
-def model_loss(model: DynamicsModel, inputs, targets, terminated=None):
-    """Summed over members, averaged within each: Gaussian NLL (or MSE), plus BCE for termination."""
+def model_loss(model: DynamicsModel, inputs, targets, terminated=None, termination_weight=None):
+    """Summed over members, averaged within each: Gaussian NLL (or MSE), plus BCE for termination with
+    terminal rows weighted by `termination_weight` (rare terminations would otherwise never be predicted)."""
     mean, logvar = model(inputs)
     g = model.gaussian_dim
     error = (mean[..., :g] - targets) ** 2
@@ -63,7 +64,8 @@ def model_loss(model: DynamicsModel, inputs, targets, terminated=None):
         lv = logvar[..., :g]
         loss = (error * torch.exp(-lv) + lv).mean((1, 2)).sum() + BOUND_PENALTY * model.net.bound_penalty()
     if model.spec.learn_termination:
-        loss = loss + F.binary_cross_entropy_with_logits(mean[..., g], terminated, reduction="none").mean(1).sum()
+        loss = loss + F.binary_cross_entropy_with_logits(mean[..., g], terminated, reduction="none",
+                                                         pos_weight=termination_weight).mean(1).sum()
     return loss
 
 
@@ -101,6 +103,9 @@ def fit(
     inputs = model.inputs(train.obs, train.action)
     targets = model.targets(train.obs, train.next_obs, train.reward)
     terminated = train.terminated.to(inputs.dtype)
+    # Terminal rows weigh as much in all as the others, so a classifier that never fires is not optimal.
+    positives = terminated.sum()
+    termination_weight = ((len(terminated) - positives) / positives.clamp_min(1)).clamp(1, 1000)
     if n_holdout:
         holdout_inputs = model.inputs(holdout.obs, holdout.action)
         holdout_targets = model.targets(holdout.obs, holdout.next_obs, holdout.reward)
@@ -124,7 +129,8 @@ def fit(
         for start in range(0, n_train, batch_size):
             batch = slice(start, start + batch_size)
             loss = model_loss(model, epoch_inputs[:, batch], epoch_targets[:, batch],
-                              None if epoch_terminated is None else epoch_terminated[:, batch])
+                              None if epoch_terminated is None else epoch_terminated[:, batch],
+                              termination_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
