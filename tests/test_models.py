@@ -116,3 +116,18 @@ def test_bad_specs_are_refused():
         DynamicsModel(ModelSpec(1, 1, ensemble_size=2, num_elites=3))
     with pytest.raises(ValueError, match="activation"):
         DynamicsModel(ModelSpec(1, 1, activation="gelu"))
+
+
+def test_rare_terminations_are_predicted():
+    # 2% of transitions terminate (obs > 1.92); an unweighted classifier learns to never fire.
+    data = _sine_data(n=1500)
+    data.terminated = data.obs[:, 0] > 1.92
+    assert 0.01 < data.terminated.float().mean() < 0.03
+    spec = ModelSpec(1, 1, ensemble_size=2, num_elites=2, hidden_size=64, num_layers=2, probabilistic=True,
+                     learn_termination=True)
+    model, _ = _fit(spec, data, epochs=40)
+    with torch.no_grad():
+        probability = model.predict(data.obs, data.action).terminated.mean(0)
+    fired = probability > 0.5
+    assert (fired & data.terminated).sum() >= 0.8 * data.terminated.sum()  # recall
+    assert fired.float().mean() < 0.1  # and it does not fire everywhere
