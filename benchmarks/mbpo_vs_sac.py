@@ -4,7 +4,7 @@ deterministic eval return (10 episodes) reaches a threshold.
     python benchmarks/mbpo_vs_sac.py --env InvertedPendulum-v5 --threshold 950 --mbpo-steps 5000 \\
         --sac-steps 20000 --name mbpo_inverted_pendulum
     python benchmarks/mbpo_vs_sac.py --env Pendulum-v1 --threshold -200 --mbpo-steps 3000 --sac-steps 8000 \\
-        --name mbpo_pendulum
+        --mbpo-random-steps 250 --set target_entropy=none --name mbpo_pendulum
 
 The SACs are evaluated every 1,000 steps (the anchors' protocol); MBPO every `--mbpo-eval-every` steps,
 since the question is how few it needs. MBPO runs the paper's InvertedPendulum settings (its released
