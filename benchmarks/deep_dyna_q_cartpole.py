@@ -3,8 +3,11 @@ steps until the mean deterministic eval return (10 episodes, every 1,000 steps) 
 
     python benchmarks/deep_dyna_q_cartpole.py [--seeds 0 1 2 --steps 50000 --n 0 5 10]
 
-Every learner uses rl-baselines3-zoo's tuned CartPole-v1 DQN hyperparameters (our `dqn` defaults); deep
-Dyna-Q adds n imagined one-step transitions and n imagined updates per real one.
+Every learner uses rl-baselines3-zoo's tuned CartPole-v1 DQN hyperparameters (our `dqn` defaults, double Q
+on); "dqn single Q" turns double Q off, as stable-baselines3's DQN has it. Deep Dyna-Q adds n imagined
+one-step transitions and n imagined updates per real one.
+
+    python benchmarks/deep_dyna_q_cartpole.py --only "dqn single Q" --n --skip-sb3 --name dqn_single_q_cartpole
 """
 
 from __future__ import annotations
@@ -23,13 +26,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=50_000)
-    parser.add_argument("--n", type=int, nargs="+", default=[0, 5, 10])
+    parser.add_argument("--n", type=int, nargs="*", default=[0, 5, 10])
     parser.add_argument("--skip-sb3", action="store_true")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these of our learners")
     parser.add_argument("--name", default="deep_dyna_q_cartpole")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    learners = {"dqn": ("dqn", {}), **{f"deep-dyna-q n={n}": ("deep-dyna-q", {"planning_steps": n})
-                                       for n in args.n}}
+    learners = {"dqn": ("dqn", {}), "dqn single Q": ("dqn", {"double_q": False}),
+                **{f"deep-dyna-q n={n}": ("deep-dyna-q", {"planning_steps": n}) for n in args.n}}
+    if args.only:
+        learners = {name: learner for name, learner in learners.items() if name in args.only}
     record = {"env": ENV, "threshold": THRESHOLD, "threads": 1, "steps": args.steps,
               "curves": {name: [] for name in [*learners, "sb3 dqn"]}}
     for seed in args.seeds:
@@ -43,7 +49,7 @@ def main() -> None:
             reached = [steps_to(c, THRESHOLD) for c in curves]
             summary[name] = {"steps_to_475": reached, "median": median_or_none(reached),
                              "seconds": [c["seconds"] for c in curves]}
-        base = summary["dqn"]["median"]
+        base = summary.get("dqn", {}).get("median")
         for entry in summary.values():
             if base and entry["median"]:
                 entry["dqn_over_this"] = round(base / entry["median"], 2)
