@@ -53,7 +53,7 @@ def time_modelrl(calls: int) -> dict:
                                **TUTORIAL)
     agent.learn(total_steps=2000)  # random actions, then one fitting epoch (the warm-up)
     assert len(agent.buffer) == 2000 and agent.trainer.fits == 1
-    agent.config.model_epochs = agent.config.model_patience = 3
+    agent.trainer.fit_kwargs.update(max_epochs=3, patience=3)
     started = time.perf_counter()
     agent.fit_model()
     epoch_s = (time.perf_counter() - started) / 3
