@@ -23,7 +23,7 @@ import numpy as np
 from modelrl.checkpoint import load_checkpoint, save_checkpoint
 from modelrl.config import build_config, config_to_dict
 from modelrl.envs import make_env, resolve_env_id
-from modelrl.errors import ConfigError, TrainingDivergedError
+from modelrl.errors import ConfigError, IncompatibleEnvError, TrainingDivergedError
 
 # Evaluation episodes of envs without a time limit stop here, so a policy that loops cannot hang a run.
 DEFAULT_EVAL_MAX_STEPS = 1000
@@ -56,6 +56,11 @@ class Agent(ABC):
     # --- what a concrete agent supplies -------------------------------------------------------------
     def check_env(self, env: gym.Env) -> None:
         """Raise `IncompatibleEnvError` if the env's spaces don't suit this agent."""
+
+    def require_flat_box_observations(self, env: gym.Env) -> None:
+        if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
+            raise IncompatibleEnvError(
+                f"{self.agent_id} needs flat Box observations; {self.env_id} has {env.observation_space}")
 
     @abstractmethod
     def act(self, obs, deterministic: bool = False):

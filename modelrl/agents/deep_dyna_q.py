@@ -18,26 +18,15 @@ import numpy as np
 import torch
 
 from modelrl.agents.dqn import DQN, DQNConfig
+from modelrl.agents.learned_model import LearnedModelConfig
 from modelrl.buffers import ReplayBuffer
 from modelrl.errors import ConfigError
-from modelrl.models.dynamics import ModelSpec
 from modelrl.models.imagination import branched_rollouts
-from modelrl.models.training import ModelTrainer
 
 
 @dataclass
-class DeepDynaQConfig(DQNConfig):
+class DeepDynaQConfig(DQNConfig, LearnedModelConfig):
     planning_steps: int = 10  # n: imagined transitions (and updates per real update) per real step
-    ensemble_size: int = 5
-    num_elites: int = 5
-    model_hidden_size: int = 200
-    model_layers: int = 3
-    model_lr: float = 1e-3
-    model_weight_decay: float = 5e-5
-    model_batch_size: int = 256
-    model_holdout_ratio: float = 0.2
-    model_patience: int = 5
-    model_max_epochs: int = 20
     model_train_every: int = 1024  # real steps between refits
     imagined_buffer_size: int = 100_000
 
@@ -45,15 +34,10 @@ class DeepDynaQConfig(DQNConfig):
         super().validate()
         if self.planning_steps < 0:
             raise ConfigError(f"planning_steps must be >= 0, got {self.planning_steps}")
-        if not 1 <= self.num_elites <= self.ensemble_size:
-            raise ConfigError(f"num_elites must be in [1, ensemble_size={self.ensemble_size}], got "
-                              f"{self.num_elites}")
-        for name in ("model_hidden_size", "model_batch_size", "model_patience", "model_max_epochs",
-                     "model_train_every", "imagined_buffer_size"):
+        self.validate_model()
+        for name in ("model_train_every", "imagined_buffer_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.model_holdout_ratio < 1:
-            raise ConfigError(f"model_holdout_ratio must be in [0, 1), got {self.model_holdout_ratio}")
 
 
 class DeepDynaQ(DQN):
@@ -63,15 +47,8 @@ class DeepDynaQ(DQN):
     def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
         super().__init__(env_id, config, seed, env_kwargs)
         config = self.config
-        self.spec = ModelSpec(
-            obs_dim=self.env.observation_space.shape[0], action_dim=self.num_actions, discrete_actions=True,
-            ensemble_size=config.ensemble_size, num_elites=config.num_elites,
-            hidden_size=config.model_hidden_size, num_layers=config.model_layers, probabilistic=True,
-            learn_reward=True, learn_termination=True)
-        self.trainer = ModelTrainer(self.spec, self.device, seed=self.seed + 1, lr=config.model_lr,
-                                    weight_decay=config.model_weight_decay, batch_size=config.model_batch_size,
-                                    max_epochs=config.model_max_epochs, holdout_ratio=config.model_holdout_ratio,
-                                    patience=config.model_patience)
+        self.trainer = config.model_trainer(self.env.observation_space.shape[0], self.num_actions, self.device,
+                                            self.seed + 1, discrete_actions=True, learn_termination=True)
         self.model = self.trainer.model
         self.generator = torch.Generator(self.device).manual_seed(self.seed)
         self.imagined = ReplayBuffer(config.imagined_buffer_size, self.env.observation_space.shape, (),

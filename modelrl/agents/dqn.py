@@ -129,9 +129,7 @@ class DQN(Agent):
         self._loss: torch.Tensor | None = None
 
     def check_env(self, env: gym.Env) -> None:
-        if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
-            raise IncompatibleEnvError(
-                f"{self.agent_id} needs flat Box observations; {self.env_id} has {env.observation_space}")
+        self.require_flat_box_observations(env)
         if not isinstance(env.action_space, gym.spaces.Discrete):
             raise IncompatibleEnvError(
                 f"{self.agent_id} needs Discrete actions; {self.env_id} has {env.action_space} (use sac)")

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
+from modelrl.agents.learned_model import LearnedModelConfig
 from modelrl.agents.sac import SAC, SACConfig
 from modelrl.buffers import ReplayBuffer
 from modelrl.envs.known import KNOWN
 from modelrl.errors import ConfigError
-from modelrl.models.dynamics import ModelSpec
 from modelrl.models.imagination import branched_rollouts
-from modelrl.models.training import ModelTrainer
 
 # Rollout length schedules of the paper (appendix C): (start epoch, end epoch, min length, max length);
 # k rises linearly from min to max between the two epochs. Tasks not listed use k = 1.
@@ -36,7 +35,7 @@ DEFAULT_SCHEDULE = (20, 100, 1, 1)
 
 
 @dataclass
-class MBPOConfig(SACConfig):
+class MBPOConfig(SACConfig, LearnedModelConfig):
     """Defaults: Janner et al. 2019, appendix C, and its released code (initial exploration, holdout,
     early stopping, model retention)."""
 
@@ -44,15 +43,7 @@ class MBPOConfig(SACConfig):
     learning_starts: int = 5000  # random steps before the first model fit
     real_ratio: float = 0.05
     ensemble_size: int = 7
-    num_elites: int = 5
-    model_hidden_size: int = 200
     model_layers: int = 4
-    model_activation: Literal["silu", "relu", "leaky_relu", "tanh"] = "silu"
-    model_lr: float = 1e-3
-    model_weight_decay: float = 5e-5
-    model_batch_size: int = 256
-    model_holdout_ratio: float = 0.2
-    model_patience: int = 5
     model_max_epochs: int = 1000
     model_train_every: int = 250
     rollouts_per_step: int = 400  # M: 100k rollouts per refit
@@ -62,17 +53,12 @@ class MBPOConfig(SACConfig):
 
     def validate(self) -> None:
         super().validate()
-        if not 1 <= self.num_elites <= self.ensemble_size:
-            raise ConfigError(f"num_elites must be in [1, ensemble_size={self.ensemble_size}], got "
-                              f"{self.num_elites}")
+        self.validate_model()
         if not 0 <= self.real_ratio <= 1:
             raise ConfigError(f"real_ratio must be in [0, 1], got {self.real_ratio}")
-        for name in ("model_hidden_size", "model_batch_size", "model_patience", "model_max_epochs",
-                     "model_train_every", "rollouts_per_step", "epoch_length", "model_retain_epochs"):
+        for name in ("model_train_every", "rollouts_per_step", "epoch_length", "model_retain_epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.model_holdout_ratio < 1:
-            raise ConfigError(f"model_holdout_ratio must be in [0, 1), got {self.model_holdout_ratio}")
         if self.rollout_schedule != "auto":
             parse_schedule(self.rollout_schedule)
 
@@ -109,15 +95,8 @@ class MBPO(SAC):
         config = self.config
         known = KNOWN.get(self.env_id)
         self.termination_fn = known.termination if known is not None else None
-        self.spec = ModelSpec(
-            obs_dim=self.env.observation_space.shape[0], action_dim=self.env.action_space.shape[0],
-            ensemble_size=config.ensemble_size, num_elites=config.num_elites,
-            hidden_size=config.model_hidden_size, num_layers=config.model_layers, probabilistic=True,
-            learn_reward=True, learn_termination=known is None, activation=config.model_activation)
-        self.trainer = ModelTrainer(self.spec, self.device, seed=self.seed + 1, lr=config.model_lr,
-                                    weight_decay=config.model_weight_decay, batch_size=config.model_batch_size,
-                                    max_epochs=config.model_max_epochs, holdout_ratio=config.model_holdout_ratio,
-                                    patience=config.model_patience)
+        self.trainer = config.model_trainer(self.env.observation_space.shape[0], self.env.action_space.shape[0],
+                                            self.device, self.seed + 1, learn_termination=known is None)
         self.model = self.trainer.model
         self.schedule = config.schedule(self.env_id)
         self.rollout_length = rollout_length(self.schedule, 0)

@@ -92,9 +92,7 @@ class MPCAgent(Agent):
         self.plan_seconds, self.plans = 0.0, 0
 
     def check_env(self, env: gym.Env) -> None:
-        if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
-            raise IncompatibleEnvError(
-                f"{self.agent_id} needs flat Box observations; {self.env_id} has {env.observation_space}")
+        self.require_flat_box_observations(env)
         space = env.action_space
         if not (isinstance(space, gym.spaces.Discrete) or (isinstance(space, gym.spaces.Box)
                                                          and len(space.shape) == 1)):

@@ -176,8 +176,6 @@ class SACLearner:
 
 
 def check_box_actions(agent_id: str, env_id: str, env: gym.Env) -> None:
-    if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
-        raise IncompatibleEnvError(f"{agent_id} needs flat Box observations; {env_id} has {env.observation_space}")
     space = env.action_space
     if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1 and np.isfinite(space.low).all()
             and np.isfinite(space.high).all()):
@@ -217,6 +215,7 @@ class SAC(Agent):
         self._losses: dict[str, torch.Tensor] = {}
 
     def check_env(self, env: gym.Env) -> None:
+        self.require_flat_box_observations(env)
         check_box_actions(self.agent_id, self.env_id, env)
 
     def act(self, obs, deterministic: bool = False):
