@@ -21,12 +21,17 @@ from common import RESULTS, write_results
 import modelrl
 
 
+def describe_device(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", default="runs/mbpo_hopper.pt")
     parser.add_argument("--name", default="mbpo_hopper")
+    parser.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda")
     args = parser.parse_args()
     torch.set_num_threads(1)
     checkpoint = Path(args.checkpoint)
@@ -35,8 +40,9 @@ def main() -> None:
         agent = modelrl.load(checkpoint)
         record = json.loads(results.read_text())
     else:
-        agent = modelrl.make_agent("mbpo", env="Hopper-v5", seed=args.seed)
+        agent = modelrl.make_agent("mbpo", env="Hopper-v5", seed=args.seed, device=args.device)
         record = {"env": "Hopper-v5", "seed": args.seed, "threads": 1, "config": "mbpo defaults (paper, Hopper)",
+                  "device": describe_device(agent.device),
                   "env_steps": [], "eval_return": [], "wall_seconds": [], "sessions": []}
     deadline = time.perf_counter() + 60 * args.minutes
     session = {"start_step": agent.env_steps, "seconds": 0.0}

@@ -147,9 +147,20 @@ def test_mpc_with_the_true_model_balances_the_cartpole():
 
 def test_mpc_plans_discrete_actions_with_the_true_model():
     agent = modelrl.make_agent("mpc", env="CartPole-v1", seed=0, population=60, iterations=3, horizon=12)
-    action = agent.act(np.array([0.0, 0.0, 0.05, 0.0], np.float32))
-    assert action == 1  # the pole leans right: push right
+    action = agent.act(np.array([0.0, 0.0, 0.15, 0.5], np.float32))
+    assert action == 1  # the pole leans and falls right: only pushing right now saves it within the horizon
     assert agent.evaluate(episodes=1, max_steps=150)["eval_return"] == 150.0
+
+
+def test_categorical_warm_start_keeps_exploring():
+    # CEM leaves a discrete plan near one-hot; shifted as it is, the next step would sample one sequence only.
+    initial = CategoricalSequence.initial(horizon=6, n_actions=2)
+    plan = CategoricalSequence(torch.tensor([[1.0, 0.0], [0.0, 1.0]] * 3))
+    shifted = plan.shift(initial)
+    assert shifted.mode().tolist() == [1, 0, 1, 0, 1, 0]  # the plan, one step on (last step a tie)
+    assert shifted.probs.max() < 0.8
+    samples = shifted.sample(100, torch.Generator().manual_seed(0))
+    assert len({tuple(row) for row in samples.tolist()}) > 10
 
 
 def test_mpc_without_a_simulator_or_model_is_refused():

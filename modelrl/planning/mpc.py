@@ -7,6 +7,7 @@ for iCEM, the elites carried over; `reset()` forgets both at an episode's start.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields, replace
 from typing import Any
 
 import gymnasium as gym
@@ -65,4 +66,8 @@ class MPC:
         return {"distribution": self.distribution, "carried_elites": self.carried_elites}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.distribution, self.carried_elites = state["distribution"], state["carried_elites"]
+        """Checkpoints load onto the CPU; the plan moves to this planner's device."""
+        distribution, elites = state["distribution"], state["carried_elites"]
+        self.distribution = replace(distribution, **{field.name: getattr(distribution, field.name).to(self.device)
+                                                     for field in fields(distribution)})
+        self.carried_elites = None if elites is None else elites.to(self.device)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 _TRUNCATION = 2.0  # standard deviations
+_SHIFT_MIX = 0.5  # share of a categorical plan kept by the warm start
 
 
 def colored_noise(beta: float, shape: tuple[int, ...], generator: torch.Generator | None = None,
@@ -102,7 +103,11 @@ class CategoricalSequence:
         return CategoricalSequence(probs / probs.sum(1, keepdim=True))
 
     def shift(self, initial: CategoricalSequence) -> CategoricalSequence:
-        return CategoricalSequence(torch.cat([self.probs[1:], initial.probs[-1:]]))
+        """The warm start: drop the step just taken, append an initial step, and mix the rest halfway back to
+        the initial distribution. CEM leaves the plan's categoricals near one-hot; kept as they are, every
+        sample of the next step would be the same sequence (the counterpart of resetting a Gaussian's std)."""
+        probs = torch.cat([self.probs[1:], initial.probs[-1:]])
+        return CategoricalSequence(_SHIFT_MIX * probs + (1 - _SHIFT_MIX) * initial.probs)
 
     def mode(self) -> torch.Tensor:
         return self.probs.argmax(1)
