@@ -184,3 +184,18 @@ def test_known_pendulum_functions_match_the_env():
 def test_mpc_with_a_copy_of_the_mujoco_simulator_balances_the_inverted_pendulum():
     agent = modelrl.make_agent("mpc", env="InvertedPendulum-v5", seed=0, population=20, iterations=2, horizon=8)
     assert agent.evaluate(episodes=1, max_steps=40)["eval_return"] == 40.0
+
+
+def test_simulator_copy_scores_a_given_reward_on_the_states_it_visits():
+    # The env's reward as a function of observations must reproduce the env's own, terminations included.
+    from modelrl.envs.known import inverted_pendulum_reward
+    from modelrl.planning.env_copy import EnvCopyObjective
+
+    actions = torch.rand(30, 40, 1, generator=torch.Generator().manual_seed(0)) * 6 - 3
+    obs = torch.tensor([0.0, 0.05, 0.0, 0.3])
+    own = EnvCopyObjective("InvertedPendulum-v5")(obs, actions)
+    given = EnvCopyObjective("InvertedPendulum-v5", reward_fn=inverted_pendulum_reward)(obs, actions)
+    assert own.min() < 40 and own.max() > own.min()  # some sequences terminate, at different steps
+    torch.testing.assert_close(given, own)
+    agent = modelrl.make_agent("mpc", env="InvertedPendulum-v5", planning_reward="shaped")
+    assert agent.objective.reward_fn is not None

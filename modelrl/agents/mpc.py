@@ -116,10 +116,8 @@ class MPCAgent(Agent):
                                   propagation=config.propagation, gamma=config.gamma, generator=self.generator)
         if self.known.simulator is None or self.known.reward is None:
             if hasattr(self.env.unwrapped, "set_state"):  # MuJoCo: a private copy of the simulator
-                if config.planning_reward != "env":
-                    raise ConfigError("planning with a copy of the simulator uses the env's own reward; "
-                                      "planning_reward must be 'env'")
-                return EnvCopyObjective(self.env_id, self.env_kwargs, gamma=config.gamma)
+                shaped = self.known_reward() if config.planning_reward == "shaped" else None
+                return EnvCopyObjective(self.env_id, self.env_kwargs, gamma=config.gamma, reward_fn=shaped)
             raise IncompatibleEnvError(
                 f"no exact simulator is known for {self.env_id}; give model_path=<a saved dynamics model "
                 "or PETS checkpoint> to plan with a learned model"

@@ -1,6 +1,7 @@
 """The true model of a MuJoCo env: a private copy of the simulator, set to the observed state, steps each
-candidate sequence with the env's own reward and termination. Sequential (one simulator), so it is the
-accurate but slow upper bound a learned model is measured against, not a fast planner.
+candidate sequence with the env's own termination and its own reward, or a given planning reward (a known
+shaped one) computed from the visited observations. Sequential (one simulator), so it is the accurate but
+slow upper bound a learned model is measured against, not a fast planner.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ import numpy as np
 import torch
 
 from modelrl.envs import make_env
+from modelrl.envs.known import StepFunction
 from modelrl.errors import IncompatibleEnvError
 
 
 class EnvCopyObjective:
-    def __init__(self, env_id: str, env_kwargs: dict | None = None, gamma: float = 1.0):
+    def __init__(self, env_id: str, env_kwargs: dict | None = None, gamma: float = 1.0,
+                 reward_fn: StepFunction | None = None):
         self.env = make_env(env_id, **(env_kwargs or {})).unwrapped
         if not hasattr(self.env, "set_state") or not hasattr(self.env, "model"):
             raise IncompatibleEnvError(f"{env_id} is not a MuJoCo env whose state can be set")
@@ -26,7 +29,7 @@ class EnvCopyObjective:
         else:
             raise IncompatibleEnvError(
                 f"{env_id}'s observation ({obs_dim} numbers) is not its simulator state (qpos {nq}, qvel {nv})")
-        self.nq, self.gamma = nq, gamma
+        self.nq, self.gamma, self.reward_fn = nq, gamma, reward_fn
         self.env.reset(seed=0)
 
     def state(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -35,16 +38,22 @@ class EnvCopyObjective:
 
     @torch.no_grad()
     def __call__(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        qpos, qvel = self.state(obs.cpu().numpy().astype(np.float64))
+        start = obs.cpu().numpy().astype(np.float64)
+        qpos, qvel = self.state(start)
         plans = actions.cpu().numpy()
-        returns = np.zeros(len(plans))
+        n, horizon = plans.shape[:2]
+        rewards, lengths = np.zeros((n, horizon)), np.full(n, horizon)
+        visited = np.repeat(start[None, None], horizon + 1, 1).repeat(n, 0)  # (n, H + 1, obs)
         for i, plan in enumerate(plans):
             self.env.set_state(qpos, qvel)
-            discount = 1.0
-            for action in plan:
-                _, reward, terminated, _, _ = self.env.step(action)
-                returns[i] += discount * reward
-                discount *= self.gamma
-                if terminated:
+            for t, action in enumerate(plan):
+                visited[i, t + 1], rewards[i, t], terminated, _, _ = self.env.step(action)
+                if terminated:  # the terminating step is paid, nothing after it
+                    lengths[i] = t + 1
                     break
-        return torch.as_tensor(returns, dtype=torch.float32, device=actions.device)
+        if self.reward_fn is not None:
+            states = torch.as_tensor(visited, dtype=torch.float32)
+            rewards = self.reward_fn(states[:, :-1], torch.as_tensor(plans), states[:, 1:]).double().numpy()
+            rewards = rewards * (np.arange(horizon) < lengths[:, None])
+        discounts = self.gamma ** np.arange(horizon)
+        return torch.as_tensor(rewards @ discounts, dtype=torch.float32, device=actions.device)
