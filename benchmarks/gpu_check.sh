@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# One device session's checks on a CUDA machine: the test suite with device "auto" resolving to CUDA, then MBPO
-# on Hopper-v5 (benchmark (c) of issue 7) for HOPPER_MINUTES. Wheels for packages the machine lacks are carried
-# in .whl (gymnasium, mujoco); results go to $OUT (default benchmarks/results/gpu).
-#   bash benchmarks/gpu_check.sh
+# Checks for a CUDA machine, run in one go (device time is scarce):
+#   bash benchmarks/gpu_check.sh tests hopper pets-cartpole
+# tests: the test suite with device "auto" resolving to CUDA (TEST_SECONDS at most);
+# hopper: MBPO on Hopper-v5 for HOPPER_MINUTES (benchmark (c) of issue 7);
+# pets-cartpole: the 15-trial PETS curve on ContinuousCartPole, seeds 0-2 in parallel, at most PETS_SECONDS
+# (benchmark (a) of issue 6). Wheels the machine lacks (gymnasium, mujoco) are carried in .whl; results go to
+# $OUT (default benchmarks/results/gpu).
 set -u
 OUT=${OUT:-benchmarks/results/gpu}
 mkdir -p "$OUT"
@@ -14,9 +17,27 @@ export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD" PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/machine.txt"
 python3 -c "import torch, gymnasium, mujoco; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
 'gymnasium', gymnasium.__version__, 'mujoco', mujoco.__version__)" | tee -a "$OUT/machine.txt"
-timeout "${TEST_SECONDS:-200}" python3 -m pytest -q -p no:cacheprovider -o addopts="-m 'not slow'" ${TESTS:-tests} \
-    2>&1 | tee "$OUT/pytest_cuda.log" | tail -40
-timeout $(( ${HOPPER_MINUTES:-4} * 60 + 120 )) python3 benchmarks/mbpo_hopper.py --minutes "${HOPPER_MINUTES:-4}" \
-    --device cuda --checkpoint /tmp/mbpo_hopper_gpu.pt --name mbpo_hopper_h200
-cp benchmarks/results/mbpo_hopper_h200.json benchmarks/results/mbpo_hopper_h200.png "$OUT"/ 2>/dev/null
+
+for job in "$@"; do
+    case $job in
+    tests)
+        timeout "${TEST_SECONDS:-200}" python3 -m pytest -q -p no:cacheprovider -o addopts="-m 'not slow'" \
+            ${TESTS:-tests} 2>&1 | tee "$OUT/pytest_cuda.log" | tail -15 ;;
+    hopper)
+        timeout $(( ${HOPPER_MINUTES:-4} * 60 + 120 )) python3 benchmarks/mbpo_hopper.py \
+            --minutes "${HOPPER_MINUTES:-4}" --device cuda --checkpoint /tmp/mbpo_hopper_gpu.pt --name mbpo_hopper_h200
+        cp benchmarks/results/mbpo_hopper_h200.* "$OUT"/ ;;
+    pets-cartpole)
+        for seed in 0 1 2; do
+            timeout "${PETS_SECONDS:-300}" python3 benchmarks/pets_cartpole.py --seeds $seed --trials 15 \
+                --device cuda --name pets_cartpole_gpu_s$seed > "$OUT/pets_s$seed.log" 2>&1 &
+        done
+        wait
+        tail -n 3 "$OUT"/pets_s*.log
+        python3 benchmarks/pets_cartpole.py --merge pets_cartpole_gpu_s0 pets_cartpole_gpu_s1 pets_cartpole_gpu_s2 \
+            --name pets_cartpole_h200
+        cp benchmarks/results/pets_cartpole_h200.* "$OUT"/ ;;
+    *) echo "unknown job $job (tests, hopper, pets-cartpole)"; exit 2 ;;
+    esac
+done
 ls "$OUT"

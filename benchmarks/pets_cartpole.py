@@ -10,6 +10,7 @@ after every trial, so a run cut short keeps what it measured.
     python benchmarks/pets_cartpole.py --seeds 1 --trials 5 --name pets_cartpole_s1   # a seed per core, then
     python benchmarks/pets_cartpole.py --merge pets_cartpole_s0 pets_cartpole_s1 pets_cartpole_s2
     python benchmarks/pets_cartpole.py --optimizer icem --population 100 --iterations 3 --name pets_cartpole_icem
+    python benchmarks/pets_cartpole.py --seeds 0 --trials 15 --device cuda --name pets_cartpole_gpu_s0  # a GPU
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def evaluations_per_step(agent) -> int:
 
 def run_seed(seed: int, args, record: dict) -> None:
     agent = modelrl.make_agent("pets", env="ContinuousCartPole-v0", seed=seed, random_steps=TRIAL,
-                               **planner_overrides(args))
+                               device=args.device, **planner_overrides(args))
+    record["device"] = torch.cuda.get_device_name(agent.device) if agent.device.type == "cuda" else "cpu"
     entry = {"seed": seed, "returns": [], "trial_seconds": [], "plan_seconds": [], "fit_seconds": []}
     record["runs"].append(entry)
     for trial in range(args.trials):
@@ -108,6 +110,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--trials", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda")
     parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="cem")
     parser.add_argument("--population", type=int, default=500)
     parser.add_argument("--iterations", type=int, default=5)
@@ -122,7 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.merge:
         parts = [json.loads((RESULTS / f"{name}.json").read_text()) for name in args.merge]
-        record = {"threads": parts[0]["threads"], "config": parts[0]["config"],
+        record = {"threads": parts[0]["threads"], "config": parts[0]["config"], "device": parts[0].get("device"),
                   "merged_from": {name: part["command"] for name, part in zip(args.merge, parts, strict=True)},
                   "runs": [run for part in parts for run in part["runs"]]}
         record["evaluations_per_step"] = next((p["evaluations_per_step"] for p in parts

@@ -13,11 +13,14 @@ TINY = {"population": 200, "iterations": 3, "particles": 10, "hidden_size": 64, 
 
 
 def test_pets_learns_to_balance_the_cartpole():
-    agent = modelrl.make_agent("pets", env="ContinuousCartPole-v0", seed=0, **TINY)
+    # Pinned to the CPU: from 100 random transitions, seeds 0-5 there reach 200 within 2 trials. On an H200,
+    # seed 0's stream scored 15, 136, 145; there the tutorial-sized run (benchmarks/results/pets_cartpole_h200.json)
+    # reached 200 at trial 2 for 3 seeds of 3.
+    agent = modelrl.make_agent("pets", env="ContinuousCartPole-v0", seed=0, device="cpu", **TINY)
     agent.learn(total_steps=100)  # random actions, then the first fit
     assert agent.trainer.fits == 1 and max(agent.episode_returns) < 100
-    agent.learn(episodes=3)  # seeds 0-5 on CPU reach 200 within 2; CUDA's random stream once needed more
-    assert max(agent.episode_returns[-3:]) >= 190  # 200 is the most a 200-step trial pays
+    agent.learn(episodes=2)
+    assert max(agent.episode_returns[-2:]) >= 190  # 200 is the most a 200-step trial pays
     assert agent.metrics()["model_holdout_mse"] < 0.05
 
 
