@@ -3,6 +3,7 @@
     python benchmarks/pets_vs_sac.py --env Pendulum-v1 --threshold -200 --steps 1000 --sac-steps 8000
     python benchmarks/pets_vs_sac.py --env InvertedPendulum-v5 --threshold 950 --steps 2000 \\
         --sac-steps 20000 --pets-eval separate --eval-every 250 --eval-episodes 2 --name pets_inverted_pendulum
+    python benchmarks/pets_vs_sac.py --merge pets_ip_s0 pets_ip_s1 --name pets_ip   # one seed per process
 
 SAC: default hyperparameters, deterministic evaluation every 1,000 steps, 10 episodes (the anchors'
 protocol). PETS plans every step, so evaluating it costs as much as training; with `--pets-eval training`
@@ -13,6 +14,7 @@ episodes), with `--pets-eval separate` it is evaluated on a separate env every `
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import matplotlib.pyplot as plt
@@ -62,6 +64,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="PETS config override")
     parser.add_argument("--skip-sac", action="store_true")
     parser.add_argument("--name", default="pets_pendulum")
+    parser.add_argument("--merge", nargs="+", metavar="NAME",
+                        help="combine the curves of earlier results (one seed per process) into --name")
     args = parser.parse_args()
     torch.set_num_threads(1)
     from modelrl.config import parse_assignments
@@ -69,6 +73,12 @@ def main() -> None:
     overrides = {**PETS, **parse_assignments(args.set)}
     record = {"env": args.env, "threshold": args.threshold, "pets_config": overrides, "pets_eval": args.pets_eval,
               "threads": 1, "pets": [], "sac": []}
+    if args.merge:
+        parts = [json.loads((RESULTS / f"{name}.json").read_text()) for name in args.merge]
+        record = {**{key: parts[0][key] for key in ("env", "threshold", "pets_config", "pets_eval", "threads")},
+                  "merged_from": {name: part["command"] for name, part in zip(args.merge, parts, strict=True)},
+                  "pets": [c for part in parts for c in part["pets"]], "sac": [c for part in parts for c in part["sac"]]}
+        args.threshold = record["threshold"]
 
     def save():
         pets_steps = [steps_to(c, args.threshold) for c in record["pets"]]
@@ -81,6 +91,9 @@ def main() -> None:
         write_results(args.name, record)
         plot(record, args.name)
 
+    if args.merge:
+        save()
+        return
     for seed in args.seeds:
         record["pets"].append(pets_curve(args.env, seed, args, overrides))
         save()
