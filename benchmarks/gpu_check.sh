@@ -5,7 +5,7 @@
 # hopper: MBPO on Hopper-v5 for HOPPER_MINUTES (benchmark (c) of issue 7);
 # pets-cartpole: the 15-trial PETS curve on ContinuousCartPole, seeds 0-2 in parallel, at most PETS_SECONDS
 # (benchmark (a) of issue 6). Wheels the machine lacks (gymnasium, mujoco) are carried in .whl; results go to
-# $OUT (default benchmarks/results/gpu). To fill .whl (kept out of git by .git/info/exclude), on the CPU machine:
+# $OUT (default benchmarks/results/gpu). To fill .whl (ignored by git; name it in the device call's carry), on the CPU machine:
 #   for p in gymnasium==1.4.0 Farama-Notifications==0.0.6 mujoco==4.0.0 mujoco-core==4.0.0 mujoco-studio==4.0.0 \
 #       glfw==2.11.0 PyOpenGL==3.1.10 websockets; do .venv/bin/python -m pip download -q --no-deps \
 #       --only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
