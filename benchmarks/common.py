@@ -55,6 +55,19 @@ def write_results(name: str, data: dict) -> Path:
     return path
 
 
+def read_results(names: list[str]) -> tuple[list[dict], dict[str, str]]:
+    """Earlier results to merge (one seed per process): the records, and each one's command by name."""
+    parts = [json.loads((RESULTS / f"{name}.json").read_text()) for name in names]
+    return parts, {name: part["command"] for name, part in zip(names, parts, strict=True)}
+
+
+def describe_device(device) -> str:
+    """The GPU's name, or "cpu", for a results record."""
+    import torch
+
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
 def first_index(values, condition) -> int | None:
     """1-based position of the first value meeting `condition`, None if none does."""
     return next((i + 1 for i, v in enumerate(values) if condition(v)), None)

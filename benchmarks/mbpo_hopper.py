@@ -16,13 +16,9 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from common import RESULTS, write_results
+from common import RESULTS, describe_device, write_results
 
 import modelrl
-
-
-def describe_device(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
 def main() -> None:

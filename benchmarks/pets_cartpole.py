@@ -22,7 +22,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from common import RESULTS, write_results
+from common import RESULTS, describe_device, read_results, write_results
 
 import modelrl
 from modelrl.planning.optimizers import OPTIMIZERS
@@ -51,7 +51,7 @@ def evaluations_per_step(agent) -> int:
 def run_seed(seed: int, args, record: dict) -> None:
     agent = modelrl.make_agent("pets", env="ContinuousCartPole-v0", seed=seed, random_steps=TRIAL,
                                device=args.device, **planner_overrides(args))
-    record["device"] = torch.cuda.get_device_name(agent.device) if agent.device.type == "cuda" else "cpu"
+    record["device"] = describe_device(agent.device)
     entry = {"seed": seed, "returns": [], "trial_seconds": [], "plan_seconds": [], "fit_seconds": []}
     record["runs"].append(entry)
     for trial in range(args.trials):
@@ -124,10 +124,9 @@ def main() -> None:
                         help="combine the runs of earlier results (one seed per process) into --name")
     args = parser.parse_args()
     if args.merge:
-        parts = [json.loads((RESULTS / f"{name}.json").read_text()) for name in args.merge]
+        parts, merged_from = read_results(args.merge)
         record = {"threads": parts[0]["threads"], "config": parts[0]["config"], "device": parts[0].get("device"),
-                  "merged_from": {name: part["command"] for name, part in zip(args.merge, parts, strict=True)},
-                  "runs": [run for part in parts for run in part["runs"]]}
+                  "merged_from": merged_from, "runs": [run for part in parts for run in part["runs"]]}
         record["evaluations_per_step"] = next((p["evaluations_per_step"] for p in parts
                                                if "evaluations_per_step" in p), None)
         summarize(record)

@@ -14,12 +14,11 @@ episodes), with `--pets-eval separate` it is evaluated on a separate env every `
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import matplotlib.pyplot as plt
 import torch
-from common import RESULTS, write_results
+from common import RESULTS, read_results, write_results
 from sb3_reference import median_or_none, sac_curve, steps_to
 
 import modelrl
@@ -71,14 +70,14 @@ def main() -> None:
     from modelrl.config import parse_assignments
 
     overrides = {**PETS, **parse_assignments(args.set)}
-    record = {"env": args.env, "threshold": args.threshold, "pets_config": overrides, "pets_eval": args.pets_eval,
-              "threads": 1, "pets": [], "sac": []}
     if args.merge:
-        parts = [json.loads((RESULTS / f"{name}.json").read_text()) for name in args.merge]
+        parts, merged_from = read_results(args.merge)
         record = {**{key: parts[0][key] for key in ("env", "threshold", "pets_config", "pets_eval", "threads")},
-                  "merged_from": {name: part["command"] for name, part in zip(args.merge, parts, strict=True)},
-                  "pets": [c for part in parts for c in part["pets"]], "sac": [c for part in parts for c in part["sac"]]}
+                  "merged_from": merged_from, **{key: [c for part in parts for c in part[key]] for key in ("pets", "sac")}}
         args.threshold = record["threshold"]
+    else:
+        record = {"env": args.env, "threshold": args.threshold, "pets_config": overrides,
+                  "pets_eval": args.pets_eval, "threads": 1, "pets": [], "sac": []}
 
     def save():
         pets_steps = [steps_to(c, args.threshold) for c in record["pets"]]
