@@ -21,7 +21,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from common import RESULTS, write_results
+from common import RESULTS, matmul_rate, write_results
 
 import modelrl
 
@@ -32,14 +32,9 @@ TUTORIAL = {"optimizer": "cem", "population": 500, "iterations": 5, "elite_ratio
             "holdout_ratio": 0.05, "lr": 1e-3, "weight_decay": 5e-5, "device": "cpu"}
 
 
-def matmul_rate() -> float:
-    """GFLOP/s of float32 batched matmuls of the planner's shape class (the anchor's own measurement)."""
-    x, w = torch.randn(5, 30000, 200), torch.randn(5, 200, 200)
-    torch.bmm(x, w)
-    started, reps = time.perf_counter(), 20
-    for _ in range(reps):
-        torch.bmm(x, w)
-    return 2 * 5 * 30000 * 200 * 200 / ((time.perf_counter() - started) / reps) / 1e9
+def planner_matmul_rate() -> float:
+    """The planner's shape class (the anchor's own measurement)."""
+    return matmul_rate(5, 30000, 200, 200)
 
 
 def compute_floor(gflops: float) -> float:
@@ -80,11 +75,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    rate_before = matmul_rate()
+    rate_before = planner_matmul_rate()
     first = time_modelrl(args.calls)
     anchor = run_anchor(args.threads, args.calls)
     second = time_modelrl(args.calls)
-    rate_after = matmul_rate()
+    rate_after = planner_matmul_rate()
     gflops = statistics.median([rate_before, rate_after, anchor["machine_gflops"]])
     floor = compute_floor(gflops)
     act = statistics.median(first["act_s"] + second["act_s"])

@@ -1,10 +1,12 @@
 """(e) Speed: SAC gradient updates per second beside stable-baselines3's in the same run (same batch,
-networks and thread count), and MBPO env steps per second with where the time goes.
+networks and thread count) and beside the compute floor, and MBPO env steps per second with where the time goes.
 
     python benchmarks/sac_speed.py [--updates 500 --rounds 5 --mbpo-steps 1000]
 
 SAC: both learners train on the same kind of replay data (1,000 Pendulum-v1 transitions), batch 256, two
 hidden layers of 256, one thread; the rounds alternate between the two so machine load hits both alike.
+The floor is the matmuls one update needs (`update_flops`) at the machine's rate for the hidden layers'
+shape, measured before and after the rounds: no implementation can beat it, so it bounds any speedup.
 MBPO: a short run per env from the end of its random phase; seconds are split into model fitting,
 branched rollouts and SAC updates (the agent's own timers) and the rest (env steps, acting).
 """
@@ -17,11 +19,31 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from common import RESULTS, write_results
+from common import RESULTS, matmul_rate, write_results
 
 import modelrl
 
 BATCH = 256
+HIDDEN, LAYERS = 256, 2
+OBS_DIM, ACTION_DIM = 3, 1  # Pendulum-v1
+
+
+def update_flops(obs_dim: int, action_dim: int, hidden: int, layers: int, batch: int) -> int:
+    """Matmul FLOPs of one SAC update (twin critics, critics' weights frozen in the actor loss)."""
+    def forward(inputs: int, outputs: int) -> int:  # MACs per sample
+        return inputs * hidden + hidden * hidden * (layers - 1) + hidden * outputs
+
+    actor, critic = forward(obs_dim, 2 * action_dim), forward(obs_dim + action_dim, 1)
+    input_grads_actor, input_grads_critic = actor - obs_dim * hidden, critic - (obs_dim + action_dim) * hidden
+    target = actor + 2 * critic  # pi(s') and both target critics, no gradient
+    critic_loss = 2 * (critic + critic + input_grads_critic)  # forward, weight grads, grads of hidden inputs
+    actor_loss = actor + 2 * (critic + critic) + actor + input_grads_actor  # ... through the critics to a
+    return 2 * batch * (target + critic_loss + actor_loss)
+
+
+def hidden_layer_rate() -> float:
+    """GFLOP/s of the hidden layers' shapes: the critics' pair as one batched matmul, the actor's alone."""
+    return max(matmul_rate(2, BATCH, HIDDEN, HIDDEN, reps=200), matmul_rate(1, BATCH, HIDDEN, HIDDEN, reps=200))
 
 
 def ours(updates: int):
@@ -80,6 +102,7 @@ def main() -> None:
     parser.add_argument("--skip-mbpo", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    rate_before = hidden_layer_rate()
     runners = {"modelrl": ours(args.updates), "stable-baselines3": stable_baselines(args.updates)}
     for run in runners.values():
         run()  # warm-up
@@ -89,11 +112,21 @@ def main() -> None:
             rates[name].append(run())
         print(f"round {round_ + 1}: " + ", ".join(f"{n} {r[-1]:.0f}/s" for n, r in rates.items()), flush=True)
     median = {name: float(np.median(r)) for name, r in rates.items()}
-    record = {"threads": args.threads, "batch_size": BATCH, "hidden": [256, 256], "updates_per_round": args.updates,
+    gflops = float(np.median([rate_before, hidden_layer_rate()]))
+    flops = update_flops(OBS_DIM, ACTION_DIM, HIDDEN, LAYERS, BATCH)
+    floor_rate = gflops * 1e9 / flops
+    record = {"threads": args.threads, "batch_size": BATCH, "hidden": [HIDDEN] * LAYERS,
+              "updates_per_round": args.updates,
               "updates_per_second": {n: [round(x, 1) for x in r] for n, r in rates.items()},
               "median_updates_per_second": {n: round(v, 1) for n, v in median.items()},
-              "speedup": round(median["modelrl"] / median["stable-baselines3"], 2)}
-    print(f"speedup {record['speedup']}x", flush=True)
+              "speedup": round(median["modelrl"] / median["stable-baselines3"], 2),
+              "compute_floor": {
+                  "mflops_per_update": round(flops / 1e6, 1), "machine_gflops": round(gflops, 1),
+                  "updates_per_second": round(floor_rate, 1),
+                  "share_of_floor": {n: round(v / floor_rate, 2) for n, v in median.items()},
+                  "largest_possible_speedup_over_sb3": round(floor_rate / median["stable-baselines3"], 2)}}
+    print(f"speedup {record['speedup']}x; floor {floor_rate:.0f} updates/s = "
+          f"{record['compute_floor']['largest_possible_speedup_over_sb3']}x SB3", flush=True)
     if not args.skip_mbpo:
         record["mbpo"] = [
             mbpo_profile("InvertedPendulum-v5", args.mbpo_steps, {
@@ -110,6 +143,9 @@ def main() -> None:
     ax.bar(names, [median[n] for n in names], color=["tab:blue", "tab:grey"])
     for i, n in enumerate(names):
         ax.scatter([i] * len(rates[n]), rates[n], color="black", s=10, zorder=3)
+    ax.axhline(floor_rate, color="black", linestyle="--", label=f"compute floor ({gflops:.0f} GFLOP/s)")
+    ax.axhline(2 * median["stable-baselines3"], color="tab:red", linestyle=":", label="2x stable-baselines3")
+    ax.legend(fontsize=8, loc="lower right")
     ax.set(ylabel="SAC gradient updates / s", title=f"SAC updates, batch {BATCH}, {args.threads} thread "
                                                      f"({record['speedup']}x)")
     if "mbpo" in record:
