@@ -4,7 +4,8 @@
 # tests: the test suite with device "auto" resolving to CUDA (TEST_SECONDS at most);
 # hopper: MBPO on Hopper-v5 for HOPPER_MINUTES (benchmark (c) of issue 7);
 # pets-cartpole: the 15-trial PETS curve on ContinuousCartPole, seeds 0-2 in parallel, at most PETS_SECONDS
-# (benchmark (a) of issue 6). Wheels the machine lacks (gymnasium, mujoco) are carried in .whl; results go to
+# (benchmark (a) of issue 6); mbpo-ip: MBPO on InvertedPendulum-v5 for the seeds in MBPO_RUNS
+# ("G:seed ...", all in parallel, at most MBPO_SECONDS each; benchmark (a) of issue 7). Wheels the machine lacks (gymnasium, mujoco) are carried in .whl; results go to
 # $OUT (default benchmarks/results/gpu). To fill .whl (ignored by git; name it in the device call's carry), on the CPU machine:
 #   for p in gymnasium==1.4.0 Farama-Notifications==0.0.6 mujoco==4.0.0 mujoco-core==4.0.0 mujoco-studio==4.0.0 \
 #       glfw==2.11.0 PyOpenGL==3.1.10 websockets; do .venv/bin/python -m pip download -q --no-deps \
@@ -13,10 +14,11 @@
 set -u
 OUT=${OUT:-benchmarks/results/gpu}
 mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then
+if ls .whl/*.whl >/dev/null 2>&1 && [ ! -d /tmp/site/gymnasium ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        && export PYTHONPATH=/tmp/site || exit 1
+        || exit 1
 fi
+[ -d /tmp/site ] && export PYTHONPATH=/tmp/site
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD" PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/machine.txt"
 python3 -c "import torch, gymnasium, mujoco; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
@@ -41,7 +43,17 @@ for job in "$@"; do
         python3 benchmarks/pets_cartpole.py --merge pets_cartpole_gpu_s0 pets_cartpole_gpu_s1 pets_cartpole_gpu_s2 \
             --name pets_cartpole_h200
         cp benchmarks/results/pets_cartpole_h200.* "$OUT"/ ;;
-    *) echo "unknown job $job (tests, hopper, pets-cartpole)"; exit 2 ;;
+    mbpo-ip)
+        for run in ${MBPO_RUNS:-10:3 10:4 10:5}; do
+            g=${run%%:*} seed=${run##*:}
+            timeout "${MBPO_SECONDS:-420}" python3 benchmarks/mbpo_vs_sac.py --env InvertedPendulum-v5 \
+                --threshold 950 --mbpo-steps 3000 --mbpo-random-steps 250 --set updates_per_step=$g --set device=cuda \
+                --only mbpo --seeds $seed --name mbpo_ip_gpu_g${g}_s$seed > "/tmp/mbpo_ip_g${g}_s$seed.log" 2>&1 &
+        done
+        wait
+        for log in /tmp/mbpo_ip_*.log; do echo "== $log"; cat "$log"; done > "$OUT/mbpo_ip.log"
+        grep -h "eval return" /tmp/mbpo_ip_*.log | tail -n 20 ;;
+    *) echo "unknown job $job (tests, hopper, pets-cartpole, mbpo-ip)"; exit 2 ;;
     esac
 done
 ls "$OUT"
