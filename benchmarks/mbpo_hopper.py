@@ -21,6 +21,9 @@ import torch
 from common import RESULTS, describe_device, write_results
 
 import modelrl
+from modelrl.config import parse_assignments
+
+HISTORY = ("q_value", "critic_loss", "alpha", "entropy", "model_holdout_mse", "rollout_length")
 
 
 def main() -> None:
@@ -31,6 +34,7 @@ def main() -> None:
     parser.add_argument("--name", default="mbpo_hopper")
     parser.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (2: the whole 2-core machine)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="MBPO config override")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     checkpoint = Path(args.checkpoint)
@@ -39,9 +43,10 @@ def main() -> None:
         agent = modelrl.load(checkpoint)
         record = json.loads(results.read_text())
     else:
-        agent = modelrl.make_agent("mbpo", env="Hopper-v5", seed=args.seed, device=args.device)
+        overrides = parse_assignments(args.set)
+        agent = modelrl.make_agent("mbpo", env="Hopper-v5", seed=args.seed, device=args.device, **overrides)
         record = {"env": "Hopper-v5", "seed": args.seed, "threads": args.threads,
-                  "config": "mbpo defaults (paper, Hopper)",
+                  "config": "mbpo defaults (paper, Hopper)", "overrides": overrides,
                   "device": describe_device(agent.device),
                   "env_steps": [], "eval_return": [], "wall_seconds": [], "sessions": []}
     deadline = time.perf_counter() + 60 * args.minutes
@@ -58,6 +63,8 @@ def main() -> None:
         record["wall_seconds"].append(round(time.perf_counter() - step_started, 1))
         metrics = agent.metrics()
         record["last_metrics"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        for key in HISTORY:
+            record.setdefault("history", {}).setdefault(key, []).append(metrics.get(key))
         trained = [s for s, w in zip(record["env_steps"], record["wall_seconds"], strict=True)
                    if s > agent.config.learning_starts + 1000]
         if trained:
@@ -65,7 +72,8 @@ def main() -> None:
                 sum(w for s, w in zip(record["env_steps"], record["wall_seconds"], strict=True) if s in trained)
                 / len(trained), 1)
         print(f"{agent.env_steps} steps: eval return {value:.0f} ({record['wall_seconds'][-1]:.0f} s for 1k steps, "
-              f"k={metrics['rollout_length']})", flush=True)
+              f"k={metrics['rollout_length']}, Q {metrics.get('q_value', float('nan')):.0f}, "
+              f"alpha {metrics.get('alpha', float('nan')):.3f})", flush=True)
         agent.save(checkpoint)
         write_results(args.name, record)
         fig, ax = plt.subplots(figsize=(6, 4))

@@ -146,8 +146,9 @@ class SACLearner:
         with torch.no_grad():
             torch._foreach_lerp_(self._target_params, self._critic_params, config.tau)
         self.updates += 1
+        # q_value: the critics' mean estimate on the batch, the first sign of an overestimating critic
         return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "alpha": alpha,
-                "entropy": -log_prob.mean()}
+                "entropy": -log_prob.mean(), "q_value": q.detach().mean()}
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
