@@ -11,9 +11,9 @@ deterministic eval return (10 episodes) reaches a threshold.
 The SACs are evaluated every 1,000 steps (the anchors' protocol); MBPO every `--mbpo-eval-every` steps,
 since the question is how few it needs. MBPO runs the paper's InvertedPendulum settings from its released
 config (target entropy -0.05, 250-step epochs, k = 1) with our default G = 20 updates per step, where that
-config has 10 (`--set updates_per_step=10`: about 1.3x more steps, `mbpo_ip_g10.json`), after
+config has 10 (`--set updates_per_step=10`: about 1.5x more steps, `mbpo_ip_g10.json`), after
 `--mbpo-random-steps` random steps; `--set key=value` changes any setting. Pendulum is not among the
-paper's tasks: there MBPO runs k = 10 (with k = 1 it needs about 1.3x more steps) and SAC's default
+paper's tasks: there MBPO runs k = 10 (with k = 1 it needs about 1.25x more steps) and SAC's default
 target entropy, -|A|.
 """
 
