@@ -35,7 +35,11 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (2: the whole 2-core machine)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="MBPO config override")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the saved JSON")
     args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads((RESULTS / f"{args.name}.json").read_text()), args.name)
+        return
     torch.set_num_threads(args.threads)
     checkpoint = Path(args.checkpoint)
     results = RESULTS / f"{args.name}.json"
@@ -76,14 +80,26 @@ def main() -> None:
               f"alpha {metrics.get('alpha', float('nan')):.3f})", flush=True)
         agent.save(checkpoint)
         write_results(args.name, record)
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(record["env_steps"], record["eval_return"], marker=".")
-        ax.set(xlabel="real env steps", ylabel="mean eval return (10 episodes)", title="MBPO, Hopper-v5")
-        fig.tight_layout()
-        fig.savefig(RESULTS / f"{args.name}.png", dpi=110)
-        plt.close(fig)
+        plot(record, args.name)
     record["stopped_at"] = agent.env_steps
     write_results(args.name, record)
+
+
+def plot(record: dict, name: str) -> None:
+    """Eval return, and the critics' mean Q beside it where it was logged (an overestimating critic shows)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot(record["env_steps"], record["eval_return"], marker=".", color="tab:blue")
+    ax.set(xlabel="real env steps", ylabel="mean eval return (10 episodes)", title="MBPO, Hopper-v5")
+    q = record.get("history", {}).get("q_value")
+    if q:
+        pairs = [(s, v) for s, v in zip(record["env_steps"][-len(q):], q, strict=True) if v is not None]
+        if pairs:
+            twin = ax.twinx()
+            twin.plot(*zip(*pairs), color="tab:red", linestyle="--", marker="x")
+            twin.set_ylabel("critics' mean Q on training batches", color="tab:red")
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{name}.png", dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
