@@ -55,9 +55,18 @@ def write_results(name: str, data: dict) -> Path:
     return path
 
 
+def load_result(name: str) -> dict:
+    """benchmarks/results/<name>.json; a missing or unreadable file ends the script with one line."""
+    path = RESULTS / f"{name}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        sys.exit(f"error: cannot read results {path}: {error}")
+
+
 def read_results(names: list[str]) -> tuple[list[dict], dict[str, str]]:
     """Earlier results to merge (one seed per process): the records, and each one's command by name."""
-    parts = [json.loads((RESULTS / f"{name}.json").read_text()) for name in names]
+    parts = [load_result(name) for name in names]
     return parts, {name: part["command"] for name, part in zip(names, parts, strict=True)}
 
 

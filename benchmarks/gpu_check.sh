@@ -5,8 +5,9 @@
 # hopper: MBPO on Hopper-v5 for HOPPER_MINUTES (benchmark (c) of issue 7);
 # pets-cartpole: the 15-trial PETS curve on ContinuousCartPole, seeds 0-2 in parallel, at most PETS_SECONDS
 # (benchmark (a) of issue 6); mbpo-ip: MBPO on InvertedPendulum-v5 for the seeds in MBPO_RUNS
-# ("G:seed ...", all in parallel, at most MBPO_SECONDS each; benchmark (a) of issue 7). Wheels the machine lacks (gymnasium, mujoco) are carried in .whl; results go to
-# $OUT (default benchmarks/results/gpu). To fill .whl (ignored by git; name it in the device call's carry), on the CPU machine:
+# ("G:seed ...", all in parallel, at most MBPO_SECONDS each; benchmark (a) of issue 7; many launch-bound runs
+# on one GPU ran slower than one CPU core each). Wheels the machine lacks (gymnasium, mujoco) are carried in .whl
+# and installed once per machine; results go to $OUT (default benchmarks/results/gpu). To fill .whl (ignored by git; name it in the device call's carry), on the CPU machine:
 #   for p in gymnasium==1.4.0 Farama-Notifications==0.0.6 mujoco==4.0.0 mujoco-core==4.0.0 mujoco-studio==4.0.0 \
 #       glfw==2.11.0 PyOpenGL==3.1.10 websockets; do .venv/bin/python -m pip download -q --no-deps \
 #       --only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \

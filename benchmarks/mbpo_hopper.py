@@ -12,16 +12,16 @@ every evaluation, so a later invocation with the same `--checkpoint` continues i
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from common import RESULTS, describe_device, write_results
+from common import RESULTS, describe_device, load_result, write_results
 
 import modelrl
 from modelrl.config import parse_assignments
+from modelrl.errors import ModelRLError
 
 HISTORY = ("q_value", "critic_loss", "alpha", "entropy", "model_holdout_mse", "rollout_length")
 
@@ -38,21 +38,34 @@ def main() -> None:
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the saved JSON")
     args = parser.parse_args()
     if args.plot_only:
-        plot(json.loads((RESULTS / f"{args.name}.json").read_text()), args.name)
+        plot(load_result(args.name), args.name)
         return
     torch.set_num_threads(args.threads)
     checkpoint = Path(args.checkpoint)
-    results = RESULTS / f"{args.name}.json"
+    if checkpoint.exists() and args.set:
+        parser.error(f"--set applies to a new run; {checkpoint} resumes with the config it was saved with")
+    try:
+        agent, record = start(args, checkpoint)
+    except ModelRLError as error:
+        parser.exit(2, f"error: {error}\n")
+    run(agent, record, args, checkpoint)
+
+
+def start(args, checkpoint: Path):
+    """The agent and its results record: resumed from the checkpoint, or new."""
     if checkpoint.exists():
-        agent = modelrl.load(checkpoint)
-        record = json.loads(results.read_text())
-    else:
-        overrides = parse_assignments(args.set)
-        agent = modelrl.make_agent("mbpo", env="Hopper-v5", seed=args.seed, device=args.device, **overrides)
-        record = {"env": "Hopper-v5", "seed": args.seed, "threads": args.threads,
-                  "config": "mbpo defaults (paper, Hopper)", "overrides": overrides,
-                  "device": describe_device(agent.device),
-                  "env_steps": [], "eval_return": [], "wall_seconds": [], "sessions": []}
+        return modelrl.load(checkpoint), load_result(args.name)
+    overrides = parse_assignments(args.set)
+    agent = modelrl.make_agent("mbpo", env="Hopper-v5", seed=args.seed, device=args.device, **overrides)
+    record = {"env": "Hopper-v5", "seed": args.seed, "threads": args.threads,
+              "config": "mbpo defaults (paper, Hopper)", "overrides": overrides,
+              "device": describe_device(agent.device),
+              "env_steps": [], "eval_return": [], "wall_seconds": [], "sessions": []}
+    return agent, record
+
+
+def run(agent, record: dict, args, checkpoint: Path) -> None:
+    """Learn in 1k-step chunks until `--minutes` run out, evaluating, checkpointing and writing results."""
     deadline = time.perf_counter() + 60 * args.minutes
     session = {"start_step": agent.env_steps, "seconds": 0.0, "threads": args.threads}
     record["sessions"].append(session)

@@ -61,6 +61,12 @@ def plot(record: dict, name: str) -> None:
     plt.close(fig)
 
 
+def save(record: dict, name: str) -> None:
+    summarize(record, record["threshold"])
+    write_results(name, record)
+    plot(record, name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="InvertedPendulum-v5")
@@ -81,9 +87,7 @@ def main() -> None:
         record = {key: parts[0][key] for key in ("env", "threshold", "threads", "mbpo_config", "eval")}
         record["merged_from"] = merged_from
         record.update({name: [curve for part in parts for curve in part[name]] for name in LABELS})
-        summarize(record, record["threshold"])
-        write_results(args.name, record)
-        plot(record, args.name)
+        save(record, args.name)
         print(record["summary"])
         return
     torch.set_num_threads(1)
@@ -100,9 +104,7 @@ def main() -> None:
         if "sb3_sac" in args.only:
             record["sb3_sac"].append(sb3_curve("SAC", args.env, seed, args.sac_steps, args.threshold))
             print(f"sb3 sac seed {seed}: {record['sb3_sac'][-1]['env_steps'][-1]} steps", flush=True)
-        summarize(record, args.threshold)
-        write_results(args.name, record)
-        plot(record, args.name)
+        save(record, args.name)
     print(record["summary"])
 
 

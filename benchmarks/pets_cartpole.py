@@ -16,13 +16,12 @@ after every trial, so a run cut short keeps what it measured.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from common import RESULTS, describe_device, read_results, write_results
+from common import RESULTS, describe_device, load_result, read_results, write_results
 
 import modelrl
 from modelrl.planning.optimizers import OPTIMIZERS
@@ -134,7 +133,7 @@ def main() -> None:
         plot(record, args.name)
         return
     if args.plot_only:
-        plot(json.loads((RESULTS / f"{args.name}.json").read_text()), args.name)
+        plot(load_result(args.name), args.name)
         return
     torch.set_num_threads(args.threads)
     record = {"threads": args.threads, "config": planner_overrides(args), "runs": []}
