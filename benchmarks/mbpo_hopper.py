@@ -23,6 +23,7 @@ import modelrl
 from modelrl.config import parse_assignments
 from modelrl.errors import ModelRLError
 
+PAPER = {50_000: 1900, 100_000: 3150}  # read off the paper's Hopper curve: near 1,900, and 3,000-3,300
 HISTORY = ("q_value", "critic_loss", "alpha", "entropy", "model_holdout_mse", "rollout_length")
 
 
@@ -36,9 +37,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (2: the whole 2-core machine)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="MBPO config override")
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the saved JSON")
+    parser.add_argument("--summary", action="store_true", help="print the saved run's figures (README row)")
     args = parser.parse_args()
     if args.plot_only:
         plot(load_result(args.name), args.name)
+        return
+    if args.summary:
+        print(summary(load_result(args.name)))
         return
     torch.set_num_threads(args.threads)
     checkpoint = Path(args.checkpoint)
@@ -59,7 +64,7 @@ def start(args, checkpoint: Path):
     agent = modelrl.make_agent("mbpo", env="Hopper-v5", seed=args.seed, device=args.device, **overrides)
     record = {"env": "Hopper-v5", "seed": args.seed, "threads": args.threads,
               "config": "mbpo defaults (paper, Hopper)", "overrides": overrides,
-              "device": describe_device(agent.device),
+              "device": describe_device(agent.device), "learning_starts": agent.config.learning_starts,
               "env_steps": [], "eval_return": [], "wall_seconds": [], "sessions": []}
     return agent, record
 
@@ -98,10 +103,37 @@ def run(agent, record: dict, args, checkpoint: Path) -> None:
     write_results(args.name, record)
 
 
+def summary(record: dict) -> str:
+    """The figures (c) asks for: return at 25k and 50k, where the run stopped, and the cost per 1k steps
+    on each thread count it ran with."""
+    returns = dict(zip(record["env_steps"], record["eval_return"], strict=True))
+    lines = [f"{record['env']}, seed {record['seed']}: stopped at {record['env_steps'][-1]} env steps"]
+    for mark in (25_000, 50_000, 75_000, 100_000):
+        lines.append(f"  eval return at {mark // 1000}k: "
+                     + (f"{returns[mark]:.0f}" if mark in returns else "not reached"))
+    last = record["eval_return"][-5:]
+    lines.append(f"  best {max(record['eval_return']):.0f}; last {len(last)}: "
+                 + ", ".join(f"{value:.0f}" for value in last))
+    starts = [session["start_step"] for session in record["sessions"]] + [record["env_steps"][-1]]
+    by_threads: dict[int, list[float]] = {}
+    for session, first, end in zip(record["sessions"], starts, starts[1:]):
+        by_threads.setdefault(session["threads"], []).extend(
+            seconds for step, seconds in zip(record["env_steps"], record["wall_seconds"], strict=True)
+            if first < step <= end and step > record.get("learning_starts", 5000) + 1000)
+    for threads, seconds in sorted(by_threads.items()):
+        if seconds:
+            lines.append(f"  {threads} thread(s): {len(seconds)} chunks of 1k steps, {min(seconds):.0f}-"
+                         f"{max(seconds):.0f} s (mean {sum(seconds) / len(seconds):.0f} s) per 1k, "
+                         f"{1000 * len(seconds) / sum(seconds):.1f} env steps/s")
+    return "\n".join(lines)
+
+
 def plot(record: dict, name: str) -> None:
     """Eval return, and the critics' mean Q beside it where it was logged (an overestimating critic shows)."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ax.plot(record["env_steps"], record["eval_return"], marker=".", color="tab:blue")
+    ax.plot(list(PAPER), list(PAPER.values()), "o", color="grey", label="paper's curve (Janner et al. 2019)")
+    ax.legend(loc="upper left")
     ax.set(xlabel="real env steps", ylabel="mean eval return (10 episodes)", title="MBPO, Hopper-v5")
     q = record.get("history", {}).get("q_value")
     if q:
