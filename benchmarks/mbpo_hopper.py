@@ -87,12 +87,9 @@ def run(agent, record: dict, args, checkpoint: Path) -> None:
         record["last_metrics"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         for key in HISTORY:
             record.setdefault("history", {}).setdefault(key, []).append(metrics.get(key))
-        trained = [s for s, w in zip(record["env_steps"], record["wall_seconds"], strict=True)
-                   if s > agent.config.learning_starts + 1000]
+        trained = trained_chunk_seconds(record)
         if trained:
-            record["seconds_per_1k_steps_after_random_phase"] = round(
-                sum(w for s, w in zip(record["env_steps"], record["wall_seconds"], strict=True) if s in trained)
-                / len(trained), 1)
+            record["seconds_per_1k_steps_after_random_phase"] = round(sum(trained) / len(trained), 1)
         print(f"{agent.env_steps} steps: eval return {value:.0f} ({record['wall_seconds'][-1]:.0f} s for 1k steps, "
               f"k={metrics['rollout_length']}, Q {metrics.get('q_value', float('nan')):.0f}, "
               f"alpha {metrics.get('alpha', float('nan')):.3f})", flush=True)
@@ -101,6 +98,14 @@ def run(agent, record: dict, args, checkpoint: Path) -> None:
         plot(record, args.name)
     record["stopped_at"] = agent.env_steps
     write_results(args.name, record)
+
+
+def trained_chunk_seconds(record: dict, first: int = 0, end: float = float("inf")) -> list[float]:
+    """Wall seconds of the 1k-step chunks in (first, end] once SAC trains (past the random phase and the
+    first model fit)."""
+    learning_starts = record.get("learning_starts", 5000)  # records before it was stored used the default
+    return [seconds for step, seconds in zip(record["env_steps"], record["wall_seconds"], strict=True)
+            if first < step <= end and step > learning_starts + 1000]
 
 
 def summary(record: dict) -> str:
@@ -117,9 +122,7 @@ def summary(record: dict) -> str:
     starts = [session["start_step"] for session in record["sessions"]] + [record["env_steps"][-1]]
     by_threads: dict[int, list[float]] = {}
     for session, first, end in zip(record["sessions"], starts, starts[1:]):
-        by_threads.setdefault(session["threads"], []).extend(
-            seconds for step, seconds in zip(record["env_steps"], record["wall_seconds"], strict=True)
-            if first < step <= end and step > record.get("learning_starts", 5000) + 1000)
+        by_threads.setdefault(session["threads"], []).extend(trained_chunk_seconds(record, first, end))
     for threads, seconds in sorted(by_threads.items()):
         if seconds:
             lines.append(f"  {threads} thread(s): {len(seconds)} chunks of 1k steps, {min(seconds):.0f}-"
