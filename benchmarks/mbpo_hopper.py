@@ -24,7 +24,8 @@ from modelrl.config import parse_assignments
 from modelrl.errors import ModelRLError
 
 PAPER = {50_000: 1900, 100_000: 3150}  # read off the paper's Hopper curve: near 1,900, and 3,000-3,300
-HISTORY = ("q_value", "critic_loss", "alpha", "entropy", "model_holdout_mse", "rollout_length")
+HISTORY = ("q_value", "critic_loss", "alpha", "entropy", "model_holdout_mse", "rollout_length", "imagined_reward",
+           "imagined_terminated")
 
 
 def main() -> None:

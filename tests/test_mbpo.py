@@ -69,6 +69,9 @@ def test_mbpo_fills_its_model_buffer_and_mixes_real_and_imagined_data():
     assert np.abs(imagined["action"]).max() <= 1  # the learner's unit actions
     # Imagined terminations are the env's known function of the next state (|angle| > 0.2).
     np.testing.assert_array_equal(imagined["terminated"], np.abs(imagined["next_obs"][:, 1]) > 0.2)
+    metrics = agent.metrics()  # the rollouts' summary, to set beside the critics' Q
+    assert metrics["imagined_reward"] == pytest.approx(imagined["reward"].mean(), abs=1e-6)
+    assert metrics["imagined_terminated"] == pytest.approx(imagined["terminated"].mean(), abs=1e-6)
     agent.learn(total_steps=25)
     assert agent.trainer.fits == 2 and len(agent.model_buffer) == 200
     assert agent.metrics()["model_buffer"] == 200

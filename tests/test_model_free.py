@@ -42,6 +42,24 @@ def test_sac_critics_learn_the_value_of_a_terminal_reward():
     assert (learner.critic_target(batch["obs"], batch["action"]) - 2).abs().mean() < 1.0
 
 
+def test_sac_actor_lr_and_target_update_every():
+    config = SACConfig(hidden_size=8, actor_lr=3e-5, target_update_every=3)
+    learner = SACLearner(3, 1, config, torch.device("cpu"), torch.Generator().manual_seed(0))
+    assert learner.actor_optimizer.param_groups[0]["lr"] == 3e-5
+    assert learner.critic_optimizer.param_groups[0]["lr"] == 3e-4
+    batch = {"obs": torch.randn(16, 3), "action": torch.zeros(16, 1), "reward": torch.ones(16),
+             "next_obs": torch.randn(16, 3), "terminated": torch.zeros(16, dtype=torch.bool)}
+    initial = [p.clone() for p in learner.critic_target.parameters()]
+    for expected_moved in (False, False, True):  # the Polyak step comes on every third update only
+        learner.update(batch)
+        moved = any(not torch.equal(a, b) for a, b in zip(initial, learner.critic_target.parameters()))
+        assert moved == expected_moved
+    with pytest.raises(ConfigError, match="actor_lr"):
+        SACConfig(actor_lr=0).validate()
+    with pytest.raises(ConfigError, match="target_update_every"):
+        SACConfig(target_update_every=0).validate()
+
+
 def test_double_dqn_target_uses_the_online_argmax_and_the_target_value():
     learner = DQNLearner(2, 2, DQNConfig(hidden_size=8, lr=1e-9), torch.device("cpu"))
     with torch.no_grad():  # online net prefers action 0, the target net values action 0 at 5 and 1 at 9

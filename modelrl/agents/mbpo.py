@@ -102,6 +102,7 @@ class MBPO(SAC):
         self.rollout_length = rollout_length(self.schedule, 0)
         self.model_buffer = self._new_model_buffer(self.rollout_length)
         self.seconds = {"rollout": 0.0, "policy": 0.0}
+        self.imagined: dict[str, float] = {}  # the last rollouts' mean reward and share of terminations
 
     def _new_model_buffer(self, length: int) -> ReplayBuffer:
         config = self.config
@@ -136,13 +137,15 @@ class MBPO(SAC):
         start = self.buffer.sample_tensors(count, self.rng, self.device)["obs"]
         data = branched_rollouts(self.model, lambda obs: self.learner.act(obs, deterministic=False), start,
                                  length, self.generator, termination_fn=self.termination_fn)
+        self.imagined = {"imagined_reward": float(data["reward"].mean()),
+                         "imagined_terminated": float(data["terminated"].float().mean())}
         data = {key: value.cpu().numpy() for key, value in data.items()}
         self.model_buffer.add_batch(truncated=np.zeros(len(data["obs"]), bool), **data)
         self.seconds["rollout"] += time.perf_counter() - started
 
     def metrics(self) -> dict[str, float]:
         return {**super().metrics(), **self.trainer.metrics(), "rollout_length": self.rollout_length,
-                "model_buffer": len(self.model_buffer),
+                "model_buffer": len(self.model_buffer), **self.imagined,
                 **{f"{part}_seconds": round(value, 3) for part, value in self.seconds.items()}}
 
     def check_finite(self) -> bool:

@@ -36,8 +36,10 @@ class SACConfig:
     """Defaults: Haarnoja et al. 2018b, table 1; `learning_starts` is stable-baselines3's."""
 
     lr: float = 3e-4
+    actor_lr: float | None = None  # None: lr (mbrl-lib's MBPO Hopper slows the actor to 3e-5)
     gamma: float = 0.99
     tau: float = 0.005  # Polyak step of the target critics
+    target_update_every: int = 1  # updates between Polyak steps
     batch_size: int = 256
     buffer_size: int = 1_000_000
     hidden_size: int = 256
@@ -50,11 +52,13 @@ class SACConfig:
     device: str = "auto"
 
     def validate(self) -> None:
-        for name in ("batch_size", "buffer_size", "hidden_size", "num_layers"):
+        for name in ("batch_size", "buffer_size", "hidden_size", "num_layers", "target_update_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.learning_starts < 0 or self.updates_per_step < 0:
             raise ConfigError("learning_starts and updates_per_step must be >= 0")
+        if self.actor_lr is not None and self.actor_lr <= 0:
+            raise ConfigError(f"actor_lr must be > 0 (or None: lr), got {self.actor_lr}")
         if self.lr <= 0 or self.init_alpha <= 0 or not 0 < self.tau <= 1 or not 0 <= self.gamma <= 1:
             raise ConfigError("need lr > 0, init_alpha > 0, tau in (0, 1] and gamma in [0, 1]")
 
@@ -108,7 +112,8 @@ class SACLearner:
         self.target_entropy = -float(action_dim) if config.target_entropy is None else config.target_entropy
         # Fused Adam updates all of a network's parameters in one kernel.
         adam = {"lr": config.lr, "fused": True}
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), **adam)
+        actor_lr = config.lr if config.actor_lr is None else config.actor_lr
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), **{**adam, "lr": actor_lr})
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), **adam)
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], **adam)
         self._critic_params = list(self.critic.parameters())
@@ -143,9 +148,10 @@ class SACLearner:
             self.alpha_optimizer.zero_grad(set_to_none=True)
             alpha_loss.backward()
             self.alpha_optimizer.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(self._target_params, self._critic_params, config.tau)
         self.updates += 1
+        if self.updates % config.target_update_every == 0:
+            with torch.no_grad():
+                torch._foreach_lerp_(self._target_params, self._critic_params, config.tau)
         # q_value: the critics' mean estimate on the batch, the first sign of an overestimating critic
         return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "alpha": alpha,
                 "entropy": -log_prob.mean(), "q_value": q.detach().mean()}
