@@ -25,7 +25,7 @@ from modelrl.errors import ModelRLError
 
 PAPER = {50_000: 1900, 100_000: 3150}  # read off the paper's Hopper curve: near 1,900, and 3,000-3,300
 HISTORY = ("q_value", "critic_loss", "alpha", "entropy", "model_holdout_mse", "rollout_length", "imagined_reward",
-           "imagined_terminated")
+           "imagined_terminated", "q_estimate", "soft_return", "normalized_q_bias")
 
 
 def main() -> None:
@@ -85,6 +85,8 @@ def run(agent, record: dict, args, checkpoint: Path) -> None:
         record["eval_return"].append(round(value, 1))
         record["wall_seconds"].append(round(time.perf_counter() - step_started, 1))
         metrics = agent.metrics()
+        if agent.learner.updates:  # the critics against the returns that followed, on the policy's own states
+            metrics.update(agent.critic_bias(episodes=3, seed=agent.env_steps))
         record["last_metrics"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         for key in HISTORY:
             record.setdefault("history", {}).setdefault(key, []).append(metrics.get(key))
@@ -93,7 +95,8 @@ def run(agent, record: dict, args, checkpoint: Path) -> None:
             record["seconds_per_1k_steps_after_random_phase"] = round(sum(trained) / len(trained), 1)
         print(f"{agent.env_steps} steps: eval return {value:.0f} ({record['wall_seconds'][-1]:.0f} s for 1k steps, "
               f"k={metrics['rollout_length']}, Q {metrics.get('q_value', float('nan')):.0f}, "
-              f"alpha {metrics.get('alpha', float('nan')):.3f})", flush=True)
+              f"alpha {metrics.get('alpha', float('nan')):.3f}, "
+              f"Q bias {metrics.get('normalized_q_bias', float('nan')):+.2f})", flush=True)
         agent.save(checkpoint)
         write_results(args.name, record)
         plot(record, args.name)
@@ -139,13 +142,20 @@ def plot(record: dict, name: str) -> None:
     ax.plot(list(PAPER), list(PAPER.values()), "o", color="grey", label="paper's curve (Janner et al. 2019)")
     ax.legend(loc="upper left")
     ax.set(xlabel="real env steps", ylabel="mean eval return (10 episodes)", title="MBPO, Hopper-v5")
-    q = record.get("history", {}).get("q_value")
-    if q:
-        pairs = [(s, v) for s, v in zip(record["env_steps"][-len(q):], q, strict=True) if v is not None]
+    history, steps = record.get("history", {}), record["env_steps"]
+    twin = None
+    for key, style, label in (("q_value", "--x", "critics' mean Q, training batches"),
+                              ("q_estimate", ":+", "critics' Q, policy's own states"),
+                              ("soft_return", ":.", "soft return that followed")):
+        values = history.get(key) or []  # keys added mid-run cover the last chunks only
+        pairs = [(s, v) for s, v in zip(steps[len(steps) - len(values):], values, strict=True) if v is not None]
         if pairs:
-            twin = ax.twinx()
-            twin.plot(*zip(*pairs), color="tab:red", linestyle="--", marker="x")
-            twin.set_ylabel("critics' mean Q on training batches", color="tab:red")
+            twin = twin or ax.twinx()
+            twin.plot(*zip(*pairs), style, color="tab:red", alpha=0.4 if key == "soft_return" else 1,
+                      label=label)
+    if twin is not None:
+        twin.set_ylabel("discounted value", color="tab:red")
+        twin.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     fig.savefig(RESULTS / f"{name}.png", dpi=110)
     plt.close(fig)

@@ -136,3 +136,23 @@ def test_dqn_learns_cartpole():
     agent = modelrl.make_agent("dqn", env="CartPole-v1", seed=0)
     history = agent.learn(total_steps=40_000, eval_every=4000, eval_episodes=5)
     assert history[0]["eval_return"] < 300 and max(row["eval_return"] for row in history) >= 475
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_sac_critic_bias_compares_the_critics_with_the_soft_return_that_followed(alpha):
+    agent = modelrl.make_agent("sac", env="InvertedPendulum-v5", seed=0, gamma=0.9)
+    agent.learner.critic = lambda obs, action: torch.full((2, len(obs)), 5.0)  # a critic that says 5 everywhere
+    agent.learner.actor = lambda obs, generator: (torch.zeros(1, 1), torch.tensor([2.0]))  # log pi = 2
+    with torch.no_grad():
+        agent.learner.log_alpha.fill_(math.log(alpha) if alpha else -50.0)
+    result = agent.critic_bias(episodes=1)
+    # Pushing nothing, the pole falls within a few dozen steps; v5 pays 1 a step, 0 on the step it falls.
+    steps = result["states"]
+    assert 1 <= steps < 200
+    rewards = [1.0] * (steps - 1) + [0.0]
+    followed = [sum(0.9 ** (j - t) * (rewards[j] - (2 * alpha if j > t else 0)) for j in range(t, steps))
+                for t in range(steps)]
+    assert result["q_estimate"] == pytest.approx(5.0)
+    assert result["soft_return"] == pytest.approx(np.mean(followed), rel=1e-6)
+    assert result["q_bias"] == pytest.approx(5.0 - np.mean(followed), rel=1e-6)
+    assert agent.env_steps == 0 and len(agent.buffer) == 0  # training state untouched

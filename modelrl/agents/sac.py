@@ -22,6 +22,7 @@ from torch import nn
 from modelrl.agents.base import Agent
 from modelrl.buffers import ReplayBuffer
 from modelrl.device import resolve_device
+from modelrl.envs import make_env
 from modelrl.errors import ConfigError, IncompatibleEnvError
 from modelrl.models.ensemble import EnsembleMLP
 from modelrl.models.mlp import mlp
@@ -237,6 +238,49 @@ class SAC(Agent):
             for _ in range(self.config.updates_per_step):
                 batch = self.buffer.sample_tensors(self.config.batch_size, self.rng, self.device)
                 self._losses = self.learner.update(batch)
+
+    @torch.no_grad()
+    def critic_bias(self, episodes: int = 3, seed: int = 0, max_steps: int = 1000) -> dict[str, float]:
+        """How far the critics are off on the current policy's own states: fresh episodes with the
+        stochastic policy on a separate env, and at each visited (s, a) the critics' estimate (the min of the
+        twins, what targets use) beside the soft discounted return that actually followed, entropy bonuses
+        included as in the targets. States of truncated episodes closer to the end than 99% of the discount
+        weight are left out. `normalized_q_bias` is mean(Q - return) / |mean(return)| (Chen et al. 2021).
+        Training state (RNGs, envs, buffers) is untouched."""
+        learner, gamma = self.learner, self.config.gamma
+        alpha = float(learner.log_alpha.exp())
+        generator = torch.Generator(self.device).manual_seed(seed)
+        env = make_env(self.env_id, **self.env_kwargs)
+        cut = math.ceil(math.log(0.01) / math.log(gamma)) if gamma < 1 else max_steps
+        estimates, returns = [], []
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=seed + episode)
+            q, reward, log_prob, done, terminated = [], [], [], False, False
+            while not done and len(q) < max_steps:
+                state = torch.as_tensor(np.asarray(obs, np.float32), device=self.device)[None]
+                action, action_log_prob = learner.actor(state, generator)
+                q.append(float(learner.critic(state, action).min(0).values))
+                log_prob.append(float(action_log_prob))
+                obs, r, terminated, truncated, _ = env.step(self.scale.to_env(action[0].cpu().numpy()))
+                reward.append(float(r))
+                done = terminated or truncated
+            soft_return, followed = 0.0, []  # Q(s_t, a_t) = r_t + gamma (-alpha log pi(a_t+1) + Q(s_t+1, a_t+1))
+            for t in reversed(range(len(q))):
+                if t + 1 < len(q):
+                    soft_return = -alpha * log_prob[t + 1] + soft_return
+                soft_return = reward[t] + gamma * soft_return
+                followed.append(soft_return)
+            followed.reverse()
+            keep = len(q) if terminated else max(0, len(q) - cut)
+            estimates += q[:keep]
+            returns += followed[:keep]
+        env.close()
+        if not returns:
+            raise ValueError(f"no state of {episodes} episodes has a full discounted return; raise max_steps")
+        estimates, returns = np.asarray(estimates), np.asarray(returns)
+        bias = float(np.mean(estimates - returns))
+        return {"q_estimate": float(estimates.mean()), "soft_return": float(returns.mean()), "q_bias": bias,
+                "normalized_q_bias": bias / max(abs(float(returns.mean())), 1e-8), "states": len(returns)}
 
     def metrics(self) -> dict[str, float]:
         row = {name: float(value) for name, value in self._losses.items()}
