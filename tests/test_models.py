@@ -4,7 +4,7 @@ import torch
 from modelrl.checkpoint import save_checkpoint
 from modelrl.errors import CheckpointError
 from modelrl.models.dynamics import DynamicsModel, ModelSpec
-from modelrl.models.ensemble import EnsembleMLP
+from modelrl.models.ensemble import EnsembleLinear, EnsembleMLP
 from modelrl.models.linear import fit_linear, linear_model
 from modelrl.models.training import Transitions, fit
 
@@ -131,3 +131,12 @@ def test_rare_terminations_are_predicted():
     fired = probability > 0.5
     assert (fired & data.terminated).sum() >= 0.8 * data.terminated.sum()  # recall
     assert fired.float().mean() < 0.1  # and it does not fire everywhere
+
+
+def test_ensemble_layers_start_from_a_normal_truncated_at_two_std():
+    layer = EnsembleLinear(3, 256, 64)
+    std = 1 / (2 * 16)
+    assert layer.weight.abs().max() <= 2 * std
+    assert 0.8 * std < layer.weight.std() < 0.95 * std  # a normal cut at 2 std keeps 0.88 of its std
+    assert not torch.equal(layer.weight[0], layer.weight[1])  # drawn per member
+    assert (layer.bias == 0).all()

@@ -32,8 +32,10 @@ class EnsembleLinear(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(ensemble_size, in_features, out_features))
         self.bias = nn.Parameter(torch.zeros(ensemble_size, 1, out_features))
-        # Truncated normal with std 1/(2 sqrt(in)), PETS's initialisation, drawn per member.
-        nn.init.trunc_normal_(self.weight, std=1 / (2 * math.sqrt(in_features)), a=-2, b=2)
+        # Normal with std 1/(2 sqrt(in)) truncated at two std (PETS's initialisation), drawn per member;
+        # trunc_normal_'s bounds are absolute, not in std.
+        std = 1 / (2 * math.sqrt(in_features))
+        nn.init.trunc_normal_(self.weight, std=std, a=-2 * std, b=2 * std)
         nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
