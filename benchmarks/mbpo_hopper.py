@@ -4,6 +4,7 @@ return (10 episodes) every 1,000 env steps, env steps per second and where the t
     python benchmarks/mbpo_hopper.py --minutes 60 [--checkpoint runs/mbpo_hopper.pt to continue a run]
     python benchmarks/mbpo_hopper.py --minutes 90 --threads 2 --checkpoint runs/mbpo_hopper_2t.pt \\
         --name mbpo_hopper_2threads
+    python benchmarks/mbpo_hopper.py --compare mbpo_hopper_te-3 mbpo_hopper_slowactor --name mbpo_hopper_compare
 
 The paper's curve is near 1,900 at 50k steps and 3,000-3,300 at 100k. The run saves a checkpoint after
 every evaluation, so a later invocation with the same `--checkpoint` continues it.
@@ -39,7 +40,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="MBPO config override")
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the saved JSON")
     parser.add_argument("--summary", action="store_true", help="print the saved run's figures (README row)")
+    parser.add_argument("--compare", nargs="+", metavar="NAME",
+                        help="plot these saved runs together into <--name>.png and .json (no training)")
     args = parser.parse_args()
+    if args.compare:
+        compare([load_result(name) for name in args.compare], args.name)
+        return
     if args.plot_only:
         plot(load_result(args.name), args.name)
         return
@@ -159,6 +165,36 @@ def plot(record: dict, name: str) -> None:
     fig.tight_layout()
     fig.savefig(RESULTS / f"{name}.png", dpi=110)
     plt.close(fig)
+
+
+def compare(records: list[dict], name: str) -> None:
+    """Eval return, the critics' mean Q and their normalized bias for several saved runs, in one figure."""
+    fig, axes = plt.subplots(3, 1, figsize=(7, 8.5), sharex=True)
+    keys = (None, "q_value", "normalized_q_bias")
+    table = {}
+    for record in records:
+        history, steps = record.get("history", {}), record["env_steps"]
+        (line,) = axes[0].plot(steps, record["eval_return"], marker=".",
+                               label=f"{record['benchmark']}, seed {record['seed']}")  # overrides: in the JSON
+        for ax, key in zip(axes[1:], keys[1:], strict=True):
+            values = history.get(key) or []  # keys added mid-run cover the last chunks only
+            pairs = [(s, v) for s, v in zip(steps[len(steps) - len(values):], values, strict=True) if v is not None]
+            if pairs:
+                ax.plot(*zip(*pairs), marker=".", color=line.get_color())
+        table[record["benchmark"]] = {"seed": record["seed"], "overrides": record.get("overrides", {}),
+                                      "env_steps": steps, "eval_return": record["eval_return"],
+                                      **{key: history.get(key) for key in keys[1:]}}
+    axes[0].plot(list(PAPER), list(PAPER.values()), "o", color="grey", label="paper's curve (Janner et al. 2019)")
+    axes[0].set(ylabel="mean eval return (10 episodes)", title="MBPO, Hopper-v5")
+    axes[0].legend(fontsize="x-small", loc="upper left")
+    axes[1].set(ylabel="critics' mean Q, training batches", yscale="log")
+    axes[2].axhline(0, color="grey", linewidth=0.8)
+    axes[2].set_yscale("symlog", linthresh=1)
+    axes[2].set(xlabel="real env steps", ylabel="normalized Q bias, own states")
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{name}.png", dpi=110)
+    plt.close(fig)
+    write_results(name, {"runs": table})
 
 
 if __name__ == "__main__":
