@@ -183,6 +183,18 @@ class SACLearner:
         return bool(torch.stack([p.detach().isfinite().all() for p in params]).all())
 
 
+def soft_returns(rewards: np.ndarray, log_probs: np.ndarray, alpha: float, gamma: float) -> np.ndarray:
+    """What SAC's critic estimates at each step of an episode that ended after its last reward (terminated,
+    or cut short): Q(s_t, a_t) = r_t + gamma (Q(s_t+1, a_t+1) - alpha log pi(a_t+1 | s_t+1))."""
+    returns, following = np.empty(len(rewards)), 0.0
+    for t in reversed(range(len(rewards))):
+        if t + 1 < len(rewards):
+            following -= alpha * log_probs[t + 1]
+        following = rewards[t] + gamma * following
+        returns[t] = following
+    return returns
+
+
 def check_box_actions(agent_id: str, env_id: str, env: gym.Env) -> None:
     space = env.action_space
     if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1 and np.isfinite(space.low).all()
@@ -240,6 +252,28 @@ class SAC(Agent):
                 self._losses = self.learner.update(batch)
 
     @torch.no_grad()
+    def policy_episode(self, env: gym.Env, seed: int, generator: torch.Generator, deterministic: bool = False,
+                       max_steps: int = 1000) -> dict[str, Any]:
+        """One episode of the current policy on `env` (not the training env): obs, unit actions and their
+        log-probabilities (0 when deterministic) as tensors, rewards, and whether it terminated."""
+        obs, _ = env.reset(seed=seed)
+        states, actions, log_probs, rewards, terminated, truncated = [], [], [], [], False, False
+        while not (terminated or truncated) and len(rewards) < max_steps:
+            state = torch.as_tensor(np.asarray(obs, np.float32), device=self.device)[None]
+            if deterministic:
+                action, log_prob = self.learner.actor.mode(state), torch.zeros(1, device=self.device)
+            else:
+                action, log_prob = self.learner.actor(state, generator)
+            obs, reward, terminated, truncated, _ = env.step(self.scale.to_env(action[0].cpu().numpy()))
+            states.append(state[0])
+            actions.append(action[0])
+            log_probs.append(float(log_prob))
+            rewards.append(float(reward))
+        return {"obs": torch.stack(states), "action": torch.stack(actions), "log_prob": np.asarray(log_probs),
+                "reward": np.asarray(rewards), "terminated": bool(terminated),
+                "final_obs": np.asarray(obs, np.float32)}
+
+    @torch.no_grad()
     def critic_bias(self, episodes: int = 3, seed: int = 0, max_steps: int = 1000) -> dict[str, float]:
         """How far the critics are off on the current policy's own states: fresh episodes with the
         stochastic policy on a separate env, and at each visited (s, a) the critics' estimate (the min of the
@@ -247,37 +281,21 @@ class SAC(Agent):
         included as in the targets. States of truncated episodes closer to the end than 99% of the discount
         weight are left out. `normalized_q_bias` is mean(Q - return) / |mean(return)| (Chen et al. 2021).
         Training state (RNGs, envs, buffers) is untouched."""
-        learner, gamma = self.learner, self.config.gamma
-        alpha = float(learner.log_alpha.exp())
+        gamma, alpha = self.config.gamma, float(self.learner.log_alpha.exp())
         generator = torch.Generator(self.device).manual_seed(seed)
         env = make_env(self.env_id, **self.env_kwargs)
         cut = math.ceil(math.log(0.01) / math.log(gamma)) if gamma < 1 else max_steps
         estimates, returns = [], []
         for episode in range(episodes):
-            obs, _ = env.reset(seed=seed + episode)
-            q, reward, log_prob, done, terminated = [], [], [], False, False
-            while not done and len(q) < max_steps:
-                state = torch.as_tensor(np.asarray(obs, np.float32), device=self.device)[None]
-                action, action_log_prob = learner.actor(state, generator)
-                q.append(float(learner.critic(state, action).min(0).values))
-                log_prob.append(float(action_log_prob))
-                obs, r, terminated, truncated, _ = env.step(self.scale.to_env(action[0].cpu().numpy()))
-                reward.append(float(r))
-                done = terminated or truncated
-            soft_return, followed = 0.0, []  # Q(s_t, a_t) = r_t + gamma (-alpha log pi(a_t+1) + Q(s_t+1, a_t+1))
-            for t in reversed(range(len(q))):
-                if t + 1 < len(q):
-                    soft_return = -alpha * log_prob[t + 1] + soft_return
-                soft_return = reward[t] + gamma * soft_return
-                followed.append(soft_return)
-            followed.reverse()
-            keep = len(q) if terminated else max(0, len(q) - cut)
-            estimates += q[:keep]
-            returns += followed[:keep]
+            run = self.policy_episode(env, seed + episode, generator, max_steps=max_steps)
+            keep = len(run["reward"]) if run["terminated"] else max(0, len(run["reward"]) - cut)
+            q = self.learner.critic(run["obs"], run["action"]).min(0).values.cpu().numpy()
+            estimates.append(q[:keep])
+            returns.append(soft_returns(run["reward"], run["log_prob"], alpha, gamma)[:keep])
         env.close()
-        if not returns:
+        estimates, returns = np.concatenate(estimates), np.concatenate(returns)
+        if not len(returns):
             raise ValueError(f"no state of {episodes} episodes has a full discounted return; raise max_steps")
-        estimates, returns = np.asarray(estimates), np.asarray(returns)
         bias = float(np.mean(estimates - returns))
         return {"q_estimate": float(estimates.mean()), "soft_return": float(returns.mean()), "q_bias": bias,
                 "normalized_q_bias": bias / max(abs(float(returns.mean())), 1e-8), "states": len(returns)}
