@@ -66,15 +66,14 @@ def audit(agent: MBPO, episodes: int, seed: int, deterministic: bool) -> list[di
         run = agent.policy_episode(env, seed + episode, generator, deterministic=deterministic)
         obs, action, steps = run["obs"], run["action"], len(run["reward"])
         next_obs = torch.cat([obs[1:], torch.as_tensor(run["final_obs"], device=agent.device)[None]])
-        terminated = torch.zeros(steps, device=agent.device)
-        terminated[-1] = float(run["terminated"])
+        terminated = torch.zeros(steps, dtype=torch.bool, device=agent.device)
+        terminated[-1] = run["terminated"]
         q = learner.critic(obs, action).min(0).values
-        # The Bellman target at each step, next actions sampled from the policy as in training.
-        next_action, next_log_prob = learner.actor(next_obs.repeat(NEXT_ACTIONS, 1), generator)
-        soft_value = learner.critic_target(next_obs.repeat(NEXT_ACTIONS, 1), next_action).min(0).values
-        soft_value = (soft_value - alpha * next_log_prob).view(NEXT_ACTIONS, steps).mean(0)
+        # The Bellman target at each step as in training, averaged over sampled next actions.
         reward = torch.as_tensor(run["reward"], dtype=torch.float32, device=agent.device)
-        target = reward + gamma * (1 - terminated) * soft_value
+        target = learner.bellman_target(reward.repeat(NEXT_ACTIONS), next_obs.repeat(NEXT_ACTIONS, 1),
+                                        terminated.repeat(NEXT_ACTIONS), alpha, generator)
+        target = target.view(NEXT_ACTIONS, steps).mean(0)
         # The model's one-step predictions from the same (s, a).
         imagined_obs, imagined_reward, imagined_end = step_random_elites(
             agent.model, obs.repeat(SAMPLES, 1), action.repeat(SAMPLES, 1), generator)

@@ -141,6 +141,12 @@ def summary(record: dict) -> str:
     return "\n".join(lines)
 
 
+def history_pairs(record: dict, key: str) -> list[tuple[int, float]]:
+    """(env step, value) of one logged metric where it was logged; keys added mid-run cover the last chunks."""
+    steps, values = record["env_steps"], record.get("history", {}).get(key) or []
+    return [(s, v) for s, v in zip(steps[len(steps) - len(values):], values, strict=True) if v is not None]
+
+
 def plot(record: dict, name: str) -> None:
     """Eval return, and the critics' mean Q beside it where it was logged (an overestimating critic shows)."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -148,13 +154,11 @@ def plot(record: dict, name: str) -> None:
     ax.plot(list(PAPER), list(PAPER.values()), "o", color="grey", label="paper's curve (Janner et al. 2019)")
     ax.legend(loc="upper left")
     ax.set(xlabel="real env steps", ylabel="mean eval return (10 episodes)", title="MBPO, Hopper-v5")
-    history, steps = record.get("history", {}), record["env_steps"]
     twin = None
     for key, style, label in (("q_value", "--x", "critics' mean Q, training batches"),
                               ("q_estimate", ":+", "critics' Q, policy's own states"),
                               ("soft_return", ":.", "soft return that followed")):
-        values = history.get(key) or []  # keys added mid-run cover the last chunks only
-        pairs = [(s, v) for s, v in zip(steps[len(steps) - len(values):], values, strict=True) if v is not None]
+        pairs = history_pairs(record, key)
         if pairs:
             twin = twin or ax.twinx()
             twin.plot(*zip(*pairs), style, color="tab:red", alpha=0.4 if key == "soft_return" else 1,
@@ -177,8 +181,7 @@ def compare(records: list[dict], name: str) -> None:
         (line,) = axes[0].plot(steps, record["eval_return"], marker=".",
                                label=f"{record['benchmark']}, seed {record['seed']}")  # overrides: in the JSON
         for ax, key in zip(axes[1:], keys[1:], strict=True):
-            values = history.get(key) or []  # keys added mid-run cover the last chunks only
-            pairs = [(s, v) for s, v in zip(steps[len(steps) - len(values):], values, strict=True) if v is not None]
+            pairs = history_pairs(record, key)
             if pairs:
                 ax.plot(*zip(*pairs), marker=".", color=line.get_color())
         table[record["benchmark"]] = {"seed": record["seed"], "overrides": record.get("overrides", {}),

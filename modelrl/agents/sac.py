@@ -126,11 +126,7 @@ class SACLearner:
         """One gradient step of critics, actor and temperature; returns detached losses (no host sync)."""
         config = self.config
         alpha = self.log_alpha.detach().exp()
-        with torch.no_grad():
-            next_action, next_log_prob = self.actor(batch["next_obs"], self.generator)
-            next_q = self.critic_target(batch["next_obs"], next_action).min(0).values
-            not_done = 1.0 - batch["terminated"].to(next_q.dtype)
-            target = batch["reward"] + config.gamma * not_done * (next_q - alpha * next_log_prob)
+        target = self.bellman_target(batch["reward"], batch["next_obs"], batch["terminated"], alpha, self.generator)
         q = self.critic(batch["obs"], batch["action"])
         critic_loss = 0.5 * (q - target).pow(2).mean(-1).sum()
         self.critic_optimizer.zero_grad(set_to_none=True)
@@ -156,6 +152,15 @@ class SACLearner:
         # q_value: the critics' mean estimate on the batch, the first sign of an overestimating critic
         return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "alpha": alpha,
                 "entropy": -log_prob.mean(), "q_value": q.detach().mean()}
+
+    @torch.no_grad()
+    def bellman_target(self, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor,
+                       alpha: torch.Tensor | float, generator: torch.Generator) -> torch.Tensor:
+        """r + gamma (1 - done) (min of the target critics at a' ~ pi(s') - alpha log pi(a' | s'))."""
+        next_action, next_log_prob = self.actor(next_obs, generator)
+        next_q = self.critic_target(next_obs, next_action).min(0).values
+        not_done = 1.0 - terminated.to(next_q.dtype)
+        return reward + self.config.gamma * not_done * (next_q - alpha * next_log_prob)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
