@@ -25,9 +25,10 @@ def test_squashed_gaussian_log_prob_matches_the_tanh_transformed_normal():
     assert action.abs().max() <= 1
 
 
-def test_sac_critics_learn_the_value_of_a_terminal_reward():
+@pytest.mark.parametrize("critic_layer_norm", [False, True])
+def test_sac_critics_learn_the_value_of_a_terminal_reward(critic_layer_norm):
     # Every transition ends the episode with reward 2: both critics must converge to Q = 2 everywhere.
-    config = SACConfig(hidden_size=32, lr=3e-3)
+    config = SACConfig(hidden_size=32, lr=3e-3, critic_layer_norm=critic_layer_norm)
     learner = SACLearner(3, 1, config, torch.device("cpu"), torch.Generator().manual_seed(0))
     gen = torch.Generator().manual_seed(0)
     batch = {"obs": torch.randn(128, 3, generator=gen), "action": torch.rand(128, 1, generator=gen) * 2 - 1,
@@ -35,6 +36,7 @@ def test_sac_critics_learn_the_value_of_a_terminal_reward():
              "terminated": torch.ones(128, dtype=torch.bool)}
     for _ in range(600):  # after 300, 0.07-0.25 off at worst over seeds and thread counts; after 600, 0.03-0.06
         learner.update(batch)
+    assert (learner.critic.net.norms is not None) == critic_layer_norm
     q = learner.critic(batch["obs"], batch["action"])
     assert q.shape == (2, 128)
     torch.testing.assert_close(q, torch.full_like(q, 2.0), atol=0.15, rtol=0)

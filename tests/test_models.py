@@ -26,8 +26,15 @@ def _fit(spec, data, epochs=150, seed=0):
     return model, result
 
 
-def test_batched_ensemble_equals_each_member_alone():
-    net = EnsembleMLP(3, 2, ensemble_size=4, hidden_size=16, num_layers=2, probabilistic=False)
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_batched_ensemble_equals_each_member_alone(layer_norm):
+    torch.manual_seed(0)
+    net = EnsembleMLP(3, 2, ensemble_size=4, hidden_size=16, num_layers=2, probabilistic=False,
+                      layer_norm=layer_norm)
+    if layer_norm:  # gains and shifts away from 1 and 0, so a member mix-up would show
+        for norm in net.norms:
+            torch.nn.init.normal_(norm.weight)
+            torch.nn.init.normal_(norm.bias)
     x = torch.randn(4, 7, 3)
     out, _ = net(x)
     for e in range(4):
@@ -35,10 +42,31 @@ def test_batched_ensemble_equals_each_member_alone():
         for i, layer in enumerate(net.layers):
             h = h @ layer.weight[e] + layer.bias[e]
             if i < len(net.layers) - 1:
+                if layer_norm:
+                    norm = net.norms[i]
+                    h = torch.nn.functional.layer_norm(h, (16,), norm.weight[e, 0], norm.bias[e, 0])
                 h = torch.nn.functional.silu(h)
         torch.testing.assert_close(out[e], h)
     with torch.no_grad():  # the blocked inference path gives the same numbers
         torch.testing.assert_close(net(x)[0], out)
+    members = torch.tensor([2, 0])  # and so does picking members per row
+    torch.testing.assert_close(net(x[members], members)[0], out[members])
+
+
+def test_layer_norm_bounds_ensemble_outputs_whatever_the_input_scale():
+    torch.manual_seed(0)
+    net = EnsembleMLP(3, 1, ensemble_size=2, hidden_size=32, num_layers=2, probabilistic=False,
+                      activation="relu", layer_norm=True)
+    plain = EnsembleMLP(3, 1, ensemble_size=2, hidden_size=32, num_layers=2, probabilistic=False,
+                        activation="relu")
+    x = torch.randn(2, 64, 3)
+    with torch.no_grad():
+        # Each hidden layer is normalised, so the output cannot exceed |w_out|_2 sqrt(H) + |b_out| for
+        # any input, where a plain MLP grows linearly with it.
+        bound = net.layers[-1].weight.norm(dim=(1, 2)) * 32 ** 0.5 + net.layers[-1].bias.abs().flatten()
+        far = net(1e4 * x)[0].abs().amax(dim=(1, 2))
+        assert (far <= bound).all()
+        assert plain(1e4 * x)[0].abs().max() > 100 * plain(x)[0].abs().max()
 
 
 def test_probabilistic_ensemble_fits_and_is_uncertain_away_from_data():

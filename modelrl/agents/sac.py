@@ -45,6 +45,7 @@ class SACConfig:
     buffer_size: int = 1_000_000
     hidden_size: int = 256
     num_layers: int = 2
+    critic_layer_norm: bool = False  # LayerNorm before each hidden ReLU of the critics
     learning_starts: int = 100  # uniform random actions (and no updates) before this many steps
     updates_per_step: int = 1
     init_alpha: float = 1.0
@@ -88,10 +89,12 @@ class SquashedGaussianActor(nn.Module):
 class TwinCritic(nn.Module):
     """Two Q networks run as one ensemble: `(obs, action) -> (2, B)`."""
 
-    def __init__(self, obs_dim: int, action_dim: int, hidden_size: int, num_layers: int):
+    def __init__(self, obs_dim: int, action_dim: int, hidden_size: int, num_layers: int,
+                 layer_norm: bool = False):
         super().__init__()
         self.net = EnsembleMLP(obs_dim + action_dim, 1, ensemble_size=2, hidden_size=hidden_size,
-                               num_layers=num_layers, probabilistic=False, activation="relu")
+                               num_layers=num_layers, probabilistic=False, activation="relu",
+                               layer_norm=layer_norm)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         x = torch.cat([obs, action], -1)
@@ -106,7 +109,8 @@ class SACLearner:
                  generator: torch.Generator):
         self.config, self.device, self.generator = config, device, generator
         self.actor = SquashedGaussianActor(obs_dim, action_dim, config.hidden_size, config.num_layers).to(device)
-        self.critic = TwinCritic(obs_dim, action_dim, config.hidden_size, config.num_layers).to(device)
+        self.critic = TwinCritic(obs_dim, action_dim, config.hidden_size, config.num_layers,
+                                 config.critic_layer_norm).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(config.init_alpha), device=device,
                                       requires_grad=config.autotune_alpha)

@@ -45,6 +45,22 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(bias, x, weight)
 
 
+class EnsembleLayerNorm(nn.Module):
+    """LayerNorm over the features with a gain and shift per member."""
+
+    def __init__(self, ensemble_size: int, features: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ensemble_size, 1, features))
+        self.bias = nn.Parameter(torch.zeros(ensemble_size, 1, features))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        weight, bias = self.weight, self.bias
+        if members is not None:
+            weight, bias = weight[members], bias[members]
+        return torch.addcmul(bias, F.layer_norm(x, x.shape[-1:], eps=self.eps), weight)
+
+
 class EnsembleMLP(nn.Module):
     """`ensemble_size` independent MLPs: `(E, B, in) -> mean (E, B, out), log-variance or None`."""
 
@@ -57,6 +73,7 @@ class EnsembleMLP(nn.Module):
         num_layers: int = 3,
         probabilistic: bool = True,
         activation: str = "silu",
+        layer_norm: bool = False,
     ):
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -65,6 +82,10 @@ class EnsembleMLP(nn.Module):
         self.activation, self.activation_ = ACTIVATIONS[activation]
         sizes = [in_dim] + [hidden_size] * num_layers + [out_dim * (2 if probabilistic else 1)]
         self.layers = nn.ModuleList(EnsembleLinear(ensemble_size, a, b) for a, b in itertools.pairwise(sizes))
+        # LayerNorm before each hidden activation bounds the features the output layer sees, so values
+        # cannot grow without bound off the data (Ball et al. 2023's fix for high update-to-data critics).
+        self.norms = nn.ModuleList(EnsembleLayerNorm(ensemble_size, hidden_size) for _ in range(num_layers)
+                                   ) if layer_norm else None
         if probabilistic:  # PETS's starting bounds
             self.max_logvar = nn.Parameter(torch.full((1, 1, out_dim), 0.5))
             self.min_logvar = nn.Parameter(torch.full((1, 1, out_dim), -10.0))
@@ -87,8 +108,11 @@ class EnsembleMLP(nn.Module):
         return mean, logvar
 
     def _trunk(self, x, members, activation):
-        for layer in self.layers[:-1]:
-            x = activation(layer(x, members))
+        for i, layer in enumerate(self.layers[:-1]):
+            x = layer(x, members)
+            if self.norms is not None:
+                x = self.norms[i](x, members)
+            x = activation(x)
         return self.layers[-1](x, members)
 
     def bound_penalty(self) -> torch.Tensor:
