@@ -1,12 +1,14 @@
 """(e) Speed: SAC gradient updates per second beside stable-baselines3's in the same run (same batch,
 networks and thread count) and beside the compute floor, and MBPO env steps per second with where the time goes.
 
-    python benchmarks/sac_speed.py [--updates 500 --rounds 5 --mbpo-steps 1000]
+    python benchmarks/sac_speed.py [--updates 500 --rounds 5 --mbpo-steps 1000] [--skip-mbpo --name N]
 
-SAC: both learners train on the same kind of replay data (1,000 Pendulum-v1 transitions), batch 256, two
-hidden layers of 256, one thread; the rounds alternate between the two so machine load hits both alike.
-The floor is the matmuls one update needs (`update_flops`) at the machine's rate for the hidden layers'
-shape, measured before and after the rounds: no implementation can beat it, so it bounds any speedup.
+SAC: the learners train on the same kind of replay data (1,000 Pendulum-v1 transitions), batch 256, two
+hidden layers of 256, one thread; the rounds alternate between them so machine load hits all alike. Ours runs
+twice: in float32 like SB3 (the comparison (e) asks for) and with `precision="bfloat16"` (hidden matmuls
+in bfloat16, a change of precision rather than of implementation). The floor is the float32 matmuls one
+update needs (`update_flops`) at the machine's rate for the hidden layers' shape, measured before and
+after the rounds: no float32 implementation can beat it, so it bounds any like-for-like speedup.
 MBPO: a short run per env from the end of its random phase; seconds are split into model fitting,
 branched rollouts and SAC updates (the agent's own timers) and the rest (env steps, acting).
 """
@@ -46,8 +48,9 @@ def hidden_layer_rate() -> float:
     return max(matmul_rate(2, BATCH, HIDDEN, HIDDEN, reps=200), matmul_rate(1, BATCH, HIDDEN, HIDDEN, reps=200))
 
 
-def ours(updates: int):
-    agent = modelrl.make_agent("sac", env="Pendulum-v1", seed=0, learning_starts=1000, updates_per_step=0)
+def ours(updates: int, precision: str = "float32"):
+    agent = modelrl.make_agent("sac", env="Pendulum-v1", seed=0, learning_starts=1000, updates_per_step=0,
+                               precision=precision)
     agent.learn(total_steps=1000)
 
     def run() -> float:
@@ -100,10 +103,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--mbpo-steps", type=int, default=1000)
     parser.add_argument("--skip-mbpo", action="store_true")
+    parser.add_argument("--name", default="sac_speed")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rate_before = hidden_layer_rate()
-    runners = {"modelrl": ours(args.updates), "stable-baselines3": stable_baselines(args.updates)}
+    runners = {"modelrl": ours(args.updates), "stable-baselines3": stable_baselines(args.updates),
+               "modelrl bfloat16": ours(args.updates, "bfloat16")}
     for run in runners.values():
         run()  # warm-up
     rates = {name: [] for name in runners}
@@ -120,12 +125,14 @@ def main() -> None:
               "updates_per_second": {n: [round(x, 1) for x in r] for n, r in rates.items()},
               "median_updates_per_second": {n: round(v, 1) for n, v in median.items()},
               "speedup": round(median["modelrl"] / median["stable-baselines3"], 2),
+              # precision="bfloat16": hidden layers' matmuls in bfloat16, not a like-for-like comparison
+              "speedup_bfloat16": round(median["modelrl bfloat16"] / median["stable-baselines3"], 2),
               "compute_floor": {
                   "mflops_per_update": round(flops / 1e6, 1), "machine_gflops": round(gflops, 1),
                   "updates_per_second": round(floor_rate, 1),
                   "share_of_floor": {n: round(v / floor_rate, 2) for n, v in median.items()},
                   "largest_possible_speedup_over_sb3": round(floor_rate / median["stable-baselines3"], 2)}}
-    print(f"speedup {record['speedup']}x; floor {floor_rate:.0f} updates/s = "
+    print(f"speedup {record['speedup']}x (bfloat16 {record['speedup_bfloat16']}x); floor {floor_rate:.0f} updates/s = "
           f"{record['compute_floor']['largest_possible_speedup_over_sb3']}x SB3", flush=True)
     if not args.skip_mbpo:
         record["mbpo"] = [
@@ -135,12 +142,12 @@ def main() -> None:
         ]
         for entry in record["mbpo"]:
             print(entry, flush=True)
-    write_results("sac_speed", record)
+    write_results(args.name, record)
 
     fig, axes = plt.subplots(1, 2 if "mbpo" in record else 1, figsize=(10, 4), squeeze=False)
     ax = axes[0, 0]
     names = list(rates)
-    ax.bar(names, [median[n] for n in names], color=["tab:blue", "tab:grey"])
+    ax.bar(names, [median[n] for n in names], color=["tab:blue", "tab:grey", "tab:cyan"])
     for i, n in enumerate(names):
         ax.scatter([i] * len(rates[n]), rates[n], color="black", s=10, zorder=3)
     ax.axhline(floor_rate, color="black", linestyle="--", label=f"compute floor ({gflops:.0f} GFLOP/s)")
@@ -158,7 +165,7 @@ def main() -> None:
         ax.set(ylabel="share of wall time", title="MBPO: where the time goes")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(RESULTS / "sac_speed.png", dpi=110)
+    fig.savefig(RESULTS / f"{args.name}.png", dpi=110)
 
 
 if __name__ == "__main__":

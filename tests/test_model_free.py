@@ -25,10 +25,11 @@ def test_squashed_gaussian_log_prob_matches_the_tanh_transformed_normal():
     assert action.abs().max() <= 1
 
 
-@pytest.mark.parametrize("critic_layer_norm", [False, True])
-def test_sac_critics_learn_the_value_of_a_terminal_reward(critic_layer_norm):
+@pytest.mark.parametrize("critic_layer_norm, precision", [(False, "float32"), (True, "float32"),
+                                                           (False, "bfloat16")])
+def test_sac_critics_learn_the_value_of_a_terminal_reward(critic_layer_norm, precision):
     # Every transition ends the episode with reward 2: both critics must converge to Q = 2 everywhere.
-    config = SACConfig(hidden_size=32, lr=3e-3, critic_layer_norm=critic_layer_norm)
+    config = SACConfig(hidden_size=32, lr=3e-3, critic_layer_norm=critic_layer_norm, precision=precision)
     learner = SACLearner(3, 1, config, torch.device("cpu"), torch.Generator().manual_seed(0))
     gen = torch.Generator().manual_seed(0)
     batch = {"obs": torch.randn(128, 3, generator=gen), "action": torch.rand(128, 1, generator=gen) * 2 - 1,
@@ -60,6 +61,24 @@ def test_sac_actor_lr_and_target_update_every():
         SACConfig(actor_lr=0).validate()
     with pytest.raises(ConfigError, match="target_update_every"):
         SACConfig(target_update_every=0).validate()
+
+
+def test_sac_bfloat16_runs_hidden_layers_in_bfloat16_and_outputs_in_float32():
+    learner = SACLearner(3, 1, SACConfig(hidden_size=16, precision="bfloat16"), torch.device("cpu"),
+                         torch.Generator().manual_seed(0))
+    seen = []
+    for module in (learner.actor.net[0], learner.actor.net[-1], learner.critic.net.layers[0],
+                   learner.critic.net.layers[-1]):
+        module.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    batch = {"obs": torch.randn(8, 3), "action": torch.zeros(8, 1), "reward": torch.ones(8),
+             "next_obs": torch.randn(8, 3), "terminated": torch.zeros(8, dtype=torch.bool)}
+    losses = learner.update(batch)
+    assert set(seen[0::2]) == {torch.bfloat16} and set(seen[1::2]) == {torch.float32}
+    assert all(value.dtype == torch.float32 for value in losses.values())
+    assert all(p.dtype == torch.float32 for p in learner.critic.parameters())  # weights stay float32
+    assert learner.act(batch["obs"], deterministic=True).dtype == torch.float32
+    with pytest.raises(ConfigError, match="precision"):
+        SACConfig(precision="float16").validate()
 
 
 def test_double_dqn_target_uses_the_online_argmax_and_the_target_value():

@@ -30,6 +30,7 @@ from modelrl.models.mlp import mlp
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 LOG_2 = math.log(2.0)
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
 
 
 @dataclass
@@ -46,6 +47,8 @@ class SACConfig:
     hidden_size: int = 256
     num_layers: int = 2
     critic_layer_norm: bool = False  # LayerNorm before each hidden ReLU of the critics
+    # "bfloat16": hidden layers' matmuls autocast to bfloat16 (output layers, losses and weights stay float32)
+    precision: str = "float32"
     learning_starts: int = 100  # uniform random actions (and no updates) before this many steps
     updates_per_step: int = 1
     init_alpha: float = 1.0
@@ -59,6 +62,8 @@ class SACConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.learning_starts < 0 or self.updates_per_step < 0:
             raise ConfigError("learning_starts and updates_per_step must be >= 0")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
         if self.actor_lr is not None and self.actor_lr <= 0:
             raise ConfigError(f"actor_lr must be > 0 (or None: lr), got {self.actor_lr}")
         if self.lr <= 0 or self.init_alpha <= 0 or not 0 < self.tau <= 1 or not 0 <= self.gamma <= 1:
@@ -108,6 +113,7 @@ class SACLearner:
     def __init__(self, obs_dim: int, action_dim: int, config: SACConfig, device: torch.device,
                  generator: torch.Generator):
         self.config, self.device, self.generator = config, device, generator
+        self.compute_dtype = PRECISIONS[config.precision]
         self.actor = SquashedGaussianActor(obs_dim, action_dim, config.hidden_size, config.num_layers).to(device)
         self.critic = TwinCritic(obs_dim, action_dim, config.hidden_size, config.num_layers,
                                  config.critic_layer_norm).to(device)
@@ -130,15 +136,18 @@ class SACLearner:
         """One gradient step of critics, actor and temperature; returns detached losses (no host sync)."""
         config = self.config
         alpha = self.log_alpha.detach().exp()
-        target = self.bellman_target(batch["reward"], batch["next_obs"], batch["terminated"], alpha, self.generator)
-        q = self.critic(batch["obs"], batch["action"])
+        with self.precision():
+            target = self.bellman_target(batch["reward"], batch["next_obs"], batch["terminated"], alpha,
+                                         self.generator)
+            q = self.critic(batch["obs"], batch["action"])
         critic_loss = 0.5 * (q - target).pow(2).mean(-1).sum()
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
 
-        action, log_prob = self.actor(batch["obs"], self.generator)
-        actor_loss = (alpha * log_prob - self.critic(batch["obs"], action).min(0).values).mean()
+        with self.precision():
+            action, log_prob = self.actor(batch["obs"], self.generator)
+            actor_loss = (alpha * log_prob - self.critic(batch["obs"], action).min(0).values).mean()
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward(inputs=self._actor_params)  # the critics' weights get no gradient here
         self.actor_optimizer.step()
@@ -168,7 +177,12 @@ class SACLearner:
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
-        return self.actor.mode(obs) if deterministic else self.actor(obs, self.generator)[0]
+        with self.precision():
+            return self.actor.mode(obs) if deterministic else self.actor(obs, self.generator)[0]
+
+    def precision(self) -> torch.autocast:
+        """Autocast of the hidden layers' matmuls to `config.precision` (off for float32)."""
+        return torch.autocast(self.device.type, dtype=self.compute_dtype, enabled=self.compute_dtype is not None)
 
     def modules(self) -> dict[str, Any]:
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,

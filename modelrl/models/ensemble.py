@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from modelrl.models.mlp import float32_output
+
 INFERENCE_BLOCK_ROWS = 512  # rows per member per block in no-grad forward passes
 
 # (under autograd, without it). In place wherever the backward needs only the output (relu, leaky relu,
@@ -113,7 +115,7 @@ class EnsembleMLP(nn.Module):
             if self.norms is not None:
                 x = self.norms[i](x, members)
             x = activation(x)
-        return self.layers[-1](x, members)
+        return float32_output(self.layers[-1], x, members)
 
     def bound_penalty(self) -> torch.Tensor:
         """PETS's term that pulls the soft log-variance bounds together (weight 0.01 in the loss)."""

@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
+import torch
 from torch import nn
 
 
-def mlp(in_dim: int, out_dim: int, hidden_size: int, num_layers: int) -> nn.Sequential:
+def float32_output(layer: Callable[..., torch.Tensor], x: torch.Tensor, *args) -> torch.Tensor:
+    """`layer(x, *args)` in float32 even under autocast. Outputs are values and log-stds that targets and
+    losses compare to a few units in hundreds; bfloat16 keeps three significant digits, too few for that."""
+    if not torch.is_autocast_enabled(x.device.type):
+        return layer(x, *args)
+    with torch.autocast(x.device.type, enabled=False):
+        return layer(x.float(), *args)
+
+
+class MLP(nn.Sequential):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        *hidden, output = self._modules.values()
+        for layer in hidden:
+            x = layer(x)
+        return float32_output(output, x)
+
+
+def mlp(in_dim: int, out_dim: int, hidden_size: int, num_layers: int) -> MLP:
     sizes = [in_dim] + [hidden_size] * num_layers
     layers: list[nn.Module] = []
     for a, b in itertools.pairwise(sizes):
         layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers, nn.Linear(sizes[-1], out_dim))
+    return MLP(*layers, nn.Linear(sizes[-1], out_dim))
