@@ -29,6 +29,11 @@ ACTIVATIONS = {
 }
 
 
+def member_params(members: torch.Tensor | None, *params: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Per-member parameters `(E, ...)`, or only the rows of `members` (one member per batch slot)."""
+    return params if members is None else tuple(p[members] for p in params)
+
+
 class EnsembleLinear(nn.Module):
     def __init__(self, ensemble_size: int, in_features: int, out_features: int):
         super().__init__()
@@ -41,9 +46,7 @@ class EnsembleLinear(nn.Module):
         nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
-        weight, bias = self.weight, self.bias
-        if members is not None:
-            weight, bias = weight[members], bias[members]
+        weight, bias = member_params(members, self.weight, self.bias)
         return torch.baddbmm(bias, x, weight)
 
 
@@ -57,9 +60,7 @@ class EnsembleLayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
-        weight, bias = self.weight, self.bias
-        if members is not None:
-            weight, bias = weight[members], bias[members]
+        weight, bias = member_params(members, self.weight, self.bias)
         return torch.addcmul(bias, F.layer_norm(x, x.shape[-1:], eps=self.eps), weight)
 
 
