@@ -168,3 +168,21 @@ def test_ensemble_layers_start_from_a_normal_truncated_at_two_std():
     assert 0.8 * std < layer.weight.std() < 0.95 * std  # a normal cut at 2 std keeps 0.88 of its std
     assert not torch.equal(layer.weight[0], layer.weight[1])  # drawn per member
     assert (layer.bias == 0).all()
+
+
+@pytest.mark.parametrize("members", [None, torch.tensor([2, 0, 0, 1])])
+def test_one_output_ensemble_layer_matches_the_batched_matmul(members):
+    torch.manual_seed(0)
+    layer = EnsembleLinear(3, 32, 1)
+    with torch.no_grad():
+        layer.bias.normal_()
+    x = torch.randn(3 if members is None else 4, 5, 32, requires_grad=True)
+    out = layer(x, members)
+    weight, bias = (layer.weight, layer.bias) if members is None else (layer.weight[members], layer.bias[members])
+    expected = torch.baddbmm(bias, x, weight)
+    assert out.shape == expected.shape
+    torch.testing.assert_close(out, expected)
+    grads = torch.autograd.grad(out.square().sum(), [x, layer.weight, layer.bias])
+    expected_grads = torch.autograd.grad(expected.square().sum(), [x, layer.weight, layer.bias])
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(grad, expected_grad)
