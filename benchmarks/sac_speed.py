@@ -8,7 +8,9 @@ hidden layers of 256, one thread; the rounds alternate between them so machine l
 twice: in float32 like SB3 (the comparison (e) asks for) and with `precision="bfloat16"` (hidden matmuls
 in bfloat16, a change of precision rather than of implementation). The floor is the float32 matmuls one
 update needs (`update_flops`) at the machine's rate for the hidden layers' shape, measured before and
-after the rounds: no float32 implementation can beat it, so it bounds any like-for-like speedup.
+after the rounds: no float32 implementation can beat it, so it bounds any like-for-like speedup. Each kind
+of matmul the update runs (forward, weight and input gradients) is timed too, to show the floor's rate holds
+for all of them, and a hidden matmul in bfloat16, for the same bound on `precision="bfloat16"`.
 MBPO: a short run per env from the end of its random phase; seconds are split into model fitting,
 branched rollouts and SAC updates (the agent's own timers) and the rest (env steps, acting).
 """
@@ -46,6 +48,30 @@ def update_flops(obs_dim: int, action_dim: int, hidden: int, layers: int, batch:
 def hidden_layer_rate() -> float:
     """GFLOP/s of the hidden layers' shapes: the critics' pair as one batched matmul, the actor's alone."""
     return max(matmul_rate(2, BATCH, HIDDEN, HIDDEN, reps=200), matmul_rate(1, BATCH, HIDDEN, HIDDEN, reps=200))
+
+
+def shape_rates(reps: int = 100) -> dict[str, float]:
+    """GFLOP/s of each kind of hidden-layer matmul an update runs, the critics' pair batched and the actor's
+    alone: forward (x W), weight gradient (x^T g) and input gradient (g W^T), with the transposes as views, as
+    autograd passes them. If one ran far below the floor's rate, the floor would be loose there."""
+    x, w, g = torch.randn(2, BATCH, HIDDEN), torch.randn(2, HIDDEN, HIDDEN), torch.randn(2, BATCH, HIDDEN)
+    cases = {"critics forward": lambda: torch.bmm(x, w),
+             "critics weight gradient": lambda: torch.bmm(x.transpose(1, 2), g),
+             "critics input gradient": lambda: torch.bmm(g, w.transpose(1, 2)),
+             "actor forward": lambda: torch.mm(x[0], w[0]),
+             "actor weight gradient": lambda: torch.mm(x[0].t(), g[0]),
+             "actor input gradient": lambda: torch.mm(g[0], w[0].t()),
+             "critics forward bfloat16": lambda: torch.bmm(x16, w16)}
+    x16, w16 = x.bfloat16(), w.bfloat16()
+    rates = {}
+    for name, matmul in cases.items():
+        members = 2 if name.startswith("critics") else 1
+        matmul()
+        started = time.perf_counter()
+        for _ in range(reps):
+            matmul()
+        rates[name] = round(2 * members * BATCH * HIDDEN * HIDDEN * reps / (time.perf_counter() - started) / 1e9, 1)
+    return rates
 
 
 def ours(updates: int, precision: str = "float32"):
@@ -118,6 +144,8 @@ def main() -> None:
         print(f"round {round_ + 1}: " + ", ".join(f"{n} {r[-1]:.0f}/s" for n, r in rates.items()), flush=True)
     median = {name: float(np.median(r)) for name, r in rates.items()}
     gflops = float(np.median([rate_before, hidden_layer_rate()]))
+    by_shape = shape_rates()
+    print("GFLOP/s by matmul shape: " + ", ".join(f"{n} {r}" for n, r in by_shape.items()), flush=True)
     flops = update_flops(OBS_DIM, ACTION_DIM, HIDDEN, LAYERS, BATCH)
     floor_rate = gflops * 1e9 / flops
     record = {"threads": args.threads, "batch_size": BATCH, "hidden": [HIDDEN] * LAYERS,
@@ -129,8 +157,12 @@ def main() -> None:
               "speedup_bfloat16": round(median["modelrl bfloat16"] / median["stable-baselines3"], 2),
               "compute_floor": {
                   "mflops_per_update": round(flops / 1e6, 1), "machine_gflops": round(gflops, 1),
+                  "gflops_by_matmul_shape": by_shape,
                   "updates_per_second": round(floor_rate, 1),
                   "share_of_floor": {n: round(v / floor_rate, 2) for n, v in median.items()},
+                  # all of the update's matmuls at the bfloat16 rate: a looser bound than the float32 floor,
+                  # since output layers and losses stay float32
+                  "bfloat16_updates_per_second": round(by_shape["critics forward bfloat16"] * 1e9 / flops, 1),
                   "largest_possible_speedup_over_sb3": round(floor_rate / median["stable-baselines3"], 2)}}
     print(f"speedup {record['speedup']}x (bfloat16 {record['speedup_bfloat16']}x); floor {floor_rate:.0f} updates/s = "
           f"{record['compute_floor']['largest_possible_speedup_over_sb3']}x SB3", flush=True)
