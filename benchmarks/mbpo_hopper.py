@@ -132,10 +132,12 @@ def summary(record: dict) -> str:
     starts = [session["start_step"] for session in record["sessions"]] + [record["env_steps"][-1]]
     by_threads: dict[int, list[float]] = {}
     for session, first, end in zip(record["sessions"], starts, starts[1:]):
-        by_threads.setdefault(session["threads"], []).extend(trained_chunk_seconds(record, first, end))
+        threads = session.get("threads", record.get("threads"))  # early records kept it per run only
+        by_threads.setdefault(threads, []).extend(trained_chunk_seconds(record, first, end))
+    device = "" if record.get("device") in (None, "cpu") else f"{record['device']}, "
     for threads, seconds in sorted(by_threads.items()):
         if seconds:
-            lines.append(f"  {threads} thread(s): {len(seconds)} chunks of 1k steps, {min(seconds):.0f}-"
+            lines.append(f"  {device}{threads} thread(s): {len(seconds)} chunks of 1k steps, {min(seconds):.0f}-"
                          f"{max(seconds):.0f} s (mean {sum(seconds) / len(seconds):.0f} s) per 1k, "
                          f"{1000 * len(seconds) / sum(seconds):.1f} env steps/s")
     return "\n".join(lines)
