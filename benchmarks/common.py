@@ -77,17 +77,22 @@ def describe_device(device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
+def gflops_rate(matmul, flops: int, reps: int = 20) -> float:
+    """GFLOP/s of `matmul()` (a call of `flops` floating-point operations), after one warm-up call."""
+    matmul()
+    started = time.perf_counter()
+    for _ in range(reps):
+        matmul()
+    return flops / ((time.perf_counter() - started) / reps) / 1e9
+
+
 def matmul_rate(batch: int, rows: int, inner: int, cols: int, reps: int = 20) -> float:
     """GFLOP/s of float32 batched matmuls `(batch, rows, inner) @ (batch, inner, cols)` on this machine, at the
     current thread count: the rate a compute floor is taken at."""
     import torch
 
     x, w = torch.randn(batch, rows, inner), torch.randn(batch, inner, cols)
-    torch.bmm(x, w)
-    started = time.perf_counter()
-    for _ in range(reps):
-        torch.bmm(x, w)
-    return 2 * batch * rows * inner * cols / ((time.perf_counter() - started) / reps) / 1e9
+    return gflops_rate(lambda: torch.bmm(x, w), 2 * batch * rows * inner * cols, reps)
 
 
 def first_index(values, condition) -> int | None:

@@ -23,7 +23,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from common import RESULTS, matmul_rate, write_results
+from common import RESULTS, gflops_rate, matmul_rate, write_results
 
 import modelrl
 
@@ -55,6 +55,7 @@ def shape_rates(reps: int = 100) -> dict[str, float]:
     alone: forward (x W), weight gradient (x^T g) and input gradient (g W^T), with the transposes as views, as
     autograd passes them. If one ran far below the floor's rate, the floor would be loose there."""
     x, w, g = torch.randn(2, BATCH, HIDDEN), torch.randn(2, HIDDEN, HIDDEN), torch.randn(2, BATCH, HIDDEN)
+    x16, w16 = x.bfloat16(), w.bfloat16()
     cases = {"critics forward": lambda: torch.bmm(x, w),
              "critics weight gradient": lambda: torch.bmm(x.transpose(1, 2), g),
              "critics input gradient": lambda: torch.bmm(g, w.transpose(1, 2)),
@@ -62,16 +63,9 @@ def shape_rates(reps: int = 100) -> dict[str, float]:
              "actor weight gradient": lambda: torch.mm(x[0].t(), g[0]),
              "actor input gradient": lambda: torch.mm(g[0], w[0].t()),
              "critics forward bfloat16": lambda: torch.bmm(x16, w16)}
-    x16, w16 = x.bfloat16(), w.bfloat16()
-    rates = {}
-    for name, matmul in cases.items():
-        members = 2 if name.startswith("critics") else 1
-        matmul()
-        started = time.perf_counter()
-        for _ in range(reps):
-            matmul()
-        rates[name] = round(2 * members * BATCH * HIDDEN * HIDDEN * reps / (time.perf_counter() - started) / 1e9, 1)
-    return rates
+    flops = 2 * BATCH * HIDDEN * HIDDEN  # per member
+    return {name: round(gflops_rate(matmul, flops * (2 if name.startswith("critics") else 1), reps), 1)
+            for name, matmul in cases.items()}
 
 
 def ours(updates: int, precision: str = "float32"):
