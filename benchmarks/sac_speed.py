@@ -4,11 +4,9 @@ networks and thread count) and beside the compute floor, and MBPO env steps per 
     python benchmarks/sac_speed.py [--updates 500 --rounds 5 --mbpo-steps 1000] [--skip-mbpo --name N]
 
 SAC: the learners train on the same kind of replay data (1,000 Pendulum-v1 transitions), batch 256, two
-hidden layers of 256, `--threads` for all; the rounds alternate between them so machine load hits all alike.
-Ours runs three times: in float32 like SB3 (the comparison (e) asks for), with `precision="bfloat16"` (hidden
-matmuls in bfloat16, a change of precision rather than of implementation), and with
-`update_order="simultaneous"` (the SAC authors' order: every gradient at the same parameters, so on 2+
-threads the actor's and the critics' are computed at once, on half the threads each). The floor is the float32 matmuls one
+hidden layers of 256, one thread; the rounds alternate between them so machine load hits all alike. Ours runs
+twice: in float32 like SB3 (the comparison (e) asks for) and with `precision="bfloat16"` (hidden matmuls
+in bfloat16, a change of precision rather than of implementation). The floor is the float32 matmuls one
 update needs (`update_flops`) at the machine's rate for the hidden layers' shape, measured before and
 after the rounds: no float32 implementation can beat it, so it bounds any like-for-like speedup. Each kind
 of matmul the update runs (forward, weight and input gradients) is timed too, to show the floor's rate holds
@@ -70,9 +68,9 @@ def shape_rates(reps: int = 100) -> dict[str, float]:
             for name, matmul in cases.items()}
 
 
-def ours(updates: int, precision: str = "float32", update_order: str = "sequential"):
+def ours(updates: int, precision: str = "float32"):
     agent = modelrl.make_agent("sac", env="Pendulum-v1", seed=0, learning_starts=1000, updates_per_step=0,
-                               precision=precision, update_order=update_order)
+                               precision=precision)
     agent.learn(total_steps=1000)
 
     def run() -> float:
@@ -130,8 +128,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rate_before = hidden_layer_rate()
     runners = {"modelrl": ours(args.updates), "stable-baselines3": stable_baselines(args.updates),
-               "modelrl bfloat16": ours(args.updates, "bfloat16"),
-               "modelrl simultaneous": ours(args.updates, update_order="simultaneous")}
+               "modelrl bfloat16": ours(args.updates, "bfloat16")}
     for run in runners.values():
         run()  # warm-up
     rates = {name: [] for name in runners}
@@ -152,8 +149,6 @@ def main() -> None:
               "speedup": round(median["modelrl"] / median["stable-baselines3"], 2),
               # precision="bfloat16": hidden layers' matmuls in bfloat16, not a like-for-like comparison
               "speedup_bfloat16": round(median["modelrl bfloat16"] / median["stable-baselines3"], 2),
-              # update_order="simultaneous": the SAC authors' order; with 2+ threads, actor and critics at once
-              "speedup_simultaneous": round(median["modelrl simultaneous"] / median["stable-baselines3"], 2),
               "compute_floor": {
                   "mflops_per_update": round(flops / 1e6, 1), "machine_gflops": round(gflops, 1),
                   "gflops_by_matmul_shape": by_shape,
@@ -163,8 +158,7 @@ def main() -> None:
                   # since output layers and losses stay float32
                   "bfloat16_updates_per_second": round(by_shape["critics forward bfloat16"] * 1e9 / flops, 1),
                   "largest_possible_speedup_over_sb3": round(floor_rate / median["stable-baselines3"], 2)}}
-    print(f"speedup {record['speedup']}x (bfloat16 {record['speedup_bfloat16']}x, simultaneous "
-          f"{record['speedup_simultaneous']}x); floor {floor_rate:.0f} updates/s = "
+    print(f"speedup {record['speedup']}x (bfloat16 {record['speedup_bfloat16']}x); floor {floor_rate:.0f} updates/s = "
           f"{record['compute_floor']['largest_possible_speedup_over_sb3']}x SB3", flush=True)
     if not args.skip_mbpo:
         record["mbpo"] = [
@@ -179,8 +173,7 @@ def main() -> None:
     fig, axes = plt.subplots(1, 2 if "mbpo" in record else 1, figsize=(10, 4), squeeze=False)
     ax = axes[0, 0]
     names = list(rates)
-    ax.bar([n.replace(" ", "\n") for n in names], [median[n] for n in names],
-           color=["tab:blue", "tab:grey", "tab:cyan", "tab:green"])
+    ax.bar(names, [median[n] for n in names], color=["tab:blue", "tab:grey", "tab:cyan"])
     for i, n in enumerate(names):
         ax.scatter([i] * len(rates[n]), rates[n], color="black", s=10, zorder=3)
     ax.axhline(floor_rate, color="black", linestyle="--", label=f"compute floor ({gflops:.0f} GFLOP/s)")

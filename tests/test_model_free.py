@@ -1,4 +1,3 @@
-import copy
 import math
 
 import numpy as np
@@ -62,58 +61,6 @@ def test_sac_actor_lr_and_target_update_every():
         SACConfig(actor_lr=0).validate()
     with pytest.raises(ConfigError, match="target_update_every"):
         SACConfig(target_update_every=0).validate()
-
-
-def sac_batch(size: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    return {"obs": torch.randn(size, 3, generator=gen), "action": torch.rand(size, 1, generator=gen) * 2 - 1,
-            "reward": torch.randn(size, generator=gen), "next_obs": torch.randn(size, 3, generator=gen),
-            "terminated": torch.rand(size, generator=gen) < 0.1}
-
-
-def test_sac_simultaneous_update_takes_the_actor_gradient_at_the_critics_before_their_step(torch_threads):
-    torch_threads(1)  # no worker threads, so the learner can be deep-copied
-    config = SACConfig(hidden_size=16, lr=1e-2, update_order="simultaneous")
-    learner = SACLearner(3, 1, config, torch.device("cpu"), torch.Generator().manual_seed(0))
-    batch = sac_batch(32)
-    before = copy.deepcopy(learner)  # the generator too: the same two policy draws
-    learner.update(batch)
-    alpha = before.log_alpha.detach().exp()
-    next_noise, noise = torch.randn((2, 32, 1), generator=before.generator)
-    for critics_first in (False, True):
-        reference = copy.deepcopy(before)
-        if critics_first:  # the sequential order: the actor's loss would see the stepped critics
-            reference._critic_gradients(batch, alpha, next_noise)
-            reference.critic_optimizer.step()
-        reference._actor_gradients(batch, alpha, noise)
-        reference.actor_optimizer.step()
-        same = all(torch.equal(a, b) for a, b in zip(reference.actor.parameters(), learner.actor.parameters()))
-        assert same != critics_first
-    with pytest.raises(ConfigError, match="update_order"):
-        SACConfig(update_order="interleaved").validate()
-
-
-@pytest.fixture
-def torch_threads():
-    """Sets torch's thread count for a test and restores it after."""
-    before = torch.get_num_threads()
-    yield torch.set_num_threads
-    torch.set_num_threads(before)
-
-
-def test_sac_simultaneous_update_computes_the_same_on_two_threads_as_on_one(torch_threads):
-    params = {}
-    for count in (1, 2):
-        torch_threads(count)
-        torch.manual_seed(0)  # the same initial weights
-        learner = SACLearner(3, 1, SACConfig(hidden_size=32, update_order="simultaneous"),
-                             torch.device("cpu"), torch.Generator().manual_seed(0))
-        assert (learner._workers is not None) == (count == 2)  # two threads: actor and critics at once
-        for step in range(5):
-            learner.update(sac_batch(64, seed=step))
-        params[count] = torch.cat([p.detach().flatten() for p in [*learner.actor.parameters(),
-                                   *learner.critic.parameters(), learner.log_alpha[None]]])
-    torch.testing.assert_close(params[1], params[2], rtol=0, atol=1e-6)
 
 
 def test_sac_bfloat16_runs_hidden_layers_in_bfloat16_and_outputs_in_float32():

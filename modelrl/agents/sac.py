@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +31,6 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 LOG_2 = math.log(2.0)
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
-UPDATE_ORDERS = ("sequential", "simultaneous")
 
 
 @dataclass
@@ -51,11 +49,6 @@ class SACConfig:
     critic_layer_norm: bool = False  # LayerNorm before each hidden ReLU of the critics
     # "bfloat16": hidden layers' matmuls autocast to bfloat16 (output layers, losses and weights stay float32)
     precision: str = "float32"
-    # "sequential": the critics step, then the actor's loss uses the updated critics (stable-baselines3,
-    # CleanRL). "simultaneous": critics', actor's and temperature's gradients all at the same parameters,
-    # then all steps, as the SAC authors' own code (softlearning, and MBPO's) does; on a CPU with 2+ torch
-    # threads the critics' and the actor's gradients are then computed at the same time, on half the threads each.
-    update_order: str = "sequential"
     learning_starts: int = 100  # uniform random actions (and no updates) before this many steps
     updates_per_step: int = 1
     init_alpha: float = 1.0
@@ -69,8 +62,6 @@ class SACConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.learning_starts < 0 or self.updates_per_step < 0:
             raise ConfigError("learning_starts and updates_per_step must be >= 0")
-        if self.update_order not in UPDATE_ORDERS:
-            raise ConfigError(f"update_order must be one of {list(UPDATE_ORDERS)}, got {self.update_order!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
         if self.actor_lr is not None and self.actor_lr <= 0:
@@ -86,14 +77,11 @@ class SquashedGaussianActor(nn.Module):
         super().__init__()
         self.net = mlp(obs_dim, 2 * action_dim, hidden_size, num_layers)
 
-    def forward(self, obs: torch.Tensor, generator: torch.Generator | None = None,
-                noise: torch.Tensor | None = None):
-        """A sampled action and its log-probability (tanh's change of variables included); `noise`, the
-        standard normal draw, is drawn from `generator` unless given."""
+    def forward(self, obs: torch.Tensor, generator: torch.Generator | None = None):
+        """A sampled action and its log-probability (tanh's change of variables included)."""
         mean, log_std = self.net(obs).chunk(2, -1)
         log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
-        if noise is None:
-            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         u = mean + log_std.exp() * noise
         # log(1 - tanh(u)^2) written as 2 (log 2 - u - softplus(-2u)), which stays finite for large |u|
         log_prob = (-0.5 * noise.pow(2) - log_std - HALF_LOG_2PI - 2 * (LOG_2 - u - F.softplus(-2 * u))).sum(-1)
@@ -143,34 +131,27 @@ class SACLearner:
         self._target_params = list(self.critic_target.parameters())
         self._actor_params = list(self.actor.parameters())
         self.updates = 0
-        threads = torch.get_num_threads()
-        self._workers = (ThreadPoolExecutor(2, "sac-gradients", torch.set_num_threads, (threads // 2,))
-                         if config.update_order == "simultaneous" and device.type == "cpu" and threads >= 2
-                         else None)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One gradient step of critics, actor and temperature in `config.update_order`; returns detached
-        losses (no host sync)."""
+        """One gradient step of critics, actor and temperature; returns detached losses (no host sync)."""
         config = self.config
         alpha = self.log_alpha.detach().exp()
-        if config.update_order == "sequential":
-            critic_loss, q = self._critic_gradients(batch, alpha)
-            self.critic_optimizer.step()
-            actor_loss, log_prob = self._actor_gradients(batch, alpha)
-            self.actor_optimizer.step()
-        else:
-            # Both policy draws up front, so the numbers do not depend on which thread runs first.
-            next_noise, noise = torch.randn((2, *batch["action"].shape), generator=self.generator,
-                                            device=self.device)
-            if self._workers is None:
-                critic_loss, q = self._critic_gradients(batch, alpha, next_noise)
-                actor_loss, log_prob = self._actor_gradients(batch, alpha, noise)
-            else:
-                actor = self._workers.submit(self._actor_gradients, batch, alpha, noise)
-                critic_loss, q = self._workers.submit(self._critic_gradients, batch, alpha, next_noise).result()
-                actor_loss, log_prob = actor.result()
-            self.critic_optimizer.step()
-            self.actor_optimizer.step()
+        with self.precision():
+            target = self.bellman_target(batch["reward"], batch["next_obs"], batch["terminated"], alpha,
+                                         self.generator)
+            q = self.critic(batch["obs"], batch["action"])
+        critic_loss = 0.5 * (q - target).pow(2).mean(-1).sum()
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optimizer.step()
+
+        with self.precision():
+            action, log_prob = self.actor(batch["obs"], self.generator)
+            actor_loss = (alpha * log_prob - self.critic(batch["obs"], action).min(0).values).mean()
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward(inputs=self._actor_params)  # the critics' weights get no gradient here
+        self.actor_optimizer.step()
+
         log_prob = log_prob.detach()
         if config.autotune_alpha:
             alpha_loss = -(self.log_alpha * (log_prob + self.target_entropy)).mean()
@@ -185,32 +166,11 @@ class SACLearner:
         return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "alpha": alpha,
                 "entropy": -log_prob.mean(), "q_value": q.detach().mean()}
 
-    def _critic_gradients(self, batch: dict[str, torch.Tensor], alpha: torch.Tensor,
-                          next_noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        with self.precision():
-            target = self.bellman_target(batch["reward"], batch["next_obs"], batch["terminated"], alpha,
-                                         self.generator, next_noise)
-            q = self.critic(batch["obs"], batch["action"])
-        critic_loss = 0.5 * (q - target).pow(2).mean(-1).sum()
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        return critic_loss, q
-
-    def _actor_gradients(self, batch: dict[str, torch.Tensor], alpha: torch.Tensor,
-                         noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        with self.precision():
-            action, log_prob = self.actor(batch["obs"], self.generator, noise)
-            actor_loss = (alpha * log_prob - self.critic(batch["obs"], action).min(0).values).mean()
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward(inputs=self._actor_params)  # the critics' weights get no gradient here
-        return actor_loss, log_prob
-
     @torch.no_grad()
     def bellman_target(self, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor,
-                       alpha: torch.Tensor | float, generator: torch.Generator,
-                       next_noise: torch.Tensor | None = None) -> torch.Tensor:
+                       alpha: torch.Tensor | float, generator: torch.Generator) -> torch.Tensor:
         """r + gamma (1 - done) (min of the target critics at a' ~ pi(s') - alpha log pi(a' | s'))."""
-        next_action, next_log_prob = self.actor(next_obs, generator, next_noise)
+        next_action, next_log_prob = self.actor(next_obs, generator)
         next_q = self.critic_target(next_obs, next_action).min(0).values
         not_done = 1.0 - terminated.to(next_q.dtype)
         return reward + self.config.gamma * not_done * (next_q - alpha * next_log_prob)
