@@ -82,5 +82,7 @@ def steps_to(curve: dict, threshold: float) -> int | None:
 
 
 def median_or_none(values):
-    values = [v for v in values if v is not None]
-    return float(np.median(values)) if values else None
+    """Median steps to a threshold, a seed that never reached it counting as later than any that did (a
+    censored value, not one to drop); None when the median itself was not reached."""
+    median = float(np.median([np.inf if v is None else v for v in values])) if values else np.inf
+    return median if np.isfinite(median) else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 LOG_2 = math.log(2.0)
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
+GRAPH_WARMUP_STEPS = 3  # eager updates before a CUDA graph is captured
 
 
 @dataclass
@@ -55,6 +57,9 @@ class SACConfig:
     autotune_alpha: bool = True
     target_entropy: float | None = None  # None: -|A|
     device: str = "auto"
+    # On CUDA, replay each update as one captured CUDA graph: the eager update is bound by its ~100 kernel
+    # launches, not by the GPU. Ignored on CPU.
+    cuda_graph: bool = True
 
     def validate(self) -> None:
         for name in ("batch_size", "buffer_size", "hidden_size", "num_layers", "target_update_every"):
@@ -121,8 +126,10 @@ class SACLearner:
         self.log_alpha = torch.tensor(math.log(config.init_alpha), device=device,
                                       requires_grad=config.autotune_alpha)
         self.target_entropy = -float(action_dim) if config.target_entropy is None else config.target_entropy
-        # Fused Adam updates all of a network's parameters in one kernel.
-        adam = {"lr": config.lr, "fused": True}
+        self.graphed = config.cuda_graph and device.type == "cuda"
+        # Fused Adam updates all of a network's parameters in one kernel; capturable keeps its step count on
+        # the device, as graph replay needs.
+        adam = {"lr": config.lr, "fused": True, "capturable": self.graphed}
         actor_lr = config.lr if config.actor_lr is None else config.actor_lr
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), **{**adam, "lr": actor_lr})
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), **adam)
@@ -131,9 +138,48 @@ class SACLearner:
         self._target_params = list(self.critic_target.parameters())
         self._actor_params = list(self.actor.parameters())
         self.updates = 0
+        self._graphs: dict[tuple, tuple] = {}  # batch shapes -> (graph, its input tensors, its outputs)
+        self._eager_warmups = 0
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One gradient step of critics, actor and temperature; returns detached losses (no host sync)."""
+        """One gradient step of critics, actor and temperature, then the targets' Polyak step when due;
+        returns detached losses (no host sync). Under a CUDA graph they are the graph's output tensors, which
+        the next update overwrites."""
+        losses = self._graphed_update(batch) if self.graphed else self._gradient_step(batch)
+        self.updates += 1
+        if self.updates % self.config.target_update_every == 0:
+            with torch.no_grad():
+                torch._foreach_lerp_(self._target_params, self._critic_params, self.config.tau)
+        return losses
+
+    def _graphed_update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The gradient step replayed from a CUDA graph captured once per batch shape. The first few steps run
+        eagerly on a side stream, as capture needs (lazy cuBLAS and optimiser state are set up there)."""
+        key = tuple((name, tuple(value.shape), value.dtype) for name, value in batch.items())
+        if key in self._graphs:
+            graph, inputs, outputs = self._graphs[key]
+            for name, value in batch.items():
+                inputs[name].copy_(value)
+        elif self._eager_warmups < GRAPH_WARMUP_STEPS:
+            self._eager_warmups += 1
+            side, current = torch.cuda.Stream(self.device), torch.cuda.current_stream(self.device)
+            side.wait_stream(current)
+            with torch.cuda.stream(side), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "This instance was constructed with capturable=True")
+                losses = self._gradient_step(batch)
+            current.wait_stream(side)
+            return losses
+        else:
+            inputs = {name: value.clone() for name, value in batch.items()}
+            graph = torch.cuda.CUDAGraph()
+            graph.register_generator_state(self.generator)  # its draws advance with every replay
+            with torch.cuda.graph(graph):
+                outputs = self._gradient_step(inputs)
+            self._graphs[key] = graph, inputs, outputs
+        graph.replay()
+        return outputs
+
+    def _gradient_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         config = self.config
         alpha = self.log_alpha.detach().exp()
         with self.precision():
@@ -158,10 +204,6 @@ class SACLearner:
             self.alpha_optimizer.zero_grad(set_to_none=True)
             alpha_loss.backward()
             self.alpha_optimizer.step()
-        self.updates += 1
-        if self.updates % config.target_update_every == 0:
-            with torch.no_grad():
-                torch._foreach_lerp_(self._target_params, self._critic_params, config.tau)
         # q_value: the critics' mean estimate on the batch, the first sign of an overestimating critic
         return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "alpha": alpha,
                 "entropy": -log_prob.mean(), "q_value": q.detach().mean()}
@@ -181,8 +223,10 @@ class SACLearner:
             return self.actor.mode(obs) if deterministic else self.actor(obs, self.generator)[0]
 
     def precision(self) -> torch.autocast:
-        """Autocast of the hidden layers' matmuls to `config.precision` (off for float32)."""
-        return torch.autocast(self.device.type, dtype=self.compute_dtype, enabled=self.compute_dtype is not None)
+        """Autocast of the hidden layers' matmuls to `config.precision` (off for float32). No cast cache:
+        each region uses a network's weights once, and graph capture forbids the cache."""
+        return torch.autocast(self.device.type, dtype=self.compute_dtype, enabled=self.compute_dtype is not None,
+                              cache_enabled=False)
 
     def modules(self) -> dict[str, Any]:
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
@@ -197,9 +241,13 @@ class SACLearner:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name, module in self.modules().items():
             module.load_state_dict(state[name])
+        for optimizer in (self.actor_optimizer, self.critic_optimizer, self.alpha_optimizer):
+            for group in optimizer.param_groups:  # as this device needs, whatever the saving one had
+                group["capturable"] = self.graphed
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         self.updates = state["updates"]
+        self._graphs.clear()  # captured graphs hold the replaced optimiser state
 
     def parameters_finite(self) -> bool:
         params = [*self._actor_params, *self._critic_params, self.log_alpha]
