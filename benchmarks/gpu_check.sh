@@ -6,7 +6,10 @@
 # pets-cartpole: the 15-trial PETS curve on ContinuousCartPole, seeds 0-2 in parallel, at most PETS_SECONDS
 # (benchmark (a) of issue 6); mbpo-ip: MBPO on InvertedPendulum-v5 for the seeds in MBPO_RUNS
 # ("G:seed ...", all in parallel, at most MBPO_SECONDS each; benchmark (a) of issue 7; many launch-bound runs
-# on one GPU ran slower than one CPU core each). Wheels the machine lacks (gymnasium, mujoco) are carried in .whl
+# on one GPU ran slower than one CPU core each); mbpo-ip-cpu: the same on the host's CPU cores instead, one
+# seed per core from 2 up (pinned, one thread, CPU device; seeds MBPO_CPU_SEEDS, at most MBPO_SECONDS each);
+# sac-graph: SAC updates per second with the CUDA-graph update beside the eager one, and MBPO Hopper both
+# ways (benchmarks/sac_cuda_graph.py, at most GRAPH_SECONDS). Wheels the machine lacks (gymnasium, mujoco) are carried in .whl
 # and installed once per machine; results go to $OUT (default benchmarks/results/gpu). To fill .whl (ignored by git; name it in the device call's carry), on the CPU machine:
 #   for p in gymnasium==1.4.0 Farama-Notifications==0.0.6 mujoco==4.0.0 mujoco-core==4.0.0 mujoco-studio==4.0.0 \
 #       glfw==2.11.0 PyOpenGL==3.1.10 websockets; do .venv/bin/python -m pip download -q --no-deps \
@@ -54,7 +57,23 @@ for job in "$@"; do
         wait
         for log in /tmp/mbpo_ip_*.log; do echo "== $log"; cat "$log"; done > "$OUT/mbpo_ip.log"
         grep -h "eval return" /tmp/mbpo_ip_*.log | tail -n 20 ;;
-    *) echo "unknown job $job (tests, hopper, pets-cartpole, mbpo-ip)"; exit 2 ;;
+    mbpo-ip-cpu)
+        core=2
+        for seed in ${MBPO_CPU_SEEDS:-$(seq 8 21)}; do
+            CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS=1 taskset -c $core timeout "${MBPO_SECONDS:-500}" python3 \
+                benchmarks/mbpo_vs_sac.py --only mbpo --seeds $seed --mbpo-steps 3000 --set device=cpu \
+                --name h200cpu_s$seed > "/tmp/mbpo_ip_cpu_s$seed.log" 2>&1 &
+            core=$(( core + 1 ))
+        done
+        wait
+        for log in /tmp/mbpo_ip_cpu_s*.log; do echo "== $log"; cat "$log"; done > "$OUT/mbpo_ip_cpu.log"
+        tar czf "$OUT/mbpo_ip_cpu.tgz" -C benchmarks/results $(cd benchmarks/results && ls h200cpu_s*.json)
+        grep -h "eval return" /tmp/mbpo_ip_cpu_s*.log | tail -n 20 ;;
+    sac-graph)
+        (cd benchmarks && timeout "${GRAPH_SECONDS:-190}" python3 sac_cuda_graph.py --updates 500 --rounds 2 \
+            --mbpo-steps 250)
+        cp benchmarks/results/sac_cuda_graph.* "$OUT"/ ;;
+    *) echo "unknown job $job (tests, hopper, pets-cartpole, mbpo-ip, mbpo-ip-cpu, sac-graph)"; exit 2 ;;
     esac
 done
 ls "$OUT"
