@@ -13,32 +13,18 @@ updates. Needs a GPU.
 from __future__ import annotations
 
 import argparse
-import time
 
 import matplotlib.pyplot as plt
 import torch
 from common import RESULTS, describe_device, write_results
-from sac_speed import mbpo_profile
-
-import modelrl
+from sac_speed import mbpo_profile, ours
 
 ENVS = ("Pendulum-v1", "Hopper-v5")
 MODES = {"graph": True, "eager": False}  # graph first: a cut-short run still has it
 
 
 def timed_learner(env_id: str, graphed: bool, updates: int):
-    agent = modelrl.make_agent("sac", env=env_id, seed=0, learning_starts=1000, updates_per_step=0,
-                               cuda_graph=graphed)
-    agent.learn(total_steps=1000)
-
-    def run() -> float:
-        torch.cuda.synchronize()
-        started = time.perf_counter()
-        for _ in range(updates):
-            agent.learner.update(agent.buffer.sample_tensors(agent.config.batch_size, agent.rng, agent.device))
-        torch.cuda.synchronize()
-        return updates / (time.perf_counter() - started)
-
+    run = ours(updates, env_id, cuda_graph=graphed)
     run()  # warm-up: lazy CUDA set-up, and the graph's capture
     return run
 
