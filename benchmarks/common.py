@@ -64,8 +64,11 @@ def load_result(name: str) -> dict:
         sys.exit(f"error: cannot read results {path}: {error}")
 
 
-def read_results(names: list[str]) -> tuple[list[dict], dict[str, str]]:
-    """Earlier results to merge (one seed per process): the records, and each one's command by name."""
+def read_results(names: list[str], into: str) -> tuple[list[dict], dict[str, str]]:
+    """Earlier results to merge (one seed per process) into the result `into`: the records, and each one's
+    command by name. Merging a result into itself would overwrite the command it was made with."""
+    if into in names:
+        raise SystemExit(f"--merge {' '.join(names)}: cannot merge {into!r} into itself; pick another --name")
     parts = [load_result(name) for name in names]
     return parts, {name: part["command"] for name, part in zip(names, parts, strict=True)}
 

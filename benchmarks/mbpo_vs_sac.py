@@ -83,7 +83,7 @@ def main() -> None:
                         help="combine the seeds of earlier results (one seed per process) into --name")
     args = parser.parse_args()
     if args.merge:
-        parts, merged_from = read_results(args.merge)
+        parts, merged_from = read_results(args.merge, into=args.name)
         record = {key: parts[0][key] for key in ("env", "threshold", "threads", "mbpo_config", "eval")}
         record["merged_from"] = merged_from
         record.update({name: [curve for part in parts for curve in part[name]] for name in LABELS})

@@ -123,7 +123,7 @@ def main() -> None:
                         help="combine the runs of earlier results (one seed per process) into --name")
     args = parser.parse_args()
     if args.merge:
-        parts, merged_from = read_results(args.merge)
+        parts, merged_from = read_results(args.merge, into=args.name)
         record = {"threads": parts[0]["threads"], "config": parts[0]["config"], "device": parts[0].get("device"),
                   "merged_from": merged_from, "runs": [run for part in parts for run in part["runs"]]}
         record["evaluations_per_step"] = next((p["evaluations_per_step"] for p in parts

@@ -71,7 +71,7 @@ def main() -> None:
 
     overrides = {**PETS, **parse_assignments(args.set)}
     if args.merge:
-        parts, merged_from = read_results(args.merge)
+        parts, merged_from = read_results(args.merge, into=args.name)
         record = {**{key: parts[0][key] for key in ("env", "threshold", "pets_config", "pets_eval", "threads")},
                   "merged_from": merged_from, **{key: [c for part in parts for c in part[key]] for key in ("pets", "sac")}}
         args.threshold = record["threshold"]
