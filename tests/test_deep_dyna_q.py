@@ -2,6 +2,7 @@ import numpy as np
 import torch
 
 import modelrl
+from modelrl.envs.known import discrete_cartpole_step
 
 SMALL = {"hidden_size": 32, "batch_size": 16, "learning_starts": 40, "train_freq": 20, "gradient_steps": 4,
          "exploration_steps": 100}
@@ -19,16 +20,22 @@ def test_deep_dyna_q_without_planning_is_exactly_dqn():
 
 
 def test_deep_dyna_q_imagines_n_transitions_per_real_step_and_plans_with_them():
-    agent = modelrl.make_agent("deep-dyna-q", env="CartPole-v1", seed=0, planning_steps=3, **SMALL, **MODEL)
+    # Enough epochs for the model to learn CartPole's dynamics from 40-80 real steps (about a second).
+    agent = modelrl.make_agent("deep-dyna-q", env="CartPole-v1", seed=0, planning_steps=3, **SMALL,
+                               **{**MODEL, "model_max_epochs": 200})
     agent.learn(total_steps=40)  # the first burst: a fit, 3 x 20 imagined transitions, 4 x (1 + 3) updates
     assert agent.trainer.fits == 1 and len(agent.imagined) == 60 and agent.learner.updates == 16
     agent.learn(total_steps=40)  # two more bursts; the model is refitted every 40 steps
     assert agent.trainer.fits == 2 and len(agent.imagined) == 180 and agent.learner.updates == 48
     imagined = agent.imagined.all()
     assert set(np.unique(imagined["action"])) <= {0, 1} and imagined["obs"].shape == (180, 4)
-    # The model learned CartPole's reward of 1 per step.
-    assert abs(float(np.mean(imagined["reward"])) - 1.0) < 0.2
-    assert agent.metrics()["model_holdout_mse"] < 1.0
+    # The imagined next states follow CartPole's own step: off by a fraction of the error of predicting no
+    # change (0.11-0.25 over seeds 0-2; 1.6-1.7 after 5 epochs). The reward is always 1, so it shows nothing.
+    obs, action = torch.as_tensor(imagined["obs"]), torch.as_tensor(imagined["action"])
+    true_next = discrete_cartpole_step(obs, action)
+    error = (torch.as_tensor(imagined["next_obs"]) - true_next).pow(2).mean()
+    assert error < 0.5 * (obs - true_next).pow(2).mean()
+    assert agent.metrics()["model_holdout_mse"] < 0.1  # normalised units: 0.5-1.0 after 5 epochs
 
 
 def test_resumed_deep_dyna_q_matches_an_uninterrupted_run(tmp_path):
@@ -42,3 +49,5 @@ def test_resumed_deep_dyna_q_matches_an_uninterrupted_run(tmp_path):
     for a, b in zip(straight.learner.q.parameters(), resumed.learner.q.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     np.testing.assert_array_equal(straight.imagined.all()["next_obs"], resumed.imagined.all()["next_obs"])
+    for a, b in zip(straight.trainer.model.parameters(), resumed.trainer.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

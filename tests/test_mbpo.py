@@ -39,11 +39,16 @@ def test_imagined_steps_come_only_from_elites_chosen_at_random():
     assert reward.shape == (503,)
 
 
-def test_branched_rollouts_stop_at_terminations_and_batch_every_step():
-    model, generator = small_model(), torch.Generator().manual_seed(0)
+@pytest.mark.parametrize("termination", ["known function", "learned"])
+def test_branched_rollouts_stop_at_terminations_and_batch_every_step(termination):
+    model, generator = small_model(learn_termination=termination == "learned"), torch.Generator().manual_seed(0)
     start = torch.randn(400, 3)
+    known = (lambda obs, action, next_obs: next_obs[:, 0] > 0.3) if termination == "known function" else None
     data = branched_rollouts(model, lambda obs: torch.zeros(len(obs), 1), start, 4, generator,
-                             termination_fn=lambda obs, action, next_obs: next_obs[:, 0] > 0.3)
+                             termination_fn=known)
+    if known is None:  # the model's own termination logit decides
+        predicted = model.predict(start, torch.zeros(len(start), 1)).terminated  # (members, rows)
+        assert predicted is not None and ((predicted > 0.5).any(0) & ~(predicted > 0.5).all(0)).any()
     # Rows of step t+1 start exactly where the non-terminated rows of step t ended.
     first = len(start)
     alive = ~data["terminated"][:first]
@@ -65,16 +70,41 @@ def test_mbpo_fills_its_model_buffer_and_mixes_real_and_imagined_data():
     agent.learn(total_steps=1)  # the first fit, 100 rollouts of length 1, then G updates
     assert agent.trainer.fits == 1 and agent.learner.updates == 2
     imagined = agent.model_buffer.all()
-    assert imagined["obs"].shape == (100, 4) and imagined["action"].shape == (100, 1)
+    assert {key: value.shape for key, value in imagined.items()} == {
+        "obs": (100, 4), "action": (100, 1), "reward": (100,), "next_obs": (100, 4), "terminated": (100,),
+        "truncated": (100,)}
     assert np.abs(imagined["action"]).max() <= 1  # the learner's unit actions
     # Imagined terminations are the env's known function of the next state (|angle| > 0.2).
     np.testing.assert_array_equal(imagined["terminated"], np.abs(imagined["next_obs"][:, 1]) > 0.2)
+    assert 0 < imagined["terminated"].sum() < 100  # starts from the random phase's falls: some end, some not
     metrics = agent.metrics()  # the rollouts' summary, to set beside the critics' Q
     assert metrics["imagined_reward"] == pytest.approx(imagined["reward"].mean(), abs=1e-6)
     assert metrics["imagined_terminated"] == pytest.approx(imagined["terminated"].mean(), abs=1e-6)
     agent.learn(total_steps=25)
     assert agent.trainer.fits == 2 and len(agent.model_buffer) == 200
     assert agent.metrics()["model_buffer"] == 200
+
+
+def test_mbpo_rollouts_longer_than_one_step_regrow_the_model_buffer_and_survive_a_reload(tmp_path):
+    # k = 1 in epoch 1 (steps 50-99) and 2 from epoch 2 (step 100): the buffer is regrown and keeps its rows.
+    agent = modelrl.make_agent("mbpo", env="InvertedPendulum-v5", seed=0, rollout_schedule="1,2,1,2", **TINY)
+    agent.learn(total_steps=99)  # fits at steps 50 and 75, 100 rollouts of one step each
+    assert agent.rollout_length == 1 and len(agent.model_buffer) == 200
+    before = agent.model_buffer.all()
+    agent.learn(total_steps=1)
+    config = agent.config
+    assert agent.rollout_length == 2
+    assert agent.model_buffer.capacity == config.rollouts_per_step * config.epoch_length * 2 * config.model_retain_epochs
+    after = agent.model_buffer.all()
+    for key in before:
+        np.testing.assert_array_equal(after[key][:200], before[key])
+    second_steps = len(after["obs"]) - 300  # 100 first steps, then one more for each that did not end
+    assert second_steps == 100 - int(after["terminated"][200:300].sum()) and second_steps > 0
+    np.testing.assert_array_equal(after["obs"][300:], after["next_obs"][200:300][~after["terminated"][200:300]])
+    resumed = modelrl.load(agent.save(tmp_path / "mbpo.pt"))
+    assert resumed.rollout_length == 2 and resumed.model_buffer.capacity == agent.model_buffer.capacity
+    for key, value in resumed.model_buffer.all().items():
+        np.testing.assert_array_equal(value, after[key])
 
 
 def test_resumed_mbpo_matches_an_uninterrupted_run(tmp_path):
@@ -100,3 +130,5 @@ def test_mbpo_config_errors():
         modelrl.make_agent("mbpo", env="Hopper-v5", rollout_schedule="20,100,1")
     with pytest.raises(ConfigError, match="real_ratio"):
         modelrl.make_agent("mbpo", env="Hopper-v5", real_ratio=1.5)
+    with pytest.raises(ConfigError, match="learning_starts must be >= 1"):
+        modelrl.make_agent("mbpo", env="Hopper-v5", learning_starts=0)

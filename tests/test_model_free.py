@@ -46,6 +46,35 @@ def test_sac_critics_learn_the_value_of_a_terminal_reward(critic_layer_norm, pre
     assert (learner.critic_target(batch["obs"], batch["action"]) - 2).abs().mean() < 1.0
 
 
+def test_sac_bellman_target_takes_the_smaller_target_critic_minus_the_entropy_term():
+    config = SACConfig(hidden_size=16, gamma=0.9)
+    learner = SACLearner(3, 1, config, torch.device("cpu"), torch.Generator().manual_seed(0))
+    data = torch.Generator().manual_seed(1)
+    reward, next_obs = torch.randn(64, generator=data), torch.randn(64, 3, generator=data)
+    terminated = torch.arange(64) % 4 == 0
+    target = learner.bellman_target(reward, next_obs, terminated, 0.3, torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        next_action, next_log_prob = learner.actor(next_obs, torch.Generator().manual_seed(2))
+        q1, q2 = learner.critic_target(next_obs, next_action)
+    assert (q1 != q2).all()  # independently initialised critics, so the min below is a real choice
+    expected = reward + 0.9 * ~terminated * (torch.minimum(q1, q2) - 0.3 * next_log_prob)
+    torch.testing.assert_close(target, expected)
+    torch.testing.assert_close(target[terminated], reward[terminated])
+
+
+@pytest.mark.parametrize("target_entropy, direction", [(100.0, 1), (-100.0, -1)])
+def test_sac_temperature_rises_below_the_target_entropy_and_falls_above_it(target_entropy, direction):
+    config = SACConfig(hidden_size=16, target_entropy=target_entropy)
+    learner = SACLearner(3, 1, config, torch.device("cpu"), torch.Generator().manual_seed(0))
+    batch = {"obs": torch.randn(32, 3), "action": torch.zeros(32, 1), "reward": torch.ones(32),
+             "next_obs": torch.randn(32, 3), "terminated": torch.zeros(32, dtype=torch.bool)}
+    before = learner.log_alpha.item()
+    for _ in range(3):
+        learner.update(batch)
+    # Adam's first steps move by about lr each, whatever the gradient's size.
+    assert (learner.log_alpha.item() - before) * direction == pytest.approx(3 * config.lr, rel=0.05)
+
+
 def test_sac_actor_lr_and_target_update_every():
     config = SACConfig(hidden_size=8, actor_lr=3e-5, target_update_every=3)
     learner = SACLearner(3, 1, config, torch.device("cpu"), torch.Generator().manual_seed(0))
@@ -58,6 +87,8 @@ def test_sac_actor_lr_and_target_update_every():
         learner.update(batch)
         moved = any(not torch.equal(a, b) for a, b in zip(initial, learner.critic_target.parameters()))
         assert moved == expected_moved
+    for start, target, critic in zip(initial, learner.critic_target.parameters(), learner.critic.parameters()):
+        torch.testing.assert_close(target, start + config.tau * (critic - start))  # tau towards the critics
     with pytest.raises(ConfigError, match="actor_lr"):
         SACConfig(actor_lr=0).validate()
     with pytest.raises(ConfigError, match="target_update_every"):
@@ -141,6 +172,9 @@ def test_double_dqn_target_uses_the_online_argmax_and_the_target_value():
              "next_obs": torch.zeros(1, 2), "terminated": torch.tensor([False])}
     # Double Q: target = 1 + 0.99 * 5; Q = 1; smooth L1 of an error of 4.95 is 4.45.
     assert learner.update(batch).item() == pytest.approx(4.95 - 0.5, abs=1e-4)
+    # At a terminal step the target is the reward alone: 3 - 1, a smooth L1 of 1.5.
+    terminal = {**batch, "reward": torch.tensor([3.0]), "terminated": torch.tensor([True])}
+    assert learner.update(terminal).item() == pytest.approx(1.5, abs=1e-4)
     learner.config = DQNConfig(hidden_size=8, double_q=False)  # plain max: 1 + 0.99 * 9
     assert learner.update(batch).item() == pytest.approx(1 + 0.99 * 9 - 1 - 0.5, abs=1e-3)
 
@@ -187,10 +221,37 @@ def test_resumed_model_free_agent_matches_an_uninterrupted_one(tmp_path, agent_i
     resumed = modelrl.load(first.save(tmp_path / "agent.pt"))
     resumed.learn(total_steps=25)
     assert resumed.env_steps == 60
-    for a, b in zip(straight.learner.state_dict().values(), resumed.learner.state_dict().values(), strict=True):
-        if isinstance(a, dict) and "state" not in a:  # network weights
-            for key in a:
-                torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    # Weights, optimiser moments and step counts, the temperature, the update count: all equal.
+    assert_same(straight.learner.state_dict(), resumed.learner.state_dict())
+    for key, value in straight.buffer.all().items():
+        np.testing.assert_array_equal(value, resumed.buffer.all()[key])
+
+
+@pytest.mark.parametrize("agent_id, env", [("sac", "Pendulum-v1"), ("dqn", "CartPole-v1")])
+def test_evaluating_during_learning_leaves_training_as_it_was(agent_id, env):
+    small = {"hidden_size": 32, "batch_size": 16, "learning_starts": 20}
+    if agent_id == "dqn":
+        small.update(train_freq=4, gradient_steps=2, exploration_steps=50)
+    plain, evaluated = (modelrl.make_agent(agent_id, env=env, seed=5, **small) for _ in range(2))
+    plain.learn(total_steps=60)
+    evaluated.learn(total_steps=60, eval_every=20, eval_episodes=1)
+    assert_same(plain.learner.state_dict(), evaluated.learner.state_dict())
+
+
+def assert_same(a, b) -> None:
+    """Nested state dicts equal to the bit."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_same(a[key], b[key])
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same(x, y)
+    elif isinstance(a, torch.Tensor):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    else:
+        assert a == b
 
 
 @pytest.mark.slow

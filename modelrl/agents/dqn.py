@@ -139,8 +139,8 @@ class DQN(Agent):
         return self.config.epsilon(self.env_steps)
 
     def act(self, obs, deterministic: bool = False):
-        explore = self.env_steps < self.config.learning_starts or self.rng.random() < self.epsilon
-        if not deterministic and explore:
+        # Greedy evaluation draws nothing, so evaluating leaves training's random stream as it was.
+        if not deterministic and (self.env_steps < self.config.learning_starts or self.rng.random() < self.epsilon):
             return int(self.rng.integers(self.num_actions))
         state = torch.as_tensor(np.asarray(obs, np.float32), device=self.device)
         return int(self.learner.greedy(state))

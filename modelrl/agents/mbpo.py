@@ -56,6 +56,9 @@ class MBPOConfig(SACConfig, LearnedModelConfig):
         self.validate_model()
         if not 0 <= self.real_ratio <= 1:
             raise ConfigError(f"real_ratio must be in [0, 1], got {self.real_ratio}")
+        if self.learning_starts < 1:  # the first fit, at step `learning_starts`, needs real data
+            raise ConfigError(f"mbpo fits its model on real steps first: learning_starts must be >= 1, "
+                              f"got {self.learning_starts}")
         for name in ("model_train_every", "rollouts_per_step", "epoch_length", "model_retain_epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
