@@ -193,6 +193,14 @@ def test_replay_buffer_round_trips_through_save_and_load(tmp_path, rng):
     assert restored.all()["reward"].tolist() == [3, 4, 5, 6, 7]
     batch = restored.sample_tensors(4, rng)
     assert set(batch) == {"obs", "action", "reward", "next_obs", "terminated"} and batch["obs"].shape == (4, 2)
+    partly = ReplayBuffer(5, (2,), (1,))  # not yet full: only what was added comes back, and adding goes on
+    partly.load_state_dict(ReplayBuffer(5, (2,), (1,)).state_dict() | {"data": {
+        key: value[:2] for key, value in buffer.all().items()}})
+    assert len(partly) == 2 and partly.all()["reward"].tolist() == [2, 3]
+    partly.add(np.zeros(2), np.zeros(1), 9.0, np.zeros(2), False, False)
+    assert partly.all()["reward"].tolist() == [2, 3, 9]
+    with pytest.raises(ValueError, match="capacity 4 differs from the saved 5"):
+        ReplayBuffer(4, (2,), (1,)).load_state_dict(buffer.state_dict())
 
 
 def test_sac_and_dqn_refuse_the_wrong_action_space():
