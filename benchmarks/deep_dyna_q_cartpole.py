@@ -8,6 +8,7 @@ on); "dqn single Q" turns double Q off, as stable-baselines3's DQN has it. Deep 
 one-step transitions and n imagined updates per real one.
 
     python benchmarks/deep_dyna_q_cartpole.py --only "dqn single Q" --n --skip-sb3 --name dqn_single_q_cartpole
+    python benchmarks/deep_dyna_q_cartpole.py --merge RUN_A RUN_B --name COMBINED   # seeds run separately
 """
 
 from __future__ import annotations
@@ -16,10 +17,38 @@ import argparse
 
 import matplotlib.pyplot as plt
 import torch
-from common import RESULTS, write_results
+from common import RESULTS, read_results, write_results
 from sb3_reference import ZOO_DQN_CARTPOLE, median_or_none, modelrl_curve, sb3_curve, steps_to
 
 ENV, THRESHOLD = "CartPole-v1", 475.0
+
+
+def save(record: dict, name: str) -> None:
+    """Summarise (steps to 475 per seed, medians, DQN's median over each), write the JSON and draw the plot."""
+    summary = {}
+    for learner, curves in record["curves"].items():
+        reached = [steps_to(c, THRESHOLD) for c in curves]
+        summary[learner] = {"steps_to_475": reached, "median": median_or_none(reached),
+                            "seconds": [c["seconds"] for c in curves]}
+    base = summary.get("dqn", {}).get("median")
+    for entry in summary.values():
+        if base and entry["median"]:
+            entry["dqn_over_this"] = round(base / entry["median"], 2)
+    record["summary"] = summary
+    write_results(name, record)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (learner, curves), color in zip(record["curves"].items(), plt.cm.tab10.colors, strict=False):
+        for i, curve in enumerate(curves):
+            ax.plot(curve["env_steps"], curve["eval_return"], color=color, alpha=0.7,
+                    label=learner if i == 0 else None)
+    ax.axhline(THRESHOLD, color="black", linestyle=":", linewidth=1)
+    ax.set(xlabel="real env steps", ylabel="mean eval return (10 episodes)",
+           title="CartPole-v1: deep Dyna-Q vs DQN")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{name}.png", dpi=110)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -30,7 +59,20 @@ def main() -> None:
     parser.add_argument("--skip-sb3", action="store_true")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these of our learners")
     parser.add_argument("--name", default="deep_dyna_q_cartpole")
+    parser.add_argument("--merge", nargs="+", metavar="NAME",
+                        help="combine the seeds of earlier results into --name (a learner missing from one "
+                             "of them gets only the others' seeds)")
     args = parser.parse_args()
+    if args.merge:
+        parts, merged_from = read_results(args.merge, into=args.name)
+        learners = dict.fromkeys(learner for part in parts for learner in part["curves"])
+        record = {"env": ENV, "threshold": THRESHOLD, "threads": 1, "steps": max(p["steps"] for p in parts),
+                  "merged_from": merged_from,
+                  "curves": {learner: [c for part in parts for c in part["curves"].get(learner, [])]
+                             for learner in learners}}
+        save(record, args.name)
+        print(record["summary"])
+        return
     torch.set_num_threads(1)
     learners = {"dqn": ("dqn", {}), "dqn single Q": ("dqn", {"double_q": False}),
                 **{f"deep-dyna-q n={n}": ("deep-dyna-q", {"planning_steps": n}) for n in args.n}}
@@ -44,31 +86,8 @@ def main() -> None:
         if not args.skip_sb3:
             record["curves"]["sb3 dqn"].append(sb3_curve("DQN", ENV, seed, args.steps, THRESHOLD,
                                                          **ZOO_DQN_CARTPOLE))
-        summary = {}
-        for name, curves in record["curves"].items():
-            reached = [steps_to(c, THRESHOLD) for c in curves]
-            summary[name] = {"steps_to_475": reached, "median": median_or_none(reached),
-                             "seconds": [c["seconds"] for c in curves]}
-        base = summary.get("dqn", {}).get("median")
-        for entry in summary.values():
-            if base and entry["median"]:
-                entry["dqn_over_this"] = round(base / entry["median"], 2)
-        record["summary"] = summary
-        print(summary, flush=True)
-        write_results(args.name, record)
-
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for (name, curves), color in zip(record["curves"].items(), plt.cm.tab10.colors, strict=False):
-            for i, curve in enumerate(curves):
-                ax.plot(curve["env_steps"], curve["eval_return"], color=color, alpha=0.7,
-                        label=name if i == 0 else None)
-        ax.axhline(THRESHOLD, color="black", linestyle=":", linewidth=1)
-        ax.set(xlabel="real env steps", ylabel="mean eval return (10 episodes)",
-               title="CartPole-v1: deep Dyna-Q vs DQN")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(RESULTS / f"{args.name}.png", dpi=110)
-        plt.close(fig)
+        save(record, args.name)
+        print(record["summary"], flush=True)
 
 
 if __name__ == "__main__":
