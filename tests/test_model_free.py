@@ -217,11 +217,16 @@ def test_dqn_epsilon_decays_linearly_to_its_floor():
     assert [config.epsilon(s) for s in (0, 50, 100, 1000)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
 
 
-@pytest.mark.parametrize("agent_id, env", [("sac", "Pendulum-v1"), ("dqn", "CartPole-v1")])
-def test_resumed_model_free_agent_matches_an_uninterrupted_one(tmp_path, agent_id, env):
+def small_config(agent_id: str) -> dict:
     small = {"hidden_size": 32, "batch_size": 16, "learning_starts": 20}
     if agent_id == "dqn":
         small.update(train_freq=4, gradient_steps=2, exploration_steps=50)
+    return small
+
+
+@pytest.mark.parametrize("agent_id, env", [("sac", "Pendulum-v1"), ("dqn", "CartPole-v1")])
+def test_resumed_model_free_agent_matches_an_uninterrupted_one(tmp_path, agent_id, env):
+    small = small_config(agent_id)
     straight = modelrl.make_agent(agent_id, env=env, seed=4, **small)
     straight.learn(total_steps=60)
     first = modelrl.make_agent(agent_id, env=env, seed=4, **small)
@@ -230,32 +235,30 @@ def test_resumed_model_free_agent_matches_an_uninterrupted_one(tmp_path, agent_i
     resumed.learn(total_steps=25)
     assert resumed.env_steps == 60
     # Weights, optimiser moments and step counts, the temperature, the update count: all equal.
-    assert_same(straight.learner.state_dict(), resumed.learner.state_dict())
+    assert_equal_states(straight.learner.state_dict(), resumed.learner.state_dict())
     for key, value in straight.buffer.all().items():
         np.testing.assert_array_equal(value, resumed.buffer.all()[key])
 
 
 @pytest.mark.parametrize("agent_id, env", [("sac", "Pendulum-v1"), ("dqn", "CartPole-v1")])
 def test_evaluating_during_learning_leaves_training_as_it_was(agent_id, env):
-    small = {"hidden_size": 32, "batch_size": 16, "learning_starts": 20}
-    if agent_id == "dqn":
-        small.update(train_freq=4, gradient_steps=2, exploration_steps=50)
+    small = small_config(agent_id)
     plain, evaluated = (modelrl.make_agent(agent_id, env=env, seed=5, **small) for _ in range(2))
     plain.learn(total_steps=60)
     evaluated.learn(total_steps=60, eval_every=20, eval_episodes=1)
-    assert_same(plain.learner.state_dict(), evaluated.learner.state_dict())
+    assert_equal_states(plain.learner.state_dict(), evaluated.learner.state_dict())
 
 
-def assert_same(a, b) -> None:
+def assert_equal_states(a, b) -> None:
     """Nested state dicts equal to the bit."""
     if isinstance(a, dict):
         assert a.keys() == b.keys()
         for key in a:
-            assert_same(a[key], b[key])
+            assert_equal_states(a[key], b[key])
     elif isinstance(a, list | tuple):
         assert len(a) == len(b)
         for x, y in zip(a, b):
-            assert_same(x, y)
+            assert_equal_states(x, y)
     elif isinstance(a, torch.Tensor):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     else:
