@@ -5,7 +5,7 @@ import torch
 import modelrl
 from modelrl.buffers import ReplayBuffer
 from modelrl.cli import main
-from modelrl.errors import ConfigError
+from modelrl.errors import CheckpointError, ConfigError
 
 # Small enough for the fast suite; the planner still sees 1,200 sequences per step.
 TINY = {"population": 200, "iterations": 3, "particles": 10, "hidden_size": 64, "model_epochs": 20,
@@ -34,6 +34,29 @@ def test_pets_saved_agent_acts_identically(tmp_path):
     agent.learn(total_steps=5)
     loaded.learn(total_steps=5)
     assert agent.buffer.all()["obs"].tolist() == loaded.buffer.all()["obs"].tolist()
+
+
+def test_evaluating_pets_leaves_its_training_as_it_was():
+    # Evaluations fall in the random phase (step 10) and after the first fits (steps 20, 30).
+    fast = {**TINY, "population": 40, "iterations": 2, "particles": 4, "horizon": 5, "random_steps": 15,
+            "train_every": 5, "model_epochs": 2}
+    plain, evaluated = (modelrl.make_agent("pets", env="Pendulum-v1", seed=2, **fast) for _ in range(2))
+    plain.learn(total_steps=35)
+    evaluated.learn(total_steps=35, eval_every=10, eval_episodes=1)
+    assert evaluated.evaluations == 3
+    np.testing.assert_array_equal(plain.buffer.all()["action"], evaluated.buffer.all()["action"])
+    assert torch.equal(plain.generator.get_state(), evaluated.generator.get_state())
+    for a, b in zip(plain.model.parameters(), evaluated.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_checkpoint_missing_agent_state_is_refused_in_one_line(tmp_path):
+    agent = modelrl.make_agent("pets", env="Pendulum-v1", seed=0, **TINY)
+    payload = torch.load(agent.save(tmp_path / "pets.pt"), weights_only=False)
+    del payload["agent"]["eval_generator"]  # as an older modelrl wrote it
+    torch.save(payload, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="pets checkpoint lacks 'eval_generator'"):
+        modelrl.load(tmp_path / "old.pt")
 
 
 def test_pets_with_a_learned_reward_plans_on_envs_without_known_functions():

@@ -23,7 +23,7 @@ import numpy as np
 from modelrl.checkpoint import load_checkpoint, save_checkpoint
 from modelrl.config import build_config, config_to_dict
 from modelrl.envs import make_env, resolve_env_id
-from modelrl.errors import ConfigError, IncompatibleEnvError, TrainingDivergedError
+from modelrl.errors import CheckpointError, ConfigError, IncompatibleEnvError, TrainingDivergedError
 
 # Evaluation episodes of envs without a time limit stop here, so a policy that loops cannot hang a run.
 DEFAULT_EVAL_MAX_STEPS = 1000
@@ -263,7 +263,11 @@ class Agent(ABC):
     def from_checkpoint(cls, payload: dict[str, Any]) -> Agent:
         config = build_config(cls.config_class, payload["config"], owner=cls.agent_id)
         agent = cls(payload["env_id"], config, seed=payload["seed"], env_kwargs=payload["env_kwargs"])
-        agent._restore(payload)
+        try:
+            agent._restore(payload)
+        except KeyError as missing:
+            raise CheckpointError(f"this {cls.agent_id} checkpoint lacks {missing}: it was written by another "
+                                  "modelrl version, or is damaged") from None
         return agent
 
     @classmethod

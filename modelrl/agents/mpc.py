@@ -83,12 +83,17 @@ class MPCAgent(Agent):
         super().__init__(env_id, config, seed, env_kwargs)
         self.device = resolve_device(self.config.device)
         self.generator = torch.Generator(self.device).manual_seed(self.seed)
+        # Evaluation draws from streams of its own, so evaluating never shifts a training run's draws.
+        eval_seed = int(np.random.SeedSequence([self.seed, 1]).generate_state(1)[0])
+        self.eval_generator = torch.Generator(self.device).manual_seed(eval_seed)
+        self.eval_rng = np.random.default_rng(eval_seed)
         self.known = known_functions(self.env_id)
         self.objective = self.build_objective()
         # Training and evaluation episodes each keep their own warm start.
-        self.planners = {flag: MPC(self.env.action_space, self.config.horizon, self.config.optimizer,
-                                   self.config.optimizer_kwargs(), generator=self.generator, device=self.device)
-                         for flag in (False, True)}
+        self.planners = {evaluation: MPC(self.env.action_space, self.config.horizon, self.config.optimizer,
+                                         self.config.optimizer_kwargs(), device=self.device,
+                                         generator=self.eval_generator if evaluation else self.generator)
+                         for evaluation in (False, True)}
         self.plan_seconds, self.plans = 0.0, 0
 
     def check_env(self, env: gym.Env) -> None:
@@ -131,7 +136,8 @@ class MPCAgent(Agent):
     def act(self, obs, deterministic: bool = False):
         started = time.perf_counter()
         state = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
-        action = self.planners[deterministic].act(lambda actions: self.objective(state, actions))
+        planner = self.planners[deterministic]
+        action = planner.act(lambda actions: self.objective(state, actions, planner.generator))
         self.plan_seconds += time.perf_counter() - started
         self.plans += 1
         return action
@@ -145,10 +151,13 @@ class MPCAgent(Agent):
         return row
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state(),
+        return {"generator": self.generator.get_state(), "eval_generator": self.eval_generator.get_state(),
+                "eval_rng": self.eval_rng.bit_generator.state,
                 "planners": {flag: mpc.state_dict() for flag, mpc in self.planners.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
+        self.eval_generator.set_state(state["eval_generator"])
+        self.eval_rng.bit_generator.state = state["eval_rng"]
         for flag, mpc in self.planners.items():
             mpc.load_state_dict(state["planners"][flag])

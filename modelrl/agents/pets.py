@@ -85,10 +85,10 @@ class PETS(MPCAgent):
 
     def act(self, obs, deterministic: bool = False):
         if self.trainer.fits == 0:  # no model yet: uniform random actions
-            space = self.env.action_space
+            space, rng = self.env.action_space, self.eval_rng if deterministic else self.rng
             if isinstance(space, gym.spaces.Discrete):
-                return int(self.rng.integers(space.n))
-            return self.rng.uniform(space.low, space.high).astype(space.dtype)
+                return int(rng.integers(space.n))
+            return rng.uniform(space.low, space.high).astype(space.dtype)
         return super().act(obs, deterministic)
 
     def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:

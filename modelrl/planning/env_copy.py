@@ -37,7 +37,8 @@ class EnvCopyObjective:
         return qpos, obs[self.nq - self.skipped :]
 
     @torch.no_grad()
-    def __call__(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def __call__(self, obs: torch.Tensor, actions: torch.Tensor, generator=None) -> torch.Tensor:
+        """The simulator draws nothing: `generator` is accepted for the common call and unused."""
         start = obs.cpu().numpy().astype(np.float64)
         qpos, qvel = self.state(start)
         plans = actions.cpu().numpy()

@@ -65,7 +65,7 @@ class ModelObjective:
         self.propagation, self.gamma, self.terminal_value = propagation, gamma, terminal_value
         self.generator = generator
 
-    def _step(self, state, action, members):
+    def _step(self, state, action, members, generator):
         """One imagined step for rows `(R, ...)`; returns next state, reward and termination (or None)."""
         model = self.model
         E = model.ensemble_size if members is None else len(members)
@@ -79,7 +79,7 @@ class ModelObjective:
         else:
             rows = state.shape[0] // E
             next_obs, reward, terminated = model.sample(
-                state.view(E, rows, -1), action.reshape(E, rows, *action.shape[1:]), self.generator, members
+                state.view(E, rows, -1), action.reshape(E, rows, *action.shape[1:]), generator, members
             )
             next_obs = next_obs.reshape(state.shape)
             reward = None if reward is None else reward.reshape(-1)
@@ -91,7 +91,10 @@ class ModelObjective:
         return next_obs, reward, terminated
 
     @torch.no_grad()
-    def __call__(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def __call__(self, obs: torch.Tensor, actions: torch.Tensor,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """`generator`, if given, replaces the objective's own for this call's draws."""
+        generator = self.generator if generator is None else generator
         model = self.model
         members = model.elites
         E = len(members)
@@ -105,16 +108,16 @@ class ModelObjective:
         returns = torch.zeros(padded, device=model.device)
         alive = torch.ones(padded, dtype=torch.bool, device=model.device)
         # A random deal of rows to members; TS-inf keeps it for the whole horizon, TS1 redeals each step.
-        deal = torch.randperm(padded, generator=self.generator, device=model.device)
+        deal = torch.randperm(padded, generator=generator, device=model.device)
         state = state[deal]
         row_sequence = row_sequence[deal]
         discount = 1.0
         for t in range(horizon):
             if self.propagation == "ts1" and t > 0:
-                redeal = torch.randperm(padded, generator=self.generator, device=model.device)
+                redeal = torch.randperm(padded, generator=generator, device=model.device)
                 state, returns, alive, row_sequence = (x[redeal] for x in (state, returns, alive, row_sequence))
             action = actions[row_sequence, t]
-            state, reward, terminated = self._step(state, action, members)
+            state, reward, terminated = self._step(state, action, members, generator)
             returns = _accumulate(returns, alive, reward, terminated, discount)
             discount *= self.gamma
         returns = _finish(returns, alive, state, self.terminal_value, discount)
@@ -132,7 +135,8 @@ class SimulatorObjective:
         self.gamma, self.terminal_value, self.device = gamma, terminal_value, torch.device(device)
 
     @torch.no_grad()
-    def __call__(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def __call__(self, obs: torch.Tensor, actions: torch.Tensor, generator=None) -> torch.Tensor:
+        """Exact dynamics draw nothing: `generator` is accepted for the common call and unused."""
         n, horizon = actions.shape[:2]
         state = obs.to(self.device, torch.float32).expand(n, -1)
         returns = torch.zeros(n, device=self.device)
