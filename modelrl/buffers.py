@@ -77,13 +77,20 @@ class ReplayBuffer:
         return {key: torch.as_tensor(value, device=device) for key, value in self.all().items()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"capacity": self.capacity, "data": self.all()}  # `all` gathers, so these are copies
+        # Sampling draws memory indices, so the save also says where the oldest row sits: restored there, a
+        # resumed run draws the very rows the uninterrupted one would. `all` gathers, so these are copies.
+        return {"capacity": self.capacity, "data": self.all(), "oldest": int(self._order()[0]) if self.size else 0}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["capacity"] != self.capacity:
             raise ValueError(f"buffer capacity {self.capacity} differs from the saved {state['capacity']}")
-        self.position, self.size = 0, 0
+        data = state["data"]
+        size, oldest = len(data["obs"]), state.get("oldest", 0)  # saves before "oldest" restore from row 0
+        if size > self.capacity or not 0 <= oldest < self.capacity:
+            raise ValueError(f"saved buffer of {size} rows from row {oldest} does not fit capacity {self.capacity}")
         for value in self.data.values():
             value[:] = 0
-        if len(state["data"]["obs"]):
-            self.add_batch(**state["data"])
+        index = (oldest + np.arange(size)) % self.capacity
+        for key in FIELDS:
+            self.data[key][index] = data[key]
+        self.position, self.size = (oldest + size) % self.capacity, size

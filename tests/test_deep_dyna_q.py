@@ -39,7 +39,7 @@ def test_deep_dyna_q_imagines_n_transitions_per_real_step_and_plans_with_them():
 
 
 def test_resumed_deep_dyna_q_matches_an_uninterrupted_run(tmp_path):
-    config = {"planning_steps": 2, **SMALL, **MODEL}
+    config = {"planning_steps": 2, "imagined_buffer_size": 50, **SMALL, **MODEL}  # wraps before the save
     straight = modelrl.make_agent("deep-dyna-q", env="CartPole-v1", seed=3, **config)
     straight.learn(total_steps=130)
     first = modelrl.make_agent("deep-dyna-q", env="CartPole-v1", seed=3, **config)

@@ -109,12 +109,14 @@ def test_mbpo_rollouts_longer_than_one_step_regrow_the_model_buffer_and_survive_
 
 def test_resumed_mbpo_matches_an_uninterrupted_run(tmp_path):
     straight = modelrl.make_agent("mbpo", env="Pendulum-v1", seed=2, **TINY)
-    straight.learn(total_steps=90)
+    straight.learn(total_steps=130)
     first = modelrl.make_agent("mbpo", env="Pendulum-v1", seed=2, **TINY)
-    first.learn(total_steps=60)
+    first.learn(total_steps=105)
+    # By now the model buffer has wrapped: its oldest row sits mid-memory, where the restored one must too.
+    assert first.model_buffer.size == first.model_buffer.capacity and first.model_buffer.position > 0
     resumed = modelrl.load(first.save(tmp_path / "mbpo.pt"))
-    assert resumed.env_steps == 60 and len(resumed.model_buffer) == len(first.model_buffer)
-    resumed.learn(total_steps=30)
+    assert resumed.env_steps == 105 and len(resumed.model_buffer) == len(first.model_buffer)
+    resumed.learn(total_steps=25)
     for net in ("actor", "critic", "critic_target"):
         for a, b in zip(getattr(straight.learner, net).parameters(), getattr(resumed.learner, net).parameters()):
             torch.testing.assert_close(a, b, rtol=0, atol=0)

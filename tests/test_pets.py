@@ -91,10 +91,17 @@ def test_replay_buffer_wraps_and_round_trips():
     assert len(buffer) == 5 and buffer.all()["reward"].tolist() == [2, 3, 4, 5, 6]
     copy = ReplayBuffer(5, (2,), (1,))
     copy.load_state_dict(buffer.state_dict())
-    for key, value in buffer.all().items():
-        np.testing.assert_array_equal(copy.all()[key], value)
-    batch = buffer.sample(8, np.random.default_rng(0))
-    assert batch["obs"].shape == (8, 2) and set(batch["reward"]) <= {2, 3, 4, 5, 6}
+    for _ in range(2):  # the restored buffer samples the same rows and overwrites the same oldest one
+        for key, value in buffer.all().items():
+            np.testing.assert_array_equal(copy.all()[key], value)
+        batch, copied = (b.sample(8, np.random.default_rng(0)) for b in (buffer, copy))
+        assert batch["obs"].shape == (8, 2) and set(batch["reward"]) <= {2, 3, 4, 5, 6, 7}
+        np.testing.assert_array_equal(batch["reward"], copied["reward"])
+        for b in (buffer, copy):
+            b.add(np.full(2, 7), np.full(1, -7), 7.0, np.full(2, 8), False, False)
+    old_format = {key: value for key, value in buffer.state_dict().items() if key != "oldest"}
+    copy.load_state_dict(old_format)  # saves before "oldest": the same rows, oldest in row 0
+    assert copy.all()["reward"].tolist() == buffer.all()["reward"].tolist() == [4, 5, 6, 7, 7]
 
 
 def test_model_report_cli(tmp_path, capsys):
