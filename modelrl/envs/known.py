@@ -106,8 +106,14 @@ def hopper_termination(obs, action, next_obs):
     return ~healthy
 
 
+def _healthy(termination, obs, action, next_obs):
+    """The v5 healthy bonus of 1: paid only on steps that do not end the episode."""
+    return (~termination(obs, action, next_obs)).to(next_obs.dtype)
+
+
 def hopper_reward(obs, action, next_obs):
-    return _mean_velocity(obs, next_obs, 5) + 1.0 - 1e-3 * (action**2).sum(-1)
+    healthy = _healthy(hopper_termination, obs, action, next_obs)
+    return _mean_velocity(obs, next_obs, 5) + healthy - 1e-3 * (action**2).sum(-1)
 
 
 def walker_termination(obs, action, next_obs):
@@ -116,12 +122,18 @@ def walker_termination(obs, action, next_obs):
 
 
 def walker_reward(obs, action, next_obs):
-    return _mean_velocity(obs, next_obs, 8) + 1.0 - 1e-3 * (action**2).sum(-1)
+    healthy = _healthy(walker_termination, obs, action, next_obs)
+    return _mean_velocity(obs, next_obs, 8) + healthy - 1e-3 * (action**2).sum(-1)
 
 
 def _ant_termination(obs, action, next_obs):
     height = next_obs[..., 0]
     return ~((height >= 0.2) & (height <= 1.0) & torch.isfinite(next_obs).all(-1))
+
+
+def _humanoid_termination(obs, action, next_obs):
+    height = next_obs[..., 0]  # the torso's z: Humanoid-v5 is healthy while it lies in (1, 2)
+    return ~((height > 1.0) & (height < 2.0))
 
 
 KNOWN: dict[str, KnownFunctions] = {
@@ -135,6 +147,7 @@ KNOWN: dict[str, KnownFunctions] = {
     "Hopper-v5": KnownFunctions(hopper_reward, hopper_termination),
     "Walker2d-v5": KnownFunctions(walker_reward, walker_termination),
     "Ant-v5": KnownFunctions(None, _ant_termination),
+    "Humanoid-v5": KnownFunctions(None, _humanoid_termination),
 }
 
 
