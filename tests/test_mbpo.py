@@ -86,8 +86,9 @@ def test_mbpo_fills_its_model_buffer_and_mixes_real_and_imagined_data():
 
 
 def test_mbpo_rollouts_longer_than_one_step_regrow_the_model_buffer_and_survive_a_reload(tmp_path):
-    # k = 1 in epoch 1 (steps 50-99) and 2 from epoch 2 (step 100): the buffer is regrown and keeps its rows.
-    agent = modelrl.make_agent("mbpo", env="InvertedPendulum-v5", seed=0, rollout_schedule="1,2,1,2", **TINY)
+    # Epochs count from the random phase's end (step 50): k = 1 in epoch 0 (steps 50-99) and 2 from epoch 1
+    # (step 100). The buffer is regrown and keeps its rows.
+    agent = modelrl.make_agent("mbpo", env="InvertedPendulum-v5", seed=0, rollout_schedule="0,1,1,2", **TINY)
     agent.learn(total_steps=99)  # fits at steps 50 and 75, 100 rollouts of one step each
     assert agent.rollout_length == 1 and len(agent.model_buffer) == 200
     before = agent.model_buffer.all()

@@ -2,7 +2,8 @@
 
 SAC trained mostly on imagined data: every `model_train_every` real steps the ensemble is refitted on all
 real transitions, then `rollouts_per_step x model_train_every` branched rollouts of length k start from
-real states (k grows with the epoch by the paper's schedule for the task) and land in a model buffer that
+real states (k grows with the epoch, counted from the end of the random phase, by the paper's schedule
+for the task) and land in a model buffer that
 keeps about `model_retain_epochs` epochs of them. Each real step then takes G = `updates_per_step` SAC
 updates on batches that are `real_ratio` real and the rest imagined. Rewards are learned; terminations are
 the env's known functions (learned for envs without one).
@@ -131,7 +132,8 @@ class MBPO(SAC):
     def imagine(self) -> None:
         """Branched rollouts from real states into the model buffer (regrown when k changes)."""
         started, config = time.perf_counter(), self.config
-        length = rollout_length(self.schedule, self.env_steps // config.epoch_length)
+        # Epochs count from the end of the random phase, as in the paper's released code and mbrl-lib.
+        length = rollout_length(self.schedule, (self.env_steps - config.learning_starts) // config.epoch_length)
         if length != self.rollout_length:
             old, self.model_buffer = self.model_buffer, self._new_model_buffer(length)
             self.model_buffer.add_batch(**old.all())
