@@ -45,6 +45,9 @@ def test_resume_drops_rows_logged_after_the_checkpoint(tmp_path):
         f.write("150,9,0.1,-5,-5,5,150\n")
     resume(run, total_steps=200, progress=False, tensorboard=False)
     assert [r["env_steps"] for r in read_metrics(run / "metrics.csv")] == [50, 100, 150, 200]
+    # The rows kept are rewritten as they were first written: counts stay integers.
+    assert [line.split(",")[0] for line in (run / "metrics.csv").read_text().splitlines()[1:]] == [
+        "50", "100", "150", "200"]
 
 
 def test_run_dir_errors(tmp_path):

@@ -13,7 +13,14 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
     if not path.is_file():
         return []
     with path.open(newline="") as f:
-        return [{k: float(v) if v != "" else math.nan for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _number(text: str) -> float:
+    """Counts stay integers, so a resumed run rewrites its earlier rows as they were written."""
+    if text == "":
+        return math.nan
+    return int(text) if text.lstrip("-").isdigit() else float(text)
 
 
 class MetricsLogger:
