@@ -1,4 +1,5 @@
 import os
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -62,15 +63,26 @@ def test_corrupt_and_foreign_checkpoints_raise_clear_errors(tmp_path):
         modelrl.load(truncated)
 
 
-def test_a_failed_write_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+@pytest.mark.parametrize("failure", ["mid-write", "rename"])
+def test_a_failed_write_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch, failure):
     path = tmp_path / "ckpt.pt"
     save_checkpoint(path, {"value": 1})
+
+    def crash_mid_write(payload, f, *args, **kwargs):  # some bytes land wherever the save writes, then it fails
+        with open(f, "wb") if isinstance(f, str | os.PathLike) else nullcontext(f) as out:
+            out.write(b"half a checkpoint")
+            out.flush()
+        raise OSError("disk full")
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(torch, "save", crash)
+    if failure == "mid-write":
+        monkeypatch.setattr(torch, "save", crash_mid_write)
+    else:
+        monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError):
         save_checkpoint(path, {"value": 2})
+    monkeypatch.undo()
     assert load_checkpoint(path)["value"] == 1
     assert os.listdir(tmp_path) == ["ckpt.pt"]  # no temporary file left behind

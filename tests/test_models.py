@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -99,11 +101,60 @@ def test_deterministic_model_learns_reward_and_termination():
     assert terminated.tolist() == [[False, False, False, True]] * 2
 
 
+def _holdout_errors(model, data, holdout_ratio=0.15, seed=0):
+    """Each member's mean squared next-state error on the rows `fit` holds out (its first draw is the split)."""
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    holdout = data.take(order[: int(len(data) * holdout_ratio)])
+    with torch.no_grad():
+        prediction = model.predict(holdout.obs, holdout.action)
+    return ((prediction.next_obs - holdout.next_obs) ** 2).mean((1, 2)) / model.target_std[0] ** 2
+
+
 def test_elites_are_the_best_members_on_holdout():
     data = _sine_data()
-    _, result = _fit(ModelSpec(1, 1, ensemble_size=4, num_elites=2, hidden_size=32, num_layers=2), data, epochs=5)
-    best = sorted(range(4), key=lambda e: result.holdout_mse[e])[:2]
-    assert result.elites == sorted(best)
+    model, result = _fit(ModelSpec(1, 1, ensemble_size=4, num_elites=2, hidden_size=32, num_layers=2), data,
+                         epochs=5)
+    errors = _holdout_errors(model, data)  # computed here, apart from `fit`'s own bookkeeping
+    torch.testing.assert_close(torch.tensor(result.holdout_mse), errors, rtol=1e-4, atol=0)
+    assert result.elites == sorted(errors.argsort()[:2].tolist())
+
+
+def test_fit_stops_early_and_keeps_each_members_best_weights():
+    # A step size this large wrecks the fit at once: no epoch beats the initial weights on the holdout, so
+    # training stops after `patience` epochs and every member goes back to where it started.
+    data = _sine_data()
+    torch.manual_seed(0)
+    model = DynamicsModel(ModelSpec(1, 1, ensemble_size=3, num_elites=2, hidden_size=32, num_layers=2))
+    initial = [p.detach().clone() for p in model.parameters()]
+    result = fit(model, data, torch.optim.SGD(model.parameters(), lr=50.0),
+                 generator=torch.Generator().manual_seed(0), batch_size=64, max_epochs=100, patience=3,
+                 holdout_ratio=0.15)
+    assert result.epochs == 3 and math.isfinite(max(result.holdout_mse))
+    for before, after in zip(initial, model.parameters(), strict=True):  # the shared log-variance bounds too
+        torch.testing.assert_close(after, before, rtol=0, atol=0)
+
+
+def test_sampled_steps_draw_from_the_predicted_gaussian_in_env_units():
+    spec = ModelSpec(2, 1, ensemble_size=3, num_elites=3, hidden_size=16, num_layers=2, learn_reward=True)
+    torch.manual_seed(0)
+    model = DynamicsModel(spec)
+    g = torch.Generator().manual_seed(1)
+    obs, action = torch.randn(500, 2, generator=g), torch.rand(500, 1, generator=g)
+    # Targets far from zero mean and unit spread, so a step that skips the un-normalising is far off.
+    next_obs, reward = obs + 3 + 5 * torch.randn(500, 2, generator=g), 10 + 4 * torch.randn(500, generator=g)
+    model.set_normalizer(obs, action, next_obs, reward)
+    point, draws = obs[:2], 20_000
+    with torch.no_grad():
+        expected = model.predict(point, action[:2])
+        next_obs, reward, _ = model.sample(point.expand(3, draws, 2, 2).reshape(3, -1, 2),
+                                           action[:2].expand(3, draws, 2, 1).reshape(3, -1, 1), g)
+    next_obs, reward = next_obs.view(3, draws, 2, 2), reward.view(3, draws, 2)
+    std = expected.next_obs_var.sqrt().max()
+    torch.testing.assert_close(next_obs.mean(1), expected.next_obs, atol=0.05 * std, rtol=0)
+    torch.testing.assert_close(next_obs.var(1), expected.next_obs_var, rtol=0.05, atol=0)
+    std = expected.reward_var.sqrt().max()
+    torch.testing.assert_close(reward.mean(1), expected.reward, atol=0.05 * std, rtol=0)
+    torch.testing.assert_close(reward.var(1), expected.reward_var, rtol=0.05, atol=0)
 
 
 def test_linear_model_recovers_linear_dynamics():

@@ -116,7 +116,10 @@ def fit(
     else:
         members_data = torch.arange(n_train, device=device).expand(E, n_train)
     member_params = [p for p in model.net.parameters() if p.shape[0] == E and p.dim() == 3]
+    # Parameters all members share (the log-variance bounds) go back to the last epoch any member kept.
+    shared_params = [p for p in model.net.parameters() if not (p.shape[0] == E and p.dim() == 3)]
     best_params = [p.detach().clone() for p in member_params]
+    best_shared = [p.detach().clone() for p in shared_params]
     best = holdout_error(model, holdout_inputs, holdout_targets) if n_holdout else None
     stale, updates, epoch, epoch_loss = 0, 0, 0, float("nan")
     for epoch in range(1, max_epochs + 1):
@@ -146,6 +149,8 @@ def fit(
             with torch.no_grad():
                 for saved, param in zip(best_params, member_params):
                     saved[improved] = param[improved]
+                for saved, param in zip(best_shared, shared_params):
+                    saved.copy_(param)
             stale = 0
         else:
             stale += 1
@@ -153,7 +158,7 @@ def fit(
                 break
     if n_holdout:
         with torch.no_grad():
-            for saved, param in zip(best_params, member_params):
+            for saved, param in zip(best_params + best_shared, member_params + shared_params):
                 param.copy_(saved)
         score = holdout_error(model, holdout_inputs, holdout_targets)
     else:
