@@ -141,8 +141,8 @@ def test_sampled_steps_draw_from_the_predicted_gaussian_in_env_units():
     g = torch.Generator().manual_seed(1)
     obs, action = torch.randn(500, 2, generator=g), torch.rand(500, 1, generator=g)
     # Targets far from zero mean and unit spread, so a step that skips the un-normalising is far off.
-    next_obs, reward = obs + 3 + 5 * torch.randn(500, 2, generator=g), 10 + 4 * torch.randn(500, generator=g)
-    model.set_normalizer(obs, action, next_obs, reward)
+    data_next_obs, data_reward = obs + 3 + 5 * torch.randn(500, 2, generator=g), 10 + 4 * torch.randn(500, generator=g)
+    model.set_normalizer(obs, action, data_next_obs, data_reward)
     point, draws = obs[:2], 20_000
     with torch.no_grad():
         expected = model.predict(point, action[:2])
