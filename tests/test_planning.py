@@ -5,13 +5,14 @@ import pytest
 import torch
 
 import modelrl
+from modelrl.checkpoint import load_checkpoint, save_checkpoint
 from modelrl.envs.known import KNOWN
 from modelrl.errors import ConfigError, IncompatibleEnvError
 from modelrl.models.dynamics import DynamicsModel, ModelSpec
 from modelrl.planning.mpc import MPC
 from modelrl.planning.optimizers import cem, icem, mppi, random_shooting
 from modelrl.planning.sequences import CategoricalSequence, GaussianSequence, colored_noise
-from modelrl.planning.trajectory import ModelObjective
+from modelrl.planning.trajectory import ModelObjective, SimulatorObjective
 
 TARGET = torch.tensor([[0.5, -0.2], [-0.3, 0.9], [0.8, 0.0], [0.1, -0.7], [-0.9, 0.4]])
 LOW, HIGH = torch.tensor([-1.0, -1.0]), torch.tensor([1.0, 1.0])
@@ -48,13 +49,42 @@ def test_discrete_optimizers_sample_categories(optimizer):
     assert result.actions.tolist() == target.tolist()
 
 
+def test_icem_keeps_elites_and_tries_the_mean():
+    # Only the exact optimum scores: random samples never hit it, so iCEM finds it only among the sequences
+    # it is handed (carried elites) or builds itself (the mean).
+    def objective(actions):
+        evaluated.append(len(actions))
+        return (actions == TARGET).all(2).all(1).float()
+
+    evaluated = []
+    others = GaussianSequence.initial(5, LOW, HIGH).sample(9, torch.Generator().manual_seed(0))
+    result = icem(objective, GaussianSequence.initial(5, LOW, HIGH), torch.Generator().manual_seed(0),
+                  iterations=3, population=300, num_elites=10, keep_elites=0.3,
+                  carried_elites=torch.cat([TARGET[None], others]))
+    assert float(result.best_return) == 1.0 and torch.equal(result.actions, TARGET)
+    # Pinneri et al. 2020: populations 300 / 1.25^i, plus round(0.3 * 10) elites kept into every iteration
+    # (the carried ones into the first), plus the mean in the last.
+    assert sum(evaluated) == result.evaluations == (300 + 240 + 192) + 3 * 3 + 1
+
+    evaluated = []
+    centred_on_target = GaussianSequence.initial(5, LOW, HIGH)
+    centred_on_target.mean[:] = TARGET
+    result = icem(objective, centred_on_target, torch.Generator().manual_seed(0), iterations=1, population=300)
+    assert float(result.best_return) == 1.0 and sum(evaluated) == result.evaluations == 300 + 1
+
+
 def test_samples_stay_inside_asymmetric_bounds():
     low, high = torch.tensor([0.0, -3.0]), torch.tensor([0.5, -1.0])
     dist = GaussianSequence.initial(4, low, high)
     dist.mean[:] = torch.tensor([0.49, -2.9])  # hugging the bounds
+    # The std is capped so two deviations reach the nearer bound: samples spread no further on either side
+    # (but do spread).
+    room = torch.minimum(dist.mean - low, high - dist.mean)
     for beta in (0.0, 2.0):
         samples = dist.sample(2000, torch.Generator().manual_seed(1), noise_beta=beta)
         assert (samples >= low).all() and (samples <= high).all()
+        spread = (samples - dist.mean).abs().amax(0)
+        assert (spread <= room + 1e-6).all() and (spread > 0.7 * room).all()
 
 
 def test_nan_returns_never_win():
@@ -76,16 +106,25 @@ def test_colored_noise_is_correlated_in_time():
         return float((x[:, 1:] * x[:, :-1]).mean())
 
     assert abs(lag_one(white)) < 0.05 and lag_one(brown) > 0.7
-    assert abs(float(brown.std()) - 1) < 0.05
+    for noise in (white, brown):  # every step has unit variance over samples
+        assert ((noise.var(0) - 1).abs() < 0.1).all()
+    # White noise is white: a sequence's mean has std 1/sqrt(30). Brown noise keeps its slow drift, so whole
+    # sequences move off the plan (a per-sample normalisation would pin every sequence's mean at zero).
+    assert abs(float(white.mean(1).std()) - 30**-0.5) < 0.02 and float(brown.mean(1).std()) > 0.4
+    one_step = colored_noise(2.0, (4000, 1), torch.Generator().manual_seed(0))  # a one-step plan (iCEM, H = 1)
+    assert one_step.isfinite().all() and abs(float(one_step.std()) - 1) < 0.05
 
 
-def _constant_model(deltas):
-    """A deterministic ensemble whose member e always predicts the state delta deltas[e]."""
-    model = DynamicsModel(ModelSpec(1, 1, ensemble_size=len(deltas), num_elites=len(deltas), num_layers=0,
+def _constant_model(deltas, elites=None):
+    """A deterministic ensemble whose member e always predicts the state delta deltas[e]; planners use only
+    the `elites` (default: all members)."""
+    elites = list(range(len(deltas))) if elites is None else elites
+    model = DynamicsModel(ModelSpec(1, 1, ensemble_size=len(deltas), num_elites=len(elites), num_layers=0,
                                     probabilistic=False))
     with torch.no_grad():
         model.net.layers[0].weight.zero_()
         model.net.layers[0].bias.copy_(torch.tensor(deltas).view(-1, 1, 1))
+        model.elites.copy_(torch.tensor(elites))
     return model
 
 
@@ -93,24 +132,36 @@ def _reward_is_position(obs, action, next_obs):
     return next_obs[..., 0]
 
 
-@pytest.mark.parametrize("propagation", ["ts-inf", "ts1", "mean"])
-def test_particles_average_over_members(propagation):
-    # Each particle earns the sum of its positions; averaged over a balanced deal that is the members' mean.
+@pytest.mark.parametrize(("propagation", "tolerance"), [("ts-inf", 3.0), ("ts1", 2.0), ("mean", 1e-5)])
+def test_particles_average_over_members(propagation, tolerance):
+    # Each particle earns the sum of its positions, 10 on the +1 member and 30 on the +3 one. Every sequence's
+    # particles must be dealt across members (not sequence by sequence) to earn about the members' mean.
     model = _constant_model([1.0, 3.0])
-    objective = ModelObjective(model, _reward_is_position, None, particles=2, propagation=propagation,
+    objective = ModelObjective(model, _reward_is_position, None, particles=300, propagation=propagation,
                                generator=torch.Generator().manual_seed(0))
-    returns = objective(torch.zeros(1), torch.zeros(1, 4, 1))
-    torch.testing.assert_close(returns, torch.tensor([2.0 * (1 + 2 + 3 + 4)]))
+    returns = objective(torch.zeros(1), torch.zeros(3, 4, 1))
+    torch.testing.assert_close(returns, torch.full((3,), 20.0), atol=tolerance, rtol=0)
 
 
-def test_ts_inf_keeps_each_particle_on_one_member():
-    # Terminate once the position passes 2.5: a particle on the +3 member ends after one step; with TS-inf
-    # the +1 member's particles never meet it, so exactly half the particles earn the long return.
+@pytest.mark.parametrize(("propagation", "expected", "tolerance"), [("ts-inf", 3.0, 1e-5), ("ts1", 3.5, 0.2)])
+def test_member_dependent_termination_tells_ts_inf_from_ts1(propagation, expected, tolerance):
+    # Terminate once the position passes 2.5, paying that step. The +3 member's particles end after one step
+    # (return 3). TS-inf keeps the others on the +1 member (1 + 2); TS1 redeals them, and half reach 4 on the
+    # +3 member: 1 + (2 + 4) / 2.
     model = _constant_model([1.0, 3.0])
-    objective = ModelObjective(model, _reward_is_position, lambda o, a, n: n[..., 0] > 2.5, particles=200,
-                               propagation="ts-inf", generator=torch.Generator().manual_seed(0))
-    ts_inf = objective(torch.zeros(1), torch.zeros(1, 2, 1))
-    torch.testing.assert_close(ts_inf, torch.tensor([(3.0 + (1 + 2)) / 2]))
+    objective = ModelObjective(model, _reward_is_position, lambda o, a, n: n[..., 0] > 2.5, particles=400,
+                               propagation=propagation, generator=torch.Generator().manual_seed(0))
+    returns = objective(torch.zeros(1), torch.zeros(1, 2, 1))
+    torch.testing.assert_close(returns, torch.tensor([expected]), atol=tolerance, rtol=0)
+
+
+@pytest.mark.parametrize("propagation", ["ts-inf", "ts1", "mean"])
+def test_planning_uses_only_the_elite_members(propagation):
+    # Member 1 is wildly off and not an elite: the return is the elites' (+1 and +3) mean, 20, untouched by it.
+    model = _constant_model([1.0, 1000.0, 3.0], elites=[0, 2])
+    objective = ModelObjective(model, _reward_is_position, None, particles=4, propagation=propagation,
+                               generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(objective(torch.zeros(1), torch.zeros(1, 4, 1)), torch.tensor([20.0]))
 
 
 def test_planning_without_any_reward_is_a_clear_error():
@@ -121,11 +172,42 @@ def test_planning_without_any_reward_is_a_clear_error():
         modelrl.make_agent("pets", env="MountainCarContinuous-v0")
 
 
+def _terminal_value(state):
+    return 100 * state[..., 0]
+
+
 def test_terminal_value_is_added_for_survivors():
-    model = _constant_model([1.0])
-    objective = ModelObjective(model, _reward_is_position, lambda o, a, n: n[..., 0] > 10, particles=1,
-                               terminal_value=lambda s: 100 * s[..., 0])
-    torch.testing.assert_close(objective(torch.zeros(1), torch.zeros(1, 3, 1)), torch.tensor([6.0 + 300]))
+    # Terminate once the position passes 2.5. Moving +3 a step ends at once (return 3, no value, though the
+    # state moves on); moving +1 survives both steps and earns 1 + 2 plus the value of position 2.
+    def terminated(obs, action, next_obs):
+        return next_obs[..., 0] > 2.5
+
+    learned = ModelObjective(_constant_model([1.0, 3.0]), _reward_is_position, terminated, particles=2,
+                             terminal_value=_terminal_value, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(learned(torch.zeros(1), torch.zeros(1, 2, 1)), torch.tensor([(3.0 + 203) / 2]))
+    exact = SimulatorObjective(lambda s, a: s + a, _reward_is_position, terminated, terminal_value=_terminal_value)
+    speeds = torch.tensor([1.0, 3.0]).view(2, 1, 1).expand(2, 2, 1)
+    torch.testing.assert_close(exact(torch.zeros(1), speeds), torch.tensor([203.0, 3.0]))
+
+
+def test_discounting_weights_rewards_and_the_terminal_value():
+    # Positions 1, 2, 3 paid at discounts 1, 0.5, 0.25; the value of the final state comes one step later.
+    expected = torch.tensor([1 + 0.5 * 2 + 0.25 * 3 + 0.125 * 300])
+    learned = ModelObjective(_constant_model([1.0]), _reward_is_position, None, particles=1, gamma=0.5,
+                             terminal_value=_terminal_value)
+    exact = SimulatorObjective(lambda s, a: s + 1, _reward_is_position, None, gamma=0.5,
+                               terminal_value=_terminal_value)
+    for objective in (learned, exact):
+        torch.testing.assert_close(objective(torch.zeros(1), torch.zeros(1, 3, 1)), expected)
+
+
+def test_simulator_copy_discounts_rewards():
+    # Upright and unpushed, the pendulum stays up and earns 1 a step: 1 + 0.9 + ... + 0.9^4.
+    from modelrl.planning.env_copy import EnvCopyObjective
+
+    objective = EnvCopyObjective("InvertedPendulum-v5", gamma=0.9)
+    torch.testing.assert_close(objective(torch.zeros(4), torch.zeros(1, 5, 1)),
+                               torch.tensor([sum(0.9**t for t in range(5))]))
 
 
 def test_mpc_warm_start_shifts_the_plan():
@@ -137,6 +219,44 @@ def test_mpc_warm_start_shifts_the_plan():
     assert float(mpc.distribution.mean[-1]) == 0.0
     mpc.reset()
     assert float(mpc.distribution.mean.abs().sum()) == 0.0
+
+
+def test_mpc_carries_icem_elites_to_the_next_step_and_through_a_checkpoint(tmp_path):
+    def make_mpc():
+        return MPC(modelrl.make_env("Pendulum-v1").action_space, horizon=4, optimizer="icem",
+                   optimizer_kwargs={"iterations": 2, "population": 40, "num_elites": 5},
+                   generator=torch.Generator().manual_seed(0))
+
+    def objective(actions):
+        evaluated.append(actions)
+        return -((actions - 1.5) ** 2).sum((1, 2))
+
+    evaluated = []
+    mpc = make_mpc()
+    result = mpc.plan(objective)
+    carried = mpc.carried_elites
+    torch.testing.assert_close(carried[:, :-1], result.elites[:, 1:])
+    tail = carried[:, -1]  # a fresh step drawn from the initial distribution, not the elites' last one
+    assert (tail.abs() <= 2).all() and tail.unique().numel() == len(tail)
+    assert not torch.equal(tail, result.elites[:, -1])
+    evaluated.clear()
+    mpc.plan(objective)
+    kept = round(0.3 * 5)  # icem's default keep_elites share
+    torch.testing.assert_close(evaluated[0][-kept:], carried[:kept])
+
+    # A restored planner holds the same plan and elites and so plans exactly as the original does.
+    save_checkpoint(tmp_path / "mpc.pt", {"planner": mpc.state_dict()})
+    restored = make_mpc()
+    restored.load_state_dict(load_checkpoint(tmp_path / "mpc.pt")["planner"])
+    for planner in (mpc, restored):
+        planner.generator.manual_seed(1)
+    torch.testing.assert_close(restored.carried_elites, mpc.carried_elites)
+    torch.testing.assert_close(restored.distribution.mean, mpc.distribution.mean)
+    restored_plan, original_plan = restored.plan(objective), mpc.plan(objective)
+    torch.testing.assert_close(restored_plan.actions, original_plan.actions)
+    torch.testing.assert_close(restored_plan.distribution.mean, original_plan.distribution.mean)
+    mpc.reset()
+    assert mpc.carried_elites is None
 
 
 def test_mpc_with_the_true_model_balances_the_cartpole():

@@ -22,16 +22,28 @@ _SHIFT_MIX = 0.5  # share of a categorical plan kept by the warm start
 
 def colored_noise(beta: float, shape: tuple[int, ...], generator: torch.Generator | None = None,
                   device=None) -> torch.Tensor:
-    """Unit-variance Gaussian noise whose power spectrum falls as 1/f^beta along the LAST axis
-    (beta = 0: white; 1: pink; 2: brown). Made by scaling white noise in the frequency domain."""
+    """Gaussian noise of unit variance whose power spectrum falls as 1/f^beta along the LAST axis
+    (beta = 0: white; 1: pink; 2: brown): white noise scaled in the frequency domain (Timmer and Koenig
+    1995), the noise iCEM samples. The constant component takes the lowest frequency's power, so a whole
+    sequence can drift off the plan as brown noise does; each step has unit variance in expectation, not
+    per sample."""
     steps = shape[-1]
     freqs = torch.fft.rfftfreq(steps, device=device)
     freqs[0] = freqs[1] if steps > 1 else 1.0
     scale = freqs ** (-beta / 2)
+    # The constant term (and, for even lengths, the Nyquist term) of a real signal is real: its one real
+    # part carries the power the other frequencies split between real and imaginary parts.
+    real_only = torch.zeros_like(scale, dtype=torch.bool)
+    real_only[0] = True
+    real_only[-1] |= steps % 2 == 0
     real = torch.randn(*shape[:-1], len(freqs), generator=generator, device=device)
     imag = torch.randn(*shape[:-1], len(freqs), generator=generator, device=device)
+    real = torch.where(real_only, real * 2**0.5, real)
+    imag = torch.where(real_only, 0.0, imag)
     noise = torch.fft.irfft(torch.complex(real * scale, imag * scale), n=steps)
-    return (noise - noise.mean(-1, keepdim=True)) / noise.std(-1, keepdim=True).clamp_min(1e-8)
+    # Each step's variance in expectation: 2 s_f^2 per frequency, counted twice but for the real-only terms.
+    weight = torch.where(real_only, 2.0, 4.0)
+    return noise * steps / (weight * scale**2).sum().sqrt()
 
 
 @dataclass
