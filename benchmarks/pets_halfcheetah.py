@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--name", default="pets_halfcheetah", help="results/<name>.json and .png")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     record = {"env": ENV, "threads": args.threads, "seed": args.seed, "cpu_config": CPU_SIZED,
@@ -71,13 +72,13 @@ def main() -> None:
         record["fit_seconds"] = round(agent.trainer.fit_seconds, 1)
         print(f"episode {agent.episodes}: return {agent.episode_returns[-1]:.1f} "
               f"({record['episode_seconds'][-1]:.0f} s)", flush=True)
-        write_results("pets_halfcheetah", record)
+        write_results(args.name, record)
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(record["env_steps"], record["episode_returns"], marker="o")
         ax.set(xlabel="real env steps", ylabel="episode return",
                title=f"PETS on HalfCheetah-v5 (CPU-sized: iCEM 100x3, H=15, P=5); {record['seconds_per_step']} s/step")
         fig.tight_layout()
-        fig.savefig(RESULTS / "pets_halfcheetah.png", dpi=110)
+        fig.savefig(RESULTS / f"{args.name}.png", dpi=110)
         plt.close(fig)
 
 
