@@ -79,7 +79,8 @@ class ReplayBuffer:
     def state_dict(self) -> dict[str, Any]:
         # Sampling draws memory indices, so the save also says where the oldest row sits: restored there, a
         # resumed run draws the very rows the uninterrupted one would. `all` gathers, so these are copies.
-        return {"capacity": self.capacity, "data": self.all(), "oldest": int(self._order()[0]) if self.size else 0}
+        oldest = self.position if self.size == self.capacity else 0
+        return {"capacity": self.capacity, "data": self.all(), "oldest": oldest}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["capacity"] != self.capacity:
@@ -90,7 +91,6 @@ class ReplayBuffer:
             raise ValueError(f"saved buffer of {size} rows from row {oldest} does not fit capacity {self.capacity}")
         for value in self.data.values():
             value[:] = 0
-        index = (oldest + np.arange(size)) % self.capacity
-        for key in FIELDS:
-            self.data[key][index] = data[key]
-        self.position, self.size = (oldest + size) % self.capacity, size
+        self.position, self.size = oldest, 0  # appended from the oldest row's place, each row lands where it sat
+        if size:
+            self.add_batch(**data)

@@ -115,9 +115,10 @@ def fit(
         members_data = torch.randint(n_train, (E, n_train), generator=generator, device=device)
     else:
         members_data = torch.arange(n_train, device=device).expand(E, n_train)
-    member_params = [p for p in model.net.parameters() if p.shape[0] == E and p.dim() == 3]
-    # Parameters all members share (the log-variance bounds) go back to the last epoch any member kept.
-    shared_params = [p for p in model.net.parameters() if not (p.shape[0] == E and p.dim() == 3)]
+    member_params, shared_params = [], []
+    for p in model.net.parameters():
+        # Parameters all members share (the log-variance bounds) go back to the last epoch any member kept.
+        (member_params if p.dim() == 3 and p.shape[0] == E else shared_params).append(p)
     best_params = [p.detach().clone() for p in member_params]
     best_shared = [p.detach().clone() for p in shared_params]
     best = holdout_error(model, holdout_inputs, holdout_targets) if n_holdout else None
