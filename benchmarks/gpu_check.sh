@@ -8,17 +8,18 @@
 # ("G:seed ...", all in parallel, at most MBPO_SECONDS each; benchmark (a) of issue 7; many launch-bound runs
 # on one GPU ran slower than one CPU core each); mbpo-ip-cpu: the same on the host's CPU cores instead, one
 # seed per core from 2 up (pinned, one thread, CPU device; seeds MBPO_CPU_SEEDS, at most MBPO_SECONDS each);
-# sac-graph: SAC updates per second with the CUDA-graph update beside the eager one, and MBPO Hopper both
-# ways (benchmarks/sac_cuda_graph.py, at most GRAPH_SECONDS). Wheels the machine lacks (gymnasium, mujoco) are carried in .whl
+# sac-graph: SAC updates per second with the CUDA-graph update beside the eager one and stable-baselines3's on
+# the same GPU (issue 7's (e)), and MBPO Hopper both ways (benchmarks/sac_cuda_graph.py, at most GRAPH_SECONDS).
+# Wheels the machine lacks (gymnasium, mujoco, stable-baselines3) are carried in .whl
 # and installed once per machine; results go to $OUT (default benchmarks/results/gpu). To fill .whl (ignored by git; name it in the device call's carry), on the CPU machine:
 #   for p in gymnasium==1.4.0 Farama-Notifications==0.0.6 mujoco==4.0.0 mujoco-core==4.0.0 mujoco-studio==4.0.0 \
-#       glfw==2.11.0 PyOpenGL==3.1.10 websockets; do .venv/bin/python -m pip download -q --no-deps \
+#       glfw==2.11.0 PyOpenGL==3.1.10 websockets stable-baselines3==2.9.2 cloudpickle; do .venv/bin/python -m pip download -q --no-deps \
 #       --only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
 #       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl $p; done
 set -u
 OUT=${OUT:-benchmarks/results/gpu}
 mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1 && [ ! -d /tmp/site/gymnasium ]; then
+if ls .whl/*.whl >/dev/null 2>&1 && [ ! -d /tmp/site/stable_baselines3 ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
         || exit 1
 fi
@@ -70,7 +71,7 @@ for job in "$@"; do
         tar czf "$OUT/mbpo_ip_cpu.tgz" -C benchmarks/results $(cd benchmarks/results && ls h200cpu_s*.json)
         grep -h "eval return" /tmp/mbpo_ip_cpu_s*.log | tail -n 20 ;;
     sac-graph)
-        (cd benchmarks && timeout "${GRAPH_SECONDS:-190}" python3 sac_cuda_graph.py --updates 500 --rounds 2 \
+        (cd benchmarks && timeout "${GRAPH_SECONDS:-240}" python3 sac_cuda_graph.py --updates 500 --rounds 2 \
             --mbpo-steps 250)
         cp benchmarks/results/sac_cuda_graph.* "$OUT"/ ;;
     *) echo "unknown job $job (tests, hopper, pets-cartpole, mbpo-ip, mbpo-ip-cpu, sac-graph)"; exit 2 ;;

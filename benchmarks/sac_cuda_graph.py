@@ -1,11 +1,13 @@
 """SAC on CUDA: updates per second with the update replayed as one CUDA graph (`cuda_graph=True`, the
-default) beside the eager update, in the same run; and MBPO's env steps per second on Hopper-v5 both ways.
+default) beside the eager update and stable-baselines3's SAC on the same GPU, in the same run; and MBPO's env
+steps per second on Hopper-v5 both ways.
 
     python benchmarks/sac_cuda_graph.py [--updates 1000 --rounds 3 --mbpo-steps 250]
 
 The eager update launches about a hundred small kernels, and on a GPU their launch cost, not the arithmetic,
 sets its speed. Each timed round samples a batch from the replay buffer (1,000 random transitions) and
-updates, as training does; rounds alternate between the two learners. MBPO runs from the end of its random
+updates, as training does; rounds alternate between the learners. Stable-baselines3 (default networks, two
+hidden layers of 256 as ours, batch 256) is timed the same way when it is installed: (e)'s comparison on a GPU. MBPO runs from the end of its random
 phase with the paper's Hopper settings (G = 20), its seconds split into model fitting, rollouts and SAC
 updates. Needs a GPU.
 """
@@ -13,29 +15,37 @@ updates. Needs a GPU.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 
 import matplotlib.pyplot as plt
 import torch
 from common import RESULTS, describe_device, write_results
-from sac_speed import mbpo_profile, ours
+from sac_speed import mbpo_profile, ours, stable_baselines
 
 ENVS = ("Pendulum-v1", "Hopper-v5")
 MODES = {"graph": True, "eager": False}  # graph first: a cut-short run still has it
 
 
-def timed_learner(env_id: str, graphed: bool, updates: int):
-    run = ours(updates, env_id, cuda_graph=graphed)
-    run()  # warm-up: lazy CUDA set-up, and the graph's capture
-    return run
+def timers(env_id: str, updates: int) -> dict:
+    """Warmed-up timers (lazy CUDA set-up, the graph's capture): ours both ways, and SB3's if installed."""
+    runs = {mode: ours(updates, env_id, cuda_graph=graphed) for mode, graphed in MODES.items()}
+    if importlib.util.find_spec("stable_baselines3") is not None:
+        runs["sb3"] = stable_baselines(updates, env_id, device="cuda")
+    for run in runs.values():
+        run()
+    return runs
 
 
 def plot(record: dict, name: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     labels = list(record["sac"])
-    for offset, mode in enumerate(MODES):
+    modes = [m for m in (*MODES, "sb3") if f"{m}_updates_per_second" in record["sac"][labels[0]]]
+    width = 0.8 / len(modes)
+    for offset, mode in enumerate(modes):
         values = [record["sac"][env][f"{mode}_updates_per_second"] for env in labels]
-        axes[0].bar([i + 0.4 * offset for i in range(len(labels))], values, width=0.4, label=mode)
-    axes[0].set(xticks=[i + 0.2 for i in range(len(labels))], xticklabels=labels, ylabel="SAC updates / s",
+        axes[0].bar([i + width * offset for i in range(len(labels))], values, width=width, label=mode)
+    axes[0].set(xticks=[i + 0.4 - width / 2 for i in range(len(labels))], xticklabels=labels,
+                ylabel="SAC updates / s",
                 title=f"SAC update on {record['device']}")
     axes[0].legend()
     if record.get("mbpo"):
@@ -65,13 +75,16 @@ def main() -> None:
     record = {"device": describe_device(device), "batch_size": 256, "updates_per_round": args.updates,
               "rounds": args.rounds, "sac": {}, "mbpo": {}}
     for env_id in ENVS:
-        runs = {mode: timed_learner(env_id, graphed, args.updates) for mode, graphed in MODES.items()}
-        rates = {mode: [] for mode in MODES}
+        runs = timers(env_id, args.updates)
+        rates = {mode: [] for mode in runs}
         for _ in range(args.rounds):
             for mode, run in runs.items():
                 rates[mode].append(run())
         row = {f"{mode}_updates_per_second": round(max(values), 1) for mode, values in rates.items()}
         row["graph_over_eager"] = round(row["graph_updates_per_second"] / row["eager_updates_per_second"], 2)
+        if "sb3" in runs:
+            for mode in MODES:
+                row[f"{mode}_over_sb3"] = round(row[f"{mode}_updates_per_second"] / row["sb3_updates_per_second"], 2)
         record["sac"][env_id] = row
         print(env_id, row, flush=True)
         write_results(args.name, record)

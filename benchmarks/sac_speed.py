@@ -86,17 +86,21 @@ def ours(updates: int, env_id: str = "Pendulum-v1", **overrides):
     return run
 
 
-def stable_baselines(updates: int):
+def stable_baselines(updates: int, env_id: str = "Pendulum-v1", device: str = "cpu"):
+    """The same timer for stable-baselines3's SAC (default networks: two hidden layers of 256, as ours)."""
     import gymnasium as gym
     from stable_baselines3 import SAC
 
-    model = SAC("MlpPolicy", gym.make("Pendulum-v1"), seed=0, device="cpu", learning_starts=1000, batch_size=BATCH,
+    model = SAC("MlpPolicy", gym.make(env_id), seed=0, device=device, learning_starts=1000, batch_size=BATCH,
                 gradient_steps=0)
     model.learn(1000)
+    synchronize = torch.cuda.synchronize if model.device.type == "cuda" else lambda: None
 
     def run() -> float:
+        synchronize()
         started = time.perf_counter()
         model.train(gradient_steps=updates, batch_size=BATCH)
+        synchronize()
         return updates / (time.perf_counter() - started)
 
     return run
