@@ -26,6 +26,22 @@ def test_shortest_paths_match_the_book():
     assert make_env("DynaMaze-v0", scale=2).unwrapped.shortest_path_length() == 28
 
 
+def test_maze_layouts_match_the_book():
+    """Figures 8.2, 8.4 and 8.5: wall cells (row, col) from the top left, before and after the change."""
+    def walls(env):
+        return {(int(r), int(c)) for r, c in np.argwhere(env.walls)}
+
+    dyna = make_env("DynaMaze-v0").unwrapped
+    assert walls(dyna) == {(1, 2), (2, 2), (3, 2), (4, 5), (0, 7), (1, 7), (2, 7)}
+    assert (dyna.start, dyna.goal) == ((2, 0), (0, 8))
+    for env_id, before, after in [("BlockingMaze-v0", range(8), range(1, 9)),
+                                  ("ShortcutMaze-v0", range(1, 9), range(1, 8))]:
+        env = make_env(env_id).unwrapped
+        assert (env.start, env.goal, walls(env)) == ((5, 3), (0, 8), {(3, c) for c in before})
+        env.lifetime_steps = env.change_at
+        assert walls(env) == {(3, c) for c in after}
+
+
 def test_gridworld_rewards_and_termination():
     env = make_env("GridWorld-v0").unwrapped
     env.reset(seed=0)
@@ -49,8 +65,10 @@ def test_changing_mazes_switch_walls_after_lifetime_steps(env_id, change_at):
     env = make_env(env_id, change_at=5).unwrapped
     before = env.shortest_path_length()
     env.reset()
-    for _ in range(5):
+    for _ in range(4):
         env.step(0)
+    assert env.walls is env._walls  # still the first layout after change_at - 1 steps
+    env.step(0)
     env.reset()  # a reset does not restart the clock
     after = env.shortest_path_length()
     assert (before, after) == ((10, 16) if env_id == "BlockingMaze-v0" else (16, 10))
@@ -73,6 +91,13 @@ def test_bad_env_input_raises_clear_errors():
         make_env("DynaMze-v0")
     with pytest.raises(UnknownEnvError, match="rejected its arguments"):
         make_env("DynaMaze-v0", no_such_argument=1)
+    for change_at in (-5, 2.5, True):
+        with pytest.raises(UnknownEnvError, match="change_at must be an integer >= 0"):
+            make_env("BlockingMaze-v0", change_at=change_at)
+    env = make_env("DynaMaze-v0").unwrapped
+    env.reset()
+    with pytest.raises(ValueError, match="action must be an integer"):
+        env.step(True)
     with pytest.raises(ValueError, match="exactly one 'S'"):
         parse_layout(("..G",))
     with pytest.raises(ValueError, match="render_mode"):

@@ -1,3 +1,5 @@
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -28,15 +30,19 @@ def test_each_agent_learns_the_optimal_path_on_gridworld(agent_id):
 
 
 def test_prioritized_sweeping_needs_fewer_updates_than_dyna_q():
-    def updates_to_near_optimal(agent_id, seed):
+    def cost_to_near_optimal(agent_id, seed):
         agent = modelrl.make_agent(agent_id, env="DynaMaze-v0", seed=seed, planning_steps=5, lr=1.0)
         steps_until_greedy_optimal(agent, 14, 20_000, tolerance=1.2)
         assert agent.env_steps < 20_000
-        return agent.updates
+        return agent.updates, agent.env_steps
 
-    dyna = [updates_to_near_optimal("dyna-q", seed) for seed in range(5)]
-    sweeping = [updates_to_near_optimal("prioritized-sweeping", seed) for seed in range(5)]
-    assert np.median(sweeping) < 0.2 * np.median(dyna), (sweeping, dyna)
+    dyna = np.array([cost_to_near_optimal("dyna-q", seed) for seed in range(5)])
+    sweeping = np.array([cost_to_near_optimal("prioritized-sweeping", seed) for seed in range(5)])
+    updates, real_steps = 0, 1
+    assert np.median(sweeping[:, updates]) < 0.2 * np.median(dyna[:, updates]), (sweeping, dyna)
+    # ... and not by taking more real steps: without the sweep through predecessors it would need several
+    # times Dyna-Q's
+    assert np.median(sweeping[:, real_steps]) < 1.5 * np.median(dyna[:, real_steps]), (sweeping, dyna)
 
 
 def test_dyna_q_needs_fewer_real_steps_than_q_learning():
@@ -107,7 +113,75 @@ def test_assumed_outcomes_are_replaced_when_really_tried():
     model = TabularModel(stochastic=True)
     model.assume(3, 0, Outcome(0.0, 3, False))
     model.observe(3, 0, 1.0, 4, False)
-    assert model.sample(0, 0.99) == Outcome(1.0, 4, False)
+    assert [model.sample(0, u) for u in (0.0, 0.99)] == [Outcome(1.0, 4, False)] * 2
+    assert (3, 0) not in model.predecessors[3] and model.predecessors[4] == {(3, 0): (1.0, False)}
+
+
+def test_planning_draws_a_seen_state_then_an_action_tried_there():
+    """The book's step (f): a state with three tried actions is drawn no more often than one with one."""
+    model = TabularModel()
+    for action in range(3):
+        model.observe(0, action, 0.0, 1, False)
+    model.observe(5, 2, 0.0, 1, False)
+    grid = (np.arange(40) + 0.5) / 40
+    drawn = [model.pairs[model.draw(u_state, u_action)] for u_state in grid for u_action in grid]
+    assert Counter(state for state, _ in drawn) == {0: 800, 5: 800}
+    assert Counter(drawn) == {(0, 0): 260, (0, 1): 280, (0, 2): 260, (5, 2): 800}  # 13, 14, 13 of 40 each
+
+
+def test_dyna_q_plans_from_its_own_random_stream():
+    """Example 8.1: with the same seed, the first episode on the Dyna maze is the same for every n (no
+    planning update changes Q before the goal is first reached), and planning leaves acting's draws alone."""
+    for seed in range(3):
+        first_episodes = set()
+        for n in (0, 5, 50):
+            agent = modelrl.make_agent("dyna-q", env="DynaMaze-v0", seed=seed, planning_steps=n)
+            agent.learn(episodes=1)
+            first_episodes.add(agent.episode_lengths[0])
+        assert len(first_episodes) == 1
+
+
+def test_terminal_transitions_do_not_bootstrap_in_real_or_planned_updates():
+    for agent_id in ("q-learning", "dyna-q"):
+        agent = modelrl.make_agent(agent_id, env="GridWorld-v0", initial_q=10.0, lr=0.5, gamma=0.9)
+        agent.observe(23, 1, 100.0, 24, True, False)  # into the goal
+        expected = 10.0 + 0.5 * (100.0 - 10.0)
+        if agent_id == "dyna-q":  # then the five planning steps replay the only modelled pair
+            for _ in range(5):
+                expected += 0.5 * (100.0 - expected)
+        assert agent.q[23, 1] == pytest.approx(expected)
+
+
+def test_a_truncated_episode_still_bootstraps():
+    """A time limit is not a terminal state: the target keeps gamma max Q(s')."""
+    agent = modelrl.make_agent("q-learning", env="GridWorld-v0", seed=0, initial_q=10.0,
+                               env_kwargs={"max_episode_steps": 1})
+    agent.learn(1)
+    assert agent.episodes == 1
+    assert agent.q.min() == pytest.approx(10.0 + 0.1 * (-1.0 + 0.95 * 10.0 - 10.0))
+
+
+@pytest.mark.parametrize("agent_id", TABULAR)
+def test_evaluating_leaves_training_as_it_was(agent_id):
+    plain = modelrl.make_agent(agent_id, env="DynaMaze-v0", seed=4)
+    plain.learn(600)
+    evaluated = modelrl.make_agent(agent_id, env="DynaMaze-v0", seed=4)
+    for _ in range(3):
+        evaluated.learn(200)
+        evaluated.evaluate(2, max_steps=50)
+        evaluated.greedy_path_length()
+    np.testing.assert_array_equal(plain.q, evaluated.q)
+    assert plain.episode_lengths == evaluated.episode_lengths
+
+
+def test_loaded_state_is_not_shared_with_its_source():
+    source = modelrl.make_agent("dyna-q", env="DynaMaze-v0", seed=0)
+    source.learn(100)
+    copy = modelrl.make_agent("dyna-q", env="DynaMaze-v0", seed=0)
+    copy.load_state_dict(source.state_dict())
+    pairs = len(copy.model)
+    source.learn(2000)
+    assert len(copy.model) == pairs < len(source.model)
 
 
 def test_learn_in_pieces_equals_learn_at_once():
@@ -122,9 +196,28 @@ def test_learn_in_pieces_equals_learn_at_once():
 
 def test_evaluation_sees_the_maze_as_the_training_env_does():
     agent = modelrl.make_agent("dyna-q", env="BlockingMaze-v0", seed=0, env_kwargs={"change_at": 100})
-    agent.learn(150)
+    agent.learn(99)
+    agent.evaluate(1, max_steps=50)  # an evaluation's own steps do not move the layout on
+    assert agent._eval_env.unwrapped.walls is agent._eval_env.unwrapped._walls
+    agent.learn(51)
     agent.evaluate(1)
     assert agent._eval_env.unwrapped.walls is agent._eval_env.unwrapped._changed_walls
+
+
+def test_greedy_path_length_is_measured_in_the_training_layout():
+    agent = modelrl.make_agent("dyna-q", env="BlockingMaze-v0", seed=0, planning_steps=50, lr=1.0,
+                               env_kwargs={"change_at": 1000})
+    for _ in range(20):  # many measurements before the change must not bring it on
+        agent.learn(40)
+        agent.greedy_path_length()
+        assert agent._path_env.walls is agent._path_env._walls
+    assert agent.greedy_path_length() == 10  # the short path, right of the wall (Figure 8.4)
+    agent.learn(199)
+    agent.greedy_path_length()  # its own steps must not carry the layout past training's 999
+    assert agent._path_env.walls is agent._path_env._walls
+    agent.learn(1)  # at 1000 the wall blocks the right and opens on the left
+    agent.greedy_path_length()
+    assert agent._path_env.walls is agent._path_env._changed_walls
 
 
 def test_learn_reports_one_row_per_evaluation():
@@ -148,6 +241,11 @@ def test_bad_config_is_rejected():
         modelrl.make_agent("q-learning", env="DynaMaze-v0", lr=0.0)
     with pytest.raises(ConfigError, match="planning_steps must be >= 1"):
         modelrl.make_agent("prioritized-sweeping", env="DynaMaze-v0", planning_steps=0)
+    for value in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ConfigError, match="theta must be finite and >= 0"):
+            modelrl.make_agent("prioritized-sweeping", env="DynaMaze-v0", theta=value)
+        with pytest.raises(ConfigError, match="kappa must be finite and >= 0"):
+            modelrl.make_agent("dyna-q-plus", env="DynaMaze-v0", kappa=value)
 
 
 @pytest.mark.filterwarnings("ignore:.*reward is a NaN")

@@ -178,16 +178,14 @@ class Agent(ABC):
             max_steps = env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else None
             max_steps = max_steps or DEFAULT_EVAL_MAX_STEPS
         returns, lengths = [], []
-        # Envs that change over their lifetime (the chapter-8 mazes) are evaluated as the training env stands.
-        clock = getattr(self.env.unwrapped, "lifetime_steps", None)
         for episode in range(episodes):
-            if clock is not None:
-                env.unwrapped.lifetime_steps = clock
+            self.hold_training_layout(env)
             obs, _ = env.reset(seed=10_000 * (self.seed + 1) + 1_000 * self.evaluations + episode)
             self.on_reset(evaluation=True)
             total, length, done = 0.0, 0, False
             while not done and length < max_steps:
                 obs, reward, terminated, truncated, _ = env.step(self.act(obs, deterministic=True))
+                self.hold_training_layout(env)
                 total += float(reward)
                 length += 1
                 done = terminated or truncated
@@ -195,6 +193,13 @@ class Agent(ABC):
             lengths.append(length)
         self.evaluations += 1
         return {"eval_return": float(np.mean(returns)), "eval_length": float(np.mean(lengths))}
+
+    def hold_training_layout(self, env: gym.Env) -> None:
+        """Envs that change over their lifetime (the chapter-8 mazes) are judged in the layout the training
+        env has now: `env`'s clock is set to training's before its episode and after each of its steps."""
+        clock = getattr(self.env.unwrapped, "lifetime_steps", None)
+        if clock is not None:
+            env.unwrapped.lifetime_steps = clock
 
     def _assert_finite(self) -> None:
         if not self.check_finite():

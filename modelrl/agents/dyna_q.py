@@ -1,8 +1,11 @@
 """The Dyna family (Sutton 1990; Sutton & Barto 2018, chapter 8): Dyna-Q, Dyna-Q+, prioritized sweeping.
 
 Each real step updates a table model; planning then replays transitions drawn from the model through the
-same one-step Q-learning update as real experience.
-- Dyna-Q plans on `planning_steps` (n) pairs drawn uniformly from those tried.
+same one-step Q-learning update as real experience. Planning draws from a random stream of its own, so the
+amount of planning does not change which actions are taken: with the same seed, Dyna-Q's first episode on
+the Dyna maze is the same for every n, as in Example 8.1.
+- Dyna-Q plans on `planning_steps` (n) pairs: a state drawn uniformly from those seen, then an action
+  uniformly from those tried there (the book's Tabular Dyna-Q, step f).
 - Dyna-Q+ adds kappa * sqrt(tau) to planned rewards, tau being the real steps since the pair was last
   tried, and lets never-tried actions into planning, modelled as staying put with reward 0 (section 8.3).
 - Prioritized sweeping (section 8.4; Moore & Atkeson 1993, Peng & Williams 1993) plans on the pairs
@@ -11,8 +14,10 @@ same one-step Q-learning update as real experience.
 
 from __future__ import annotations
 
+import copy
 import heapq
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,8 +49,8 @@ class DynaQPlusConfig(DynaQConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.kappa < 0:
-            raise ConfigError(f"kappa must be >= 0, got {self.kappa}")
+        if not (math.isfinite(self.kappa) and self.kappa >= 0):
+            raise ConfigError(f"kappa must be finite and >= 0, got {self.kappa}")
 
 
 @dataclass
@@ -56,8 +61,8 @@ class PrioritizedSweepingConfig(DynaQConfig):
         super().validate()
         if self.planning_steps < 1:
             raise ConfigError("prioritized sweeping learns only by planning: planning_steps must be >= 1")
-        if self.theta < 0:
-            raise ConfigError(f"theta must be >= 0, got {self.theta}")
+        if not (math.isfinite(self.theta) and self.theta >= 0):
+            raise ConfigError(f"theta must be finite and >= 0, got {self.theta}")
 
 
 class _ModelBasedTabular(TabularAgent):
@@ -68,17 +73,19 @@ class _ModelBasedTabular(TabularAgent):
         kind = self.config.model
         stochastic = (not is_deterministic(self.env)) if kind == "auto" else kind == "sample"
         self.model = TabularModel(stochastic=stochastic)
+        self.planning_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 2]))
 
     def _draws(self, n: int):
         """Uniform numbers that pick among a pair's outcomes; a deterministic model needs none."""
-        return self.rng.random(n).tolist() if self.model.stochastic else itertools.repeat(0.0, n)
+        return self.planning_rng.random(n).tolist() if self.model.stochastic else itertools.repeat(0.0, n)
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "model": self.model}
+        return {**super().state_dict(), "model": self.model, "planning_rng": self.planning_rng.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.model = state["model"]
+        self.model = copy.deepcopy(state["model"])  # never shared with the agent the state came from
+        self.planning_rng.bit_generator.state = state["planning_rng"]
 
     def metrics(self) -> dict[str, float]:
         return {**super().metrics(), "model_pairs": len(self.model)}
@@ -98,14 +105,15 @@ class DynaQ(_ModelBasedTabular):
         return None
 
     def plan(self, n: int) -> None:
-        """n one-step Q-learning updates on pairs drawn uniformly from the model."""
+        """n one-step Q-learning updates on pairs drawn from the model (`TabularModel.draw`)."""
         if n == 0:
             return
         q, model = self.q_rows, self.model
         lr, gamma = self.config.lr, self.config.gamma
         bonus = self.planning_bonus()
         pairs = model.pairs
-        for i, u in zip(self.rng.integers(len(model), size=n).tolist(), self._draws(n)):
+        for (u_state, u_action), u in zip(self.planning_rng.random((n, 2)).tolist(), self._draws(n)):
+            i = model.draw(u_state, u_action)
             state, action = pairs[i]
             reward, next_state, terminated = model.sample(i, u)
             if bonus is not None:

@@ -89,10 +89,12 @@ class TabularAgent(Agent):
         if self._path_env is None:
             self._path_env = make_env(self.env_id, **self.env_kwargs).unwrapped  # loops are caught below
         env = self._path_env
+        self.hold_training_layout(env)
         obs, _ = env.reset(seed=self.seed)
         seen = {obs}
         for step in range(1, self.n_states + 1):
             obs, _, terminated, truncated, _ = env.step(self.act(obs, deterministic=True))
+            self.hold_training_layout(env)
             if terminated:
                 return step
             if truncated or obs in seen:

@@ -46,7 +46,7 @@ def make_env(env_id: str, *, render_mode: str | None = None, **kwargs) -> gym.En
         kwargs["render_mode"] = render_mode
     try:
         return gym.make(env_id, **kwargs)
-    except TypeError as error:
+    except (TypeError, ValueError) as error:  # an unknown argument, or a known one's bad value
         raise UnknownEnvError(f"environment '{env_id}' rejected its arguments {kwargs}: {error}") from None
     except (gym.error.Error, ImportError) as error:
         raise UnknownEnvError(f"environment '{env_id}' could not be made: {error}") from None

@@ -19,7 +19,8 @@ class Outcome(NamedTuple):
 
 
 class TabularModel:
-    """Pairs are numbered in the order first seen, so planning draws a uniform index into `pairs`."""
+    """Pairs are numbered in the order first seen; planning draws a state among those seen, then one of the
+    actions tried there (`draw`)."""
 
     def __init__(self, stochastic: bool = False):
         self.stochastic = stochastic
@@ -28,6 +29,9 @@ class TabularModel:
         self._outcomes: list[list[Outcome]] = []
         self._counts: list[list[int]] = []
         self._assumed: set[int] = set()  # pairs never tried, given a made-up outcome (Dyna-Q+)
+        self.states: list[int] = []  # states with a modelled pair, in the order first seen
+        self._pairs_of: list[list[int]] = []  # the pair indices of each of `states`
+        self._slot: dict[int, int] = {}  # state -> its place in `states`
         # next_state -> {(state, action): (reward, terminated)}: the pairs predicted to lead there
         self.predecessors: dict[int, dict[tuple[int, int], tuple[float, bool]]] = {}
 
@@ -80,6 +84,12 @@ class TabularModel:
                 return outcome
         return outcomes[-1]
 
+    def draw(self, u_state: float, u_action: float) -> int:
+        """The index of a pair: a state uniform among those seen, then an action uniform among those tried
+        there (Sutton & Barto's Tabular Dyna-Q, step f); `u_state`, `u_action` in [0, 1)."""
+        pairs = self._pairs_of[int(u_state * len(self.states))]
+        return pairs[int(u_action * len(pairs))]
+
     def index(self, state: int, action: int) -> int:
         return self._index[(state, action)]
 
@@ -87,6 +97,11 @@ class TabularModel:
         i = len(self.pairs)
         self._index[pair] = i
         self.pairs.append(pair)
+        slot = self._slot.setdefault(pair[0], len(self.states))
+        if slot == len(self.states):
+            self.states.append(pair[0])
+            self._pairs_of.append([])
+        self._pairs_of[slot].append(i)
         self._outcomes.append([])
         self._counts.append([])
         return i
