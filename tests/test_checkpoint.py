@@ -1,4 +1,5 @@
 import os
+import pickle
 from contextlib import nullcontext
 
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 import torch
 
 import modelrl
+from modelrl.agents import agent_class
 from modelrl.checkpoint import load_checkpoint, save_checkpoint
 from modelrl.errors import CheckpointError
 
@@ -46,6 +48,29 @@ def test_loaded_agent_acts_identically(tmp_path):
     loaded = modelrl.load(tmp_path / "a.pt")
     assert loaded.config == agent.config
     assert [loaded.act(s, deterministic=True) for s in range(25)] == [agent.act(s, deterministic=True) for s in range(25)]
+
+
+def test_a_checkpoint_loads_only_as_its_own_agent_kind_and_whole(tmp_path):
+    path = modelrl.make_agent("dyna-q", env="DynaMaze-v0").save(tmp_path / "dyna.pt")
+    with pytest.raises(CheckpointError, match="checkpoint of 'dyna-q', not of 'dyna-q-plus'"):
+        agent_class("dyna-q-plus").load(path)
+    assert type(agent_class("dyna-q").load(path)).agent_id == "dyna-q"
+    payload = load_checkpoint(path)
+    for key in ("config", "env_id", "seed", "env_kwargs"):
+        damaged = tmp_path / f"without_{key}.pt"
+        save_checkpoint(damaged, {k: v for k, v in payload.items() if k != key})
+        with pytest.raises(CheckpointError, match=f"lacks '{key}'"):
+            modelrl.load(damaged)
+
+
+def test_checkpoints_holding_the_env_as_bare_bytes_still_load(tmp_path):
+    """Before MuJoCo state was saved beside it, a checkpoint's env was one pickle."""
+    agent = modelrl.make_agent("dyna-q", env="DynaMaze-v0", seed=0)
+    agent.learn(30)
+    payload = load_checkpoint(agent.save(tmp_path / "new.pt"))
+    payload["loop"]["env"] = pickle.dumps(agent.env)
+    save_checkpoint(tmp_path / "old.pt", payload)
+    assert modelrl.load(tmp_path / "old.pt").env.unwrapped.position == agent.env.unwrapped.position
 
 
 def test_corrupt_and_foreign_checkpoints_raise_clear_errors(tmp_path):

@@ -224,16 +224,19 @@ def small_config(agent_id: str) -> dict:
     return small
 
 
-@pytest.mark.parametrize("agent_id, env", [("sac", "Pendulum-v1"), ("dqn", "CartPole-v1")])
-def test_resumed_model_free_agent_matches_an_uninterrupted_one(tmp_path, agent_id, env):
+# Hopper: MuJoCo's simulator state mid-episode and the env's random stream (the resets after it, the third
+# episode ends at 110 and the fourth at 149) must survive the checkpoint too
+@pytest.mark.parametrize("agent_id, env, steps, saved_at", [
+    ("sac", "Pendulum-v1", 60, 35), ("dqn", "CartPole-v1", 60, 35), ("sac", "Hopper-v5", 150, 85)])
+def test_resumed_model_free_agent_matches_an_uninterrupted_one(tmp_path, agent_id, env, steps, saved_at):
     small = small_config(agent_id)
     straight = modelrl.make_agent(agent_id, env=env, seed=4, **small)
-    straight.learn(total_steps=60)
+    straight.learn(total_steps=steps)
     first = modelrl.make_agent(agent_id, env=env, seed=4, **small)
-    first.learn(total_steps=35)
+    first.learn(total_steps=saved_at)
     resumed = modelrl.load(first.save(tmp_path / "agent.pt"))
-    resumed.learn(total_steps=25)
-    assert resumed.env_steps == 60
+    resumed.learn(total_steps=steps - saved_at)
+    assert resumed.env_steps == steps
     # Weights, optimiser moments and step counts, the temperature, the update count: all equal.
     assert_equal_states(straight.learner.state_dict(), resumed.learner.state_dict())
     for key, value in straight.buffer.all().items():

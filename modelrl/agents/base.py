@@ -10,7 +10,6 @@ seeding and checkpoints.
 from __future__ import annotations
 
 import math
-import pickle
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -22,7 +21,7 @@ import numpy as np
 
 from modelrl.checkpoint import load_checkpoint, save_checkpoint
 from modelrl.config import build_config, config_to_dict
-from modelrl.envs import make_env, resolve_env_id
+from modelrl.envs import make_env, resolve_env_id, restore_env, save_env_state
 from modelrl.errors import CheckpointError, ConfigError, IncompatibleEnvError, TrainingDivergedError
 
 # Evaluation episodes of envs without a time limit stop here, so a policy that loops cannot hang a run.
@@ -223,10 +222,7 @@ class Agent(ABC):
     # --- checkpoints --------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write everything needed to continue exactly where this agent stands, atomically."""
-        try:  # the env in progress (position, its RNG, a maze's clock); envs that can't be pickled restart
-            env_state = pickle.dumps(self.env)
-        except Exception:  # noqa: BLE001  (any env may refuse pickling; it then restarts on resume)
-            env_state = None
+        env_state = save_env_state(self.env)  # the episode in progress: positions, RNGs, a maze's clock
         return save_checkpoint(
             path,
             {
@@ -262,13 +258,16 @@ class Agent(ABC):
         self._obs = loop["obs"]
         self._episode_return, self._episode_length = loop["episode_return"], loop["episode_length"]
         if loop["env"] is not None:
-            self.env = pickle.loads(loop["env"])
+            self.env = restore_env(loop["env"])
 
     @classmethod
     def from_checkpoint(cls, payload: dict[str, Any]) -> Agent:
-        config = build_config(cls.config_class, payload["config"], owner=cls.agent_id)
-        agent = cls(payload["env_id"], config, seed=payload["seed"], env_kwargs=payload["env_kwargs"])
+        if payload.get("agent_id") != cls.agent_id:
+            raise CheckpointError(f"this is a checkpoint of {payload.get('agent_id')!r}, not of {cls.agent_id!r}; "
+                                  "modelrl.load(path) rebuilds whichever agent a checkpoint holds")
         try:
+            config = build_config(cls.config_class, payload["config"], owner=cls.agent_id)
+            agent = cls(payload["env_id"], config, seed=payload["seed"], env_kwargs=payload["env_kwargs"])
             agent._restore(payload)
         except KeyError as missing:
             raise CheckpointError(f"this {cls.agent_id} checkpoint lacks {missing}: it was written by another "
@@ -277,4 +276,5 @@ class Agent(ABC):
 
     @classmethod
     def load(cls, path: str | Path) -> Agent:
+        """Rebuild this kind of agent from a checkpoint (`modelrl.load` takes any kind)."""
         return cls.from_checkpoint(load_checkpoint(path))

@@ -7,6 +7,7 @@ Importing modelrl registers `modelrl/GridWorld-v0`, `modelrl/DynaMaze-v0`, `mode
 from __future__ import annotations
 
 import difflib
+import pickle
 
 import gymnasium as gym
 
@@ -50,6 +51,41 @@ def make_env(env_id: str, *, render_mode: str | None = None, **kwargs) -> gym.En
         raise UnknownEnvError(f"environment '{env_id}' rejected its arguments {kwargs}: {error}") from None
     except (gym.error.Error, ImportError) as error:
         raise UnknownEnvError(f"environment '{env_id}' could not be made: {error}") from None
+
+
+def save_env_state(env: gym.Env) -> dict[str, bytes] | None:
+    """Bytes that continue `env` exactly where it stands (`restore_env`), or None for an env that cannot be
+    saved (it then restarts). Gymnasium's MuJoCo envs pickle only their constructor's arguments, so their
+    simulator data and both random streams (the env's and its action space's) are saved beside the pickle."""
+    try:
+        state = {"env": pickle.dumps(env)}
+        core = env.unwrapped
+        if _is_mujoco(core):
+            state["mujoco"] = pickle.dumps((core.data, core.np_random, core.action_space))
+    except Exception:  # noqa: BLE001  (any env may refuse pickling)
+        return None
+    return state
+
+
+def restore_env(state: dict[str, bytes] | bytes) -> gym.Env:
+    """The env `save_env_state` saved (checkpoints written before MuJoCo state was saved hold bare bytes)."""
+    if isinstance(state, bytes):
+        return pickle.loads(state)
+    env = pickle.loads(state["env"])
+    if "mujoco" in state:
+        core = env.unwrapped
+        core.data, core._np_random, core.action_space = pickle.loads(state["mujoco"])
+        if getattr(core, "mujoco_renderer", None) is not None:
+            core.mujoco_renderer.data = core.data
+    return env
+
+
+def _is_mujoco(core: gym.Env) -> bool:
+    try:
+        from gymnasium.envs.mujoco import MujocoEnv
+    except ImportError:  # mujoco not installed: no env can be one
+        return False
+    return isinstance(core, MujocoEnv)
 
 
 def is_deterministic(env: gym.Env) -> bool:
