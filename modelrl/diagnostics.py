@@ -4,8 +4,12 @@
   of the truth under the predictive distribution (members' mixture, moment-matched).
 - `k_step_errors`: open-loop rollouts along real trajectories with the real actions; the error after
   k = 1..H steps shows how mistakes compound over a planning horizon.
-- `calibration`: members' disagreement against the actual error of their mean, binned by disagreement;
-  a trustworthy ensemble's disagreement rises with its error.
+- `calibration`: whether the stated uncertainty matches the errors. Where the model states a variance
+  (probabilistic members, or several deterministic ones), the truth's z-scores under the moment-matched
+  predictive Gaussian: mean z^2 (1 when calibrated) and the coverage of central intervals against their
+  nominal levels. Where there are several members, also their disagreement against the error of their
+  mean: a useful ensemble's disagreement rises with its error (it leaves out noise each member predicts,
+  so it is not a calibration by itself). A single deterministic net states no uncertainty: nothing to check.
 Errors are in units of each dimension's standard deviation in the data, so dimensions compare.
 """
 
@@ -15,12 +19,17 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import torch
 
 from modelrl.envs import make_env
 from modelrl.models.dynamics import DynamicsModel
+
+# Central Gaussian intervals whose coverage is checked; the report's table shows 50, 90 and 95%.
+COVERAGE_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+TABLE_LEVELS = (0.5, 0.9, 0.95)
 
 
 @dataclass
@@ -111,23 +120,57 @@ def k_step_errors(model: DynamicsModel, trajectories: list[Trajectory], horizon:
     return errors
 
 
+def rank_correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rho: Pearson's correlation of ranks, ties sharing their average rank; NaN where either
+    side is constant (no order to correlate)."""
+    def ranks(v):
+        _, inverse, counts = np.unique(v, return_inverse=True, return_counts=True)
+        first = np.cumsum(counts) - counts
+        return (first + (counts - 1) / 2)[inverse]
+
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(ranks(x), ranks(y))[0, 1])
+
+
+def gaussian_calibration(mean: torch.Tensor, variance: torch.Tensor, truth: torch.Tensor,
+                         levels=COVERAGE_LEVELS) -> dict:
+    """z-scores of the truth under N(mean, variance) per dimension: mean z^2 (overall and per dimension)
+    and the fraction of z-scores inside each central interval, pooled over transitions and dimensions."""
+    z2 = (truth - mean) ** 2 / variance.clamp_min(1e-12)
+    # |z| <= q-quantile of |Z| is z^2 <= its square; one comparison against all levels at once.
+    bounds = torch.tensor([NormalDist().inv_cdf((1 + q) / 2) ** 2 for q in levels], device=z2.device,
+                          dtype=z2.dtype)
+    inside = (z2.reshape(1, -1) <= bounds[:, None]).float().mean(1)
+    return {"mean_z2": float(z2.mean()), "mean_z2_per_dim": z2.mean(0).tolist(),
+            "coverage": {"nominal": list(levels), "observed": inside.tolist()}}
+
+
 def calibration(model: DynamicsModel, trajectories: list[Trajectory], scale: torch.Tensor, bins: int = 10
                 ) -> dict:
-    """Disagreement (std of the elites' means) against the error of their average, per transition, summed
-    over dimensions in data std units; binned by disagreement quantile, with their rank correlation."""
+    """`gaussian`: `gaussian_calibration` under the predictive variance (the members' mixture,
+    moment-matched), None for a single deterministic net; `variance` says where that variance comes from.
+    `disagreement`: with several members, per transition the disagreement (root of the summed variance of
+    the elites' means) and the error of their mean (root of the summed squares), both in data std units,
+    binned by disagreement quantile (root mean square per bin) with their rank correlation; else None."""
     obs, actions, next_obs = _transitions(trajectories, model.device)
-    _, mean, _, disagreement = _mixture(model, obs, actions)
-    spread = ((disagreement / scale**2).sum(-1)).sqrt().cpu().numpy()
-    error = ((((mean - next_obs) / scale) ** 2).sum(-1)).sqrt().cpu().numpy()
-    order = np.argsort(spread)
-    groups = np.array_split(order, min(bins, len(order)))
-    ranks = lambda x: np.argsort(np.argsort(x))
-    rho = float(np.corrcoef(ranks(spread), ranks(error))[0, 1]) if len(order) > 2 else float("nan")
-    return {
-        "disagreement": [float(spread[g].mean()) for g in groups],
-        "error": [float(error[g].mean()) for g in groups],
-        "spearman": rho,
-    }
+    means, mean, variance, disagreement = _mixture(model, obs, actions)
+    result = {"variance": None, "gaussian": None, "disagreement": None}
+    if variance is not None:
+        result["variance"] = ("members' Gaussians and their disagreement" if model.spec.probabilistic
+                              else "disagreement of deterministic members")
+        result["gaussian"] = gaussian_calibration(mean, variance, next_obs)
+    if len(means) > 1:
+        spread2 = (disagreement / scale**2).sum(-1).cpu().numpy()
+        error2 = (((mean - next_obs) / scale) ** 2).sum(-1).cpu().numpy()
+        order = np.argsort(spread2, kind="stable")
+        groups = np.array_split(order, min(bins, len(order)))
+        result["disagreement"] = {
+            "spread": [math.sqrt(spread2[g].mean()) for g in groups],
+            "error": [math.sqrt(error2[g].mean()) for g in groups],
+            "spearman": rank_correlation(spread2, error2),
+        }
+    return result
 
 
 def data_scale(trajectories: list[Trajectory], device) -> torch.Tensor:
@@ -142,16 +185,16 @@ def model_report(models: dict[str, DynamicsModel], trajectories: list[Trajectory
     report = {"scale": scale.tolist(), "transitions": int(sum(len(t.actions) for t in trajectories)),
               "horizon": horizon, "models": {}}
     for name, model in models.items():
-        entry = {"one_step": one_step_errors(model, trajectories, scale),
-                 "k_step": k_step_errors(model, trajectories, horizon, scale)}
-        if len(model.elites) > 1:
-            entry["calibration"] = calibration(model, trajectories, scale)
-        report["models"][name] = entry
+        report["models"][name] = {"one_step": one_step_errors(model, trajectories, scale),
+                                  "k_step": k_step_errors(model, trajectories, horizon, scale),
+                                  "calibration": calibration(model, trajectories, scale)}
     return report
 
 
 def plot_report(report: dict, out_dir, obs_labels: list[str] | None = None) -> list:
-    """one_step.png (per-dimension error), k_step.png (compounding error), calibration.png."""
+    """one_step.png (per-dimension error), k_step.png (compounding error), calibration.png (interval
+    coverage of the predictive Gaussian; ensemble disagreement against error) where any model states an
+    uncertainty."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -192,18 +235,39 @@ def plot_report(report: dict, out_dir, obs_labels: list[str] | None = None) -> l
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
-    calibrated = {name: entry["calibration"] for name, entry in models.items() if "calibration" in entry}
-    if calibrated:
-        fig, ax = plt.subplots(figsize=(5, 4.5))
-        top = 0.0
-        for name, entry in calibrated.items():
-            ax.plot(entry["disagreement"], entry["error"], marker="o",
-                    label=f"{name} (Spearman {entry['spearman']:.2f})")
-            top = max(top, *entry["disagreement"], *entry["error"])
-        ax.plot([0, top], [0, top], color="grey", linestyle=":", label="error = disagreement")
-        ax.set(xlabel="ensemble disagreement (std, data units)", ylabel="error of the ensemble mean",
-               title="Calibration (bins by disagreement)", xscale="log", yscale="log")
+    gaussian = {name: entry["calibration"]["gaussian"] for name, entry in models.items()
+                if entry["calibration"]["gaussian"] is not None}
+    spread = {name: entry["calibration"]["disagreement"] for name, entry in models.items()
+              if entry["calibration"]["disagreement"] is not None}
+    if gaussian or spread:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+        colors = {name: f"C{j}" for j, name in enumerate(models)}
+        ax = axes[0]
+        for name, entry in gaussian.items():
+            ax.plot(entry["coverage"]["nominal"], entry["coverage"]["observed"], marker="o", color=colors[name],
+                    label=f"{name} (mean z^2 {entry['mean_z2']:.3g})")
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="calibrated")
+        ax.set(xlabel="nominal coverage of the central interval", ylabel="observed coverage", xlim=(0, 1),
+               ylim=(0, 1), title="Predictive Gaussian: interval coverage")
         ax.legend(fontsize=8)
+        ax = axes[1]
+        if spread:
+            for name, entry in spread.items():
+                ax.plot(entry["spread"], entry["error"], marker="o", color=colors[name],
+                        label=f"{name} (Spearman {entry['spearman']:.2f})")
+            values = np.concatenate([entry[key] for entry in spread.values() for key in ("spread", "error")])
+            # Equal axes, so the diagonal is in view and distances from it read the same both ways.
+            if values.min() > 0:  # whole decades: labelled major ticks only
+                low = 10.0 ** math.floor(math.log10(values.min()))
+                limits, scale = (low, max(10.0 ** math.ceil(math.log10(values.max())), 10 * low)), "log"
+            else:  # identical members disagree by exactly 0
+                limits, scale = (0.0, max(values.max(), 1e-12) * 1.05), "linear"
+            ax.plot(limits, limits, color="grey", linestyle=":", label="error = disagreement")
+            ax.set(xscale=scale, yscale=scale, xlim=limits, ylim=limits)
+            ax.legend(fontsize=8)
+        ax.set(xlabel="ensemble disagreement (RMS per bin, data std units)",
+               ylabel="error of the ensemble mean (RMS per bin)",
+               title="Ensemble disagreement vs error (bins by disagreement)")
         fig.tight_layout()
         paths.append(out_dir / "calibration.png")
         fig.savefig(paths[-1], dpi=110)

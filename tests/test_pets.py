@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -114,8 +116,14 @@ def test_model_report_cli(tmp_path, capsys):
     assert main(["model-report", str(run_dir), "--episodes", "3", "--horizon", "5"]) == 0
     out = capsys.readouterr().out
     assert "deterministic net" in out and "linear" in out
+    assert out.count("k=5 MSE") == 1  # horizon 5: one k column
     for name in ("report.json", "one_step.png", "k_step.png", "calibration.png"):
         assert (run_dir / "model_report" / name).exists()
+    models = json.loads((run_dir / "model_report" / "report.json").read_text())["models"]
+    ensemble, single = models["ensemble of 5 (run's)"]["calibration"], models["deterministic net"]["calibration"]
+    assert ensemble["gaussian"]["mean_z2"] > 0 and ensemble["disagreement"] is not None
+    assert models["probabilistic net"]["calibration"]["gaussian"] is not None
+    assert single == {"variance": None, "gaussian": None, "disagreement": None}
     assert main(["model-report", str(tmp_path)]) == 2  # not a run directory
 
 

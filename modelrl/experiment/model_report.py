@@ -2,7 +2,8 @@
 
 The run's own ensemble is compared with a single deterministic net, a single probabilistic net and a
 linear model, each fitted on the same real transitions (the run's replay buffer), all measured on fresh
-held-out episodes. Writes `model_report/report.json` and three plots into the run directory.
+held-out episodes. The simpler models train with the run's own model settings (learning rate, weight decay,
+batch size). Writes `model_report/report.json` and three plots into the run directory.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import torch
 
 from modelrl.agents import load
-from modelrl.diagnostics import collect_trajectories, model_report, plot_report
+from modelrl.diagnostics import TABLE_LEVELS, collect_trajectories, model_report, plot_report
 from modelrl.errors import ConfigError, RunDirError
 from modelrl.experiment.runner import CHECKPOINT
 from modelrl.models.dynamics import DynamicsModel
@@ -38,24 +39,35 @@ def run_model_report(run_dir: str | Path, *, episodes: int = 5, horizon: int = 2
         raise RunDirError(f"{run_dir} is not a run directory (no {CHECKPOINT})")
     if policy not in ("random", "agent"):
         raise ConfigError(f"policy must be 'random' or 'agent', got {policy!r}")
+    for name, value in (("episodes", episodes), ("horizon", horizon)):
+        if value < 1:
+            raise ConfigError(f"{name} must be >= 1, got {value}")
     agent = load(checkpoint)
-    model = getattr(agent, "model", None)
+    trainer = getattr(agent, "trainer", None)
+    model = getattr(trainer, "model", None)
     if not isinstance(model, DynamicsModel) or len(getattr(agent, "buffer", ())) == 0:
         raise RunDirError(f"the {agent.agent_id} agent of {run_dir} has no learned dynamics model with data")
-    if getattr(agent, "fits", 1) == 0:
-        raise RunDirError(f"the model of {run_dir} was never fitted; train past random_steps first")
+    if trainer.fits == 0:
+        config = agent.config
+        start = "random_steps" if hasattr(config, "random_steps") else "learning_starts"
+        advice = ("with planning_steps=0 it never fits one" if getattr(config, "planning_steps", None) == 0
+                  else f"train past {start}={getattr(config, start)} first")
+        raise RunDirError(f"the {agent.agent_id} model of {run_dir} was never fitted ({agent.env_steps} env "
+                          f"steps); {advice}")
     data = Transitions.from_buffer(agent.buffer, model.device)
     generator = torch.Generator(model.device).manual_seed(seed)
     base = model.spec
     single = dataclasses.replace(base, ensemble_size=1, num_elites=1, learn_reward=False, learn_termination=False)
-    config = agent.config
+    # The model's own settings: each agent names them differently (pets: lr; mbpo: model_lr; ...).
+    settings = trainer.optimizer.param_groups[0]
+    lr, weight_decay, batch_size = settings["lr"], settings["weight_decay"], trainer.fit_kwargs["batch_size"]
     models = {f"ensemble of {len(model.elites)} (run's)": model}
     for name, spec in (("deterministic net", dataclasses.replace(single, probabilistic=False)),
                        ("probabilistic net", dataclasses.replace(single, probabilistic=True))):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             variant = DynamicsModel(spec).to(model.device)
-        models[name] = _fit_variant(variant, data, generator, config.batch_size, config.lr, config.weight_decay)
+        models[name] = _fit_variant(variant, data, generator, batch_size, lr, weight_decay)
     linear = DynamicsModel(dataclasses.replace(single, num_layers=0, probabilistic=False)).to(model.device)
     fit_linear(linear, data, generator=generator, bootstrap=False)
     models["linear"] = linear
@@ -75,16 +87,29 @@ def run_model_report(run_dir: str | Path, *, episodes: int = 5, horizon: int = 2
 
 def format_report(report: dict) -> str:
     horizon = report["horizon"]
+    short = min(5, horizon)  # a short horizon beside the longest; one column when they coincide
+    ks = [short, horizon] if short < horizon else [horizon]
+    cover = "/".join(f"{round(100 * q)}" for q in TABLE_LEVELS)
     title = (f"{report['agent']} on {report['env_id']}: {report['training_transitions']} training transitions, "
              f"{report['transitions']} held-out ({report['heldout_policy']} policy)")
-    header = (f"{'model':<26}{'1-step MSE':>11}{'1-step NLL':>11}{'k=5 MSE':>10}{f'k={horizon} MSE':>11}"
-              f"{'calib. rho':>11}")
+    header = (f"{'model':<26}{'1-step MSE':>11}{'1-step NLL':>11}" + "".join(f"{f'k={k} MSE':>10}" for k in ks)
+              + f"{'mean z^2':>10}{f'cover {cover}%':>18}{'disagr. rho':>12}")
     lines = [title, header]
     for name, entry in report["models"].items():
         nll = entry["one_step"]["nll_mean"]
-        k5 = entry["k_step"][min(4, horizon - 1)]
-        rho = entry.get("calibration", {}).get("spearman")
-        lines.append(f"{name:<26}{entry['one_step']['mse_mean']:>11.3g}"
-                     f"{'-' if nll is None else f'{nll:.3g}':>11}{k5:>10.3g}{entry['k_step'][-1]:>11.3g}"
-                     f"{'-' if rho is None else f'{rho:.2f}':>11}")
+        gaussian, spread = entry["calibration"]["gaussian"], entry["calibration"]["disagreement"]
+        rho = "-" if spread is None else f"{spread['spearman']:.2f}"
+        if gaussian is None:
+            z2 = coverage = "-"
+        else:
+            observed = dict(zip(gaussian["coverage"]["nominal"], gaussian["coverage"]["observed"], strict=True))
+            z2 = f"{gaussian['mean_z2']:.3g}"
+            coverage = "/".join(f"{100 * observed[q]:.0f}" for q in TABLE_LEVELS)
+        lines.append(f"{name:<26}{entry['one_step']['mse_mean']:>11.3g}{'-' if nll is None else f'{nll:.3g}':>11}"
+                     + "".join(f"{entry['k_step'][k - 1]:>10.3g}" for k in ks)
+                     + f"{z2:>10}{coverage:>18}{rho:>12}")
+    lines.append(f"mean z^2: 1 if calibrated; cover: % of the truth in the predictive Gaussian's central {cover}% "
+                 "intervals")
+    lines.append("disagr. rho: rank correlation of the members' disagreement with their error; '-': none (a single "
+                 "deterministic net states no uncertainty)")
     return "\n".join(lines)
