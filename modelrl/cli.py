@@ -16,9 +16,20 @@ import sys
 import time
 from pathlib import Path
 
-from modelrl.errors import ModelRLError
+from modelrl.errors import ConfigError, ModelRLError
 
 EXIT_USER_ERROR = 2
+
+# With --resume a run continues with what its config.yaml holds, so these would be silently ignored.
+TRAIN_SETTINGS = (("agent", "AGENT"), ("env", "--env"), ("set", "--set"), ("config", "--config"),
+                  ("seed", "--seed"), ("env_arg", "--env-arg"), ("eval_every", "--eval-every"),
+                  ("eval_episodes", "--eval-episodes"), ("run_dir", "--run-dir"),
+                  ("runs_root", "--runs-root"))
+
+
+def _at_least(flag: str, value: int | None, minimum: int) -> None:
+    if value is not None and value < minimum:
+        raise ConfigError(f"{flag} must be >= {minimum}, got {value}")
 
 
 def _env_kwargs(assignments: list[str] | None) -> dict:
@@ -27,30 +38,46 @@ def _env_kwargs(assignments: list[str] | None) -> dict:
 
     from modelrl.config import parse_assignments
 
-    return {key: yaml.safe_load(value) for key, value in parse_assignments(assignments).items()}
+    kwargs = {}
+    for key, value in parse_assignments(assignments).items():
+        try:
+            kwargs[key] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise ConfigError(
+                f"--env-arg {key}={value}: not a valid YAML value ({error.__class__.__name__})"
+            ) from None
+    return kwargs
 
 
 def cmd_train(args) -> None:
     from modelrl.config import load_yaml_overrides, parse_assignments
     from modelrl.experiment.runner import resume, train
 
+    _at_least("--steps", args.steps, 1)
     if args.resume:
+        given = [flag for name, flag in TRAIN_SETTINGS if getattr(args, name) is not None]
+        if given:
+            raise ConfigError(f"--resume continues a run with the settings in its config.yaml; only --steps "
+                              f"(a new total) and --no-progress go with it, not {', '.join(given)}")
         result = resume(args.resume, total_steps=args.steps, progress=not args.no_progress)
     else:
         if not args.agent or not args.env:
             raise ModelRLError("train needs an AGENT and --env (or --resume RUN_DIR)")
+        _at_least("--seed", args.seed, 0)
+        _at_least("--eval-every", args.eval_every, 1)
+        _at_least("--eval-episodes", args.eval_episodes, 0)
         overrides = load_yaml_overrides(args.config) if args.config else {}
         overrides.update(parse_assignments(args.set))
         result = train(
             args.agent,
             args.env,
-            total_steps=args.steps or 10_000,
-            seed=args.seed,
+            total_steps=10_000 if args.steps is None else args.steps,
+            seed=0 if args.seed is None else args.seed,
             overrides=overrides,
             env_kwargs=_env_kwargs(args.env_arg),
             eval_every=args.eval_every,
-            eval_episodes=args.eval_episodes,
-            runs_root=args.runs_root,
+            eval_episodes=5 if args.eval_episodes is None else args.eval_episodes,
+            runs_root="runs" if args.runs_root is None else args.runs_root,
             run_dir=args.run_dir,
             progress=not args.no_progress,
         )
@@ -68,15 +95,21 @@ def cmd_eval(args) -> None:
     import modelrl
     from modelrl.experiment.runner import CHECKPOINT
 
+    _at_least("--episodes", args.episodes, 1)
+    _at_least("--max-steps", args.max_steps, 1)
     path = Path(args.checkpoint)
     if path.is_dir():
         path = path / CHECKPOINT
     agent = modelrl.load(path)
     if args.render:
+        modes = agent.env.metadata.get("render_modes") or []
+        if "ansi" not in modes:  # the others draw images or open a window, which a terminal cannot show
+            raise ConfigError(f"--render prints text (the 'ansi' render mode), which {agent.env_id} lacks; "
+                              f"its render modes: {', '.join(modes) or 'none'}")
         env = modelrl.make_env(agent.env_id, render_mode="ansi", **agent.env_kwargs)
         obs, _ = env.reset(seed=agent.seed)
         print(env.render())
-        for _ in range(args.max_steps or 100):
+        for _ in range(100 if args.max_steps is None else args.max_steps):
             obs, _, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
             print(env.render())
             if terminated or truncated:
@@ -92,6 +125,12 @@ def cmd_eval(args) -> None:
 def cmd_compare(args) -> None:
     from modelrl.experiment.compare import compare, parse_agent_spec
 
+    _at_least("--steps", args.steps, 1)
+    for seed in args.seeds:
+        _at_least("--seeds", seed, 0)
+    _at_least("--eval-every", args.eval_every, 1)
+    _at_least("--eval-episodes", args.eval_episodes, 0)
+    _at_least("--jobs", args.jobs, 1)
     out = args.out or f"runs/compare-{args.env.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
     result = compare(
         [parse_agent_spec(s) for s in args.agents],
@@ -116,15 +155,14 @@ def cmd_compare(args) -> None:
 def cmd_plot(args) -> None:
     from modelrl.experiment.plots import plot_runs
 
-    run_dirs = [p for p in args.run_dirs if (Path(p) / "config.yaml").is_file()]
-    if not run_dirs:
-        raise ModelRLError("none of the given paths is a run directory (a folder with config.yaml)")
-    print(f"plot: {plot_runs(run_dirs, args.out, metric=args.metric, title=args.title or '')}")
+    # Every path must be a run: a mistyped one silently left out would change the curves.
+    print(f"plot: {plot_runs(args.run_dirs, args.out, metric=args.metric, title=args.title or '')}")
 
 
 def cmd_model_report(args) -> None:
     from modelrl.experiment.model_report import format_report, run_model_report
 
+    _at_least("--seed", args.seed, 0)
     report, paths = run_model_report(args.run_dir, episodes=args.episodes, horizon=args.horizon,
                                      policy=args.policy, seed=args.seed)
     print(format_report(report))
@@ -178,15 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("agent", nargs="?", help="agent id, e.g. dyna-q (see `modelrl list`)")
     train.add_argument("--env", help="environment id, e.g. DynaMaze-v0 or FrozenLake-v1")
     train.add_argument("--steps", type=int, help="real env steps in all (default 10000; with --resume, a new total)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, help="random seed, >= 0 (default 0)")
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     train.add_argument("--config", help="YAML file of config overrides (--set wins)")
     train.add_argument("--env-arg", action="append", metavar="KEY=VALUE", help="env constructor argument")
     train.add_argument("--eval-every", type=int, help="env steps between evaluations (default steps/20)")
-    train.add_argument("--eval-episodes", type=int, default=5)
-    train.add_argument("--runs-root", default="runs")
+    train.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default 5; 0: none)")
+    train.add_argument("--runs-root", help="where new run directories go (default runs)")
     train.add_argument("--run-dir", help="exact run directory (default runs/<agent>-<env>-s<seed>-<time>)")
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    train.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue a run from its last checkpoint, as configured (--steps may change)")
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(func=cmd_train)
 
@@ -244,16 +283,30 @@ def _version() -> str:
     return __version__
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _os_error(error: OSError) -> str:
+    if error.filename is None:
+        return str(error)
+    paths = error.filename if error.filename2 is None else f"{error.filename} -> {error.filename2}"
+    return f"{paths}: {error.strerror or error}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except ModelRLError as error:
-        print(f"modelrl: error: {error}", file=sys.stderr)
+        print(f"modelrl: error: {_one_line(str(error))}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as error:  # a path that cannot be read or written: --runs-root, --out, --run-dir, ...
+        print(f"modelrl: error: {_one_line(_os_error(error))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("modelrl: interrupted; `modelrl train --resume RUN_DIR` continues from the last checkpoint",
-              file=sys.stderr)
+        print("modelrl: interrupted; `modelrl train --resume RUN_DIR` continues a run from its last "
+              "checkpoint", file=sys.stderr)
         return 130
     return 0
 

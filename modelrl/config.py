@@ -2,12 +2,14 @@
 
 Every agent declares a config dataclass. `build_config` fills it from keyword overrides, YAML files and
 `key=value` strings (the CLI's `--set`), converting strings to the field's type; an unknown key or a value
-of the wrong type is a `ConfigError`, never silently ignored.
+of the wrong type is a `ConfigError`, never silently ignored. NaN and infinity are rejected too: a float field
+that means something by infinity opts in with `field(default=..., metadata={"allow_inf": True})`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -27,7 +29,7 @@ def _field_types(config_class: type) -> dict[str, Any]:
     return typing.get_type_hints(config_class)
 
 
-def _coerce(name: str, value: Any, annotation: Any) -> Any:
+def _coerce(name: str, value: Any, annotation: Any, allow_inf: bool = False) -> Any:
     """Convert `value` to `annotation` (str from the command line, or YAML scalars); raise on mismatch."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -40,7 +42,7 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
             if option is type(None):
                 continue
             try:
-                return _coerce(name, value, option)
+                return _coerce(name, value, option, allow_inf)
             except ConfigError as error:
                 errors.append(error)
         raise errors[0]
@@ -71,14 +73,19 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
                 return int(number)
         raise ConfigError(f"config key '{name}' must be an integer, got {value!r}")
     if annotation is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"config key '{name}' must be a number, got {value!r}")
+        number = None
+        try:
+            if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+                number = float(value)
+        except ValueError:
+            pass
+        except OverflowError:  # an integer too large for a float
+            number = math.inf
+        if number is None:
+            raise ConfigError(f"config key '{name}' must be a number, got {value!r}")
+        if math.isnan(number) or (math.isinf(number) and not allow_inf):
+            raise ConfigError(f"config key '{name}' must be a finite number, got {value!r}")
+        return number
     if annotation is str:
         if isinstance(value, str):
             return value
@@ -95,7 +102,7 @@ def build_config(config_class: type, overrides: Mapping[str, Any] | None = None,
         if key not in fields:
             known = ", ".join(sorted(fields))
             raise ConfigError(f"unknown config key '{key}' for {owner}; known keys: {known}")
-        values[key] = _coerce(key, value, hints[key])
+        values[key] = _coerce(key, value, hints[key], fields[key].metadata.get("allow_inf", False))
     config = config_class(**values)
     validate = getattr(config, "validate", None)
     if validate is not None:
@@ -117,9 +124,15 @@ def parse_assignments(assignments: list[str] | None) -> dict[str, str]:
 def load_yaml_overrides(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, not a YAML file") from None
+    except OSError as error:
+        raise ConfigError(f"config file {path} cannot be read: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML ({error.__class__.__name__})") from None
     if data is None:

@@ -115,3 +115,33 @@ def test_a_failed_write_leaves_the_previous_checkpoint_whole(tmp_path, monkeypat
     monkeypatch.undo()
     assert load_checkpoint(path)["value"] == 1
     assert os.listdir(tmp_path) == ["ckpt.pt"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_files_get_the_mode_the_umask_gives_new_files(tmp_path, umask):
+    from modelrl.experiment.logger import MetricsLogger
+
+    old = os.umask(umask)
+    try:
+        save_checkpoint(tmp_path / "ckpt.pt", {"value": 1})
+        save_checkpoint(tmp_path / "ckpt.pt", {"value": 2})  # a replacement gets it too
+        MetricsLogger(tmp_path, tensorboard=False).log({"env_steps": 1})
+        (tmp_path / "plain").touch()
+    finally:
+        os.umask(old)
+    expected = 0o666 & ~umask
+    assert (tmp_path / "plain").stat().st_mode & 0o777 == expected
+    assert (tmp_path / "ckpt.pt").stat().st_mode & 0o777 == expected
+    assert (tmp_path / "metrics.csv").stat().st_mode & 0o777 == expected
+    assert load_checkpoint(tmp_path / "ckpt.pt")["value"] == 2
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.pt", "metrics.csv", "plain"]
+
+
+def test_an_unwritable_place_names_the_file_asked_for(tmp_path):
+    (tmp_path / "a_file").write_text("not a directory")
+    with pytest.raises(OSError) as error:
+        save_checkpoint("/proc/ckpt.pt", {"value": 1})
+    assert error.value.filename == "/proc/ckpt.pt"
+    with pytest.raises(OSError):
+        save_checkpoint(tmp_path / "a_file" / "ckpt.pt", {"value": 1})
+    assert os.listdir(tmp_path) == ["a_file"]

@@ -2,7 +2,9 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
+import modelrl
 from modelrl.cli import main
 
 
@@ -51,6 +53,9 @@ def test_config_file_and_env_args(tmp_path, capsys):
                  "--steps", "50", "--run-dir", str(run), "--no-progress", "--eval-episodes", "0"]) == 0
     text = (run / "config.yaml").read_text()
     assert "planning_steps: 3" in text and "scale: 2" in text
+    trained = modelrl.load(run / "checkpoints" / "last.pt")  # the agent itself ran on the larger maze
+    assert trained.env_kwargs == {"scale": 2} and trained.env.observation_space.n == 4 * 54
+    assert trained.config.planning_steps == 3 and trained.config.lr == 0.5
     config.write_text("- not a mapping\n")
     assert main(["train", "dyna-q", "--env", "DynaMaze-v0", "--config", str(config)]) == 2
     assert "must hold a mapping" in capsys.readouterr().err
@@ -62,5 +67,280 @@ def test_compare_and_list(tmp_path, capsys):
                  "--out", str(tmp_path), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "| dyna-q planning_steps=10 |" in out and (tmp_path / "compare.png").exists()
+    for seed in (0, 1):  # each run trained with its spec's config
+        run = tmp_path / "runs" / f"dyna-q_planning_steps_10-s{seed}"
+        assert yaml.safe_load((run / "config.yaml").read_text())["config"]["planning_steps"] == 10
+        assert modelrl.load(run / "checkpoints" / "last.pt").config.planning_steps == 10
     assert main(["list"]) == 0
     assert "prioritized-sweeping" in capsys.readouterr().out
+
+
+def cli(argv: list) -> int:
+    return main([str(arg) for arg in argv])
+
+
+def one_line_error(capsys, argv: list[str]) -> str:
+    """Run the CLI in-process: it must exit 2 with exactly one `modelrl: error:` line on stderr."""
+    capsys.readouterr()
+    assert cli(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("modelrl: error: "), lines
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("small") / "run"
+    assert cli(["train", "q-learning", "--env", "GridWorld-v0", "--steps", "100", "--eval-every", "50",
+                "--eval-episodes", "1", "--run-dir", str(run), "--no-progress"]) == 0
+    return run
+
+
+@pytest.mark.parametrize(
+    "extra,flag",
+    [
+        (["dyna-q"], "AGENT"),
+        (["--env", "DynaMaze-v0"], "--env"),
+        (["--set", "lr=0.9"], "--set"),
+        (["--config", "c.yaml"], "--config"),
+        (["--seed", "7"], "--seed"),
+        (["--seed", "0"], "--seed"),  # even the default: it is still not what the run uses
+        (["--env-arg", "scale=2"], "--env-arg"),
+        (["--eval-every", "1"], "--eval-every"),
+        (["--eval-episodes", "0"], "--eval-episodes"),
+        (["--run-dir", "elsewhere"], "--run-dir"),
+        (["--runs-root", "elsewhere"], "--runs-root"),
+    ],
+)
+def test_resume_refuses_settings_it_would_ignore(small_run, capsys, extra, flag):
+    before = (small_run / "config.yaml").read_text(), (small_run / "metrics.csv").read_text()
+    line = one_line_error(capsys, ["train", "--resume", small_run, "--steps", "150", *extra, "--no-progress"])
+    assert line.endswith(f"only --steps (a new total) and --no-progress go with it, not {flag}")
+    assert ((small_run / "config.yaml").read_text(), (small_run / "metrics.csv").read_text()) == before
+
+
+def test_resume_refuses_another_runs_checkpoint(tmp_path, capsys):
+    common = ["--steps", "50", "--eval-every", "50", "--eval-episodes", "0", "--no-progress"]
+    assert cli(["train", "q-learning", "--env", "GridWorld-v0", "--run-dir", tmp_path / "q", *common]) == 0
+    assert cli(["train", "dyna-q", "--env", "DynaMaze-v0", "--run-dir", tmp_path / "d", *common]) == 0
+    theirs = (tmp_path / "d" / "checkpoints" / "last.pt").read_bytes()
+    (tmp_path / "q" / "checkpoints" / "last.pt").write_bytes(theirs)
+    metrics = (tmp_path / "q" / "metrics.csv").read_text()
+    line = one_line_error(capsys, ["train", "--resume", tmp_path / "q", "--steps", "100", "--no-progress"])
+    assert "is not this run's: its agent differs: 'dyna-q' (config.yaml: 'q-learning')" in line
+    assert (tmp_path / "q" / "metrics.csv").read_text() == metrics
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--steps", "0"], "--steps must be >= 1, got 0"),
+        (["--steps", "-5"], "--steps must be >= 1, got -5"),
+        (["--eval-every", "0"], "--eval-every must be >= 1, got 0"),
+        (["--eval-every", "-1"], "--eval-every must be >= 1, got -1"),
+        (["--eval-episodes", "-2"], "--eval-episodes must be >= 0, got -2"),
+        (["--seed", "-1"], "--seed must be >= 0, got -1"),
+        (["--set", "lr=inf"], "config key 'lr' must be a finite number, got 'inf'"),
+        (["--set", "lr=-inf"], "config key 'lr' must be a finite number, got '-inf'"),
+        (["--set", "epsilon=nan"], "config key 'epsilon' must be a finite number, got 'nan'"),
+        (["--set", "gamma=1e400"], "config key 'gamma' must be a finite number, got '1e400'"),
+        (["--config", "{tmp}/inf.yaml"], "config key 'lr' must be a finite number, got inf"),
+        (["--config", "{tmp}"], "is a directory, not a YAML file"),
+        (["--config", "{tmp}/latin1.yaml"], "latin1.yaml is not UTF-8 text"),
+        (["--env-arg", "scale=[1"], "--env-arg scale=[1: not a valid YAML value"),
+        (["--runs-root", "{tmp}/a_file"], "a_file/q-learning-modelrl_GridWorld-v0-s0-"),
+        (["--runs-root", "/proc/runs"], "modelrl: error: /proc/runs: "),
+        (["--run-dir", "{tmp}/a_file/run"], "a_file/run: Not a directory"),
+    ],
+)
+def test_bad_train_input_fails_before_anything_is_written(tmp_path, capsys, args, message):
+    (tmp_path / "inf.yaml").write_text("lr: .inf\n")
+    (tmp_path / "latin1.yaml").write_bytes("lr: 0.5 # café\n".encode("latin-1"))
+    (tmp_path / "a_file").write_text("not a directory")
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    line = one_line_error(capsys, ["train", "q-learning", "--env", "GridWorld-v0",
+                                   "--runs-root", tmp_path / "runs", *args, "--no-progress"])
+    assert message in line
+    assert not (tmp_path / "runs").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "inf.yaml", "latin1.yaml"]
+
+
+@pytest.mark.parametrize(
+    "agent,env,args,message",
+    [
+        ("prioritized-sweeping", "GridWorld-v0", ["--set", "theta=nan"], "key 'theta' must be a finite"),
+        ("sac", "Pendulum-v1", ["--set", "target_entropy=nan"], "key 'target_entropy' must be a finite"),
+        ("sac", "Pendulum-v1", ["--set", "device=mps"], "unknown device 'mps'; use auto, cpu, cuda or"),
+        ("sac", "Pendulum-v1", ["--set", "device=meta"], "unknown device 'meta'; use auto, cpu, cuda or"),
+        ("dqn", "CartPole-v1", ["--set", "device=cuda:x"], "unknown device 'cuda:x'"),
+    ],
+)
+def test_bad_agent_settings_give_one_line(tmp_path, capsys, agent, env, args, message):
+    line = one_line_error(capsys, ["train", agent, "--env", env, "--runs-root", tmp_path / "runs", *args])
+    assert message in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cuda_devices_are_checked(monkeypatch):
+    import torch
+
+    from modelrl.device import resolve_device
+    from modelrl.errors import ConfigError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(ConfigError, match="'cuda:1' asked for, but this machine has 1 CUDA device"):
+        resolve_device("cuda:1")
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_infinity_only_where_a_field_opts_in():
+    import dataclasses
+
+    from modelrl.config import build_config
+    from modelrl.errors import ConfigError
+
+    @dataclasses.dataclass
+    class Config:
+        clip: float = dataclasses.field(default=1.0, metadata={"allow_inf": True})
+        lr: float | None = None
+
+    assert build_config(Config, {"clip": "inf"}).clip == float("inf")
+    with pytest.raises(ConfigError, match="'clip' must be a finite number"):
+        build_config(Config, {"clip": "nan"})
+    with pytest.raises(ConfigError, match="'lr' must be a finite number"):
+        build_config(Config, {"lr": "inf"})
+    assert build_config(Config, {"lr": "none"}).lr is None
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_is_removed(tmp_path, capsys):
+    # test/NaNReward-v0 (conftest.py) makes the Q-table NaN at once: the first evaluation finds it.
+    args = ["train", "q-learning", "--env", "test/NaNReward-v0", "--steps", "20", "--eval-every", "10",
+            "--no-progress"]
+    assert "q-learning diverged" in one_line_error(capsys, [*args, "--runs-root", tmp_path / "runs"])
+    assert not (tmp_path / "runs").exists()
+    kept = tmp_path / "mine"  # a directory that was there before keeps what it held, and only that
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    assert "q-learning diverged" in one_line_error(capsys, [*args, "--run-dir", kept])
+    assert [p.name for p in kept.iterdir()] == ["notes.txt"]
+    # ... so the same directory takes a good run afterwards
+    assert cli(["train", "q-learning", "--env", "GridWorld-v0", "--steps", "20", "--run-dir", kept,
+                "--no-progress"]) == 0
+
+
+def test_a_run_killed_before_its_first_checkpoint_says_what_to_do(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli(["train", "q-learning", "--env", "GridWorld-v0", "--steps", "20", "--run-dir", run,
+                "--no-progress"]) == 0
+    (run / "checkpoints" / "last.pt").unlink()  # as if killed before it was first written
+    args = ["train", "q-learning", "--env", "GridWorld-v0", "--steps", "20", "--run-dir", run]
+    line = one_line_error(capsys, args)
+    assert "holds a run with no checkpoint (still starting, or stopped before its first one)" in line
+    assert "or stopped before its first one; then delete it and train again" in one_line_error(
+        capsys, ["train", "--resume", run])
+
+
+@pytest.fixture(scope="module")
+def cartpole_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dqn") / "dqn.pt"
+    modelrl.make_agent("dqn", env="CartPole-v1").save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--render"], "which CartPole-v1 lacks; its render modes: human, rgb_array"),
+        (["--episodes", "0"], "--episodes must be >= 1, got 0"),
+        (["--episodes", "-3"], "--episodes must be >= 1, got -3"),
+        (["--max-steps", "0"], "--max-steps must be >= 1, got 0"),
+    ],
+)
+def test_bad_eval_input(cartpole_checkpoint, capsys, args, message):
+    assert one_line_error(capsys, ["eval", cartpole_checkpoint, *args]).endswith(message)
+
+
+def test_plot_groups_only_seeds_of_one_experiment(tmp_path, capsys):
+    common = ["--steps", "100", "--eval-episodes", "1", "--no-progress"]
+    runs = {
+        "grid-s0": ["dyna-q", "--env", "GridWorld-v0", "--set", "planning_steps=5", "--eval-every", "50"],
+        "grid-s1": ["dyna-q", "--env", "GridWorld-v0", "--set", "planning_steps=5", "--eval-every", "25",
+                    "--seed", "1"],
+        "maze": ["dyna-q", "--env", "DynaMaze-v0", "--set", "planning_steps=50", "--eval-every", "50"],
+    }
+    for name, args in runs.items():
+        assert cli(["train", *args, *common, "--run-dir", tmp_path / name]) == 0
+    from modelrl.experiment.plots import group_runs
+
+    groups = group_runs([tmp_path / name for name in runs])
+    assert {label: len(seeds) for label, seeds in groups.items()} == {
+        "dyna-q GridWorld-v0 planning_steps=5": 2, "dyna-q DynaMaze-v0 planning_steps=50": 1}
+    capsys.readouterr()
+    assert cli(["plot", *(tmp_path / name for name in runs), "--out", tmp_path / "p.png"]) == 0
+    err = capsys.readouterr().err  # seed 1 evaluated at 25 and 75 too, which seed 0 did not
+    assert ("modelrl: warning: 'dyna-q GridWorld-v0 planning_steps=5': 2 evaluation steps that not every "
+            "seed logged are left out") in err
+    assert (tmp_path / "p.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "paths,out,message",
+    [
+        (["{tmp}/run", "{tmp}/typo"], "{tmp}/p.png", "{tmp}/typo is not a run directory (no config.yaml)"),
+        (["{tmp}/run", "{tmp}"], "{tmp}/p.png", "{tmp} is not a run directory (no config.yaml)"),
+        (["{tmp}/run"], "/proc/p.png", "/proc/p.png: "),
+        (["{tmp}/run"], "{tmp}/a_file/p.png", "{tmp}/a_file: "),
+        (["{tmp}/run"], "{tmp}/p.xyz", "cannot draw a '.xyz' file"),
+        (["{tmp}/run"], "{tmp}", "is a directory; give the plot a file name"),
+    ],
+)
+def test_bad_plot_input(tmp_path, capsys, paths, out, message):
+    assert cli(["train", "q-learning", "--env", "GridWorld-v0", "--steps", "20", "--eval-every", "10",
+                "--eval-episodes", "1", "--run-dir", tmp_path / "run", "--no-progress"]) == 0
+    (tmp_path / "a_file").write_text("not a directory")
+    fill = [arg.replace("{tmp}", str(tmp_path)) for arg in [*paths, out, message]]
+    assert fill[-1] in one_line_error(capsys, ["plot", *fill[:-2], "--out", fill[-2]])
+    assert not (tmp_path / "p.png").exists()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--agents", "q-learning", "sac", "--steps", "30000"],
+         "agent spec 'sac': sac needs flat Box observations; modelrl/GridWorld-v0 has Discrete(25)"),
+        (["--agents", "q-learning", "dyna-q:planning_steps=nan"], "key 'planning_steps' must be an integer"),
+        (["--agents", "q-learning", "--metric", "eval_retrun"], "'eval_retrun'; did you mean eval_return?"),
+        (["--agents", "q-learning", "--eval-episodes", "0"], "metric 'eval_return' needs evaluations"),
+        (["--agents", "a b=q-learning", "a_b=dyna-q"], "'a b' and 'a_b' would share the run directories"),
+        (["--agents", "q-learning", "--seeds", "0", "1", "0"], "seeds must differ; [0] given more than once"),
+        (["--agents", "q-learning", "--seeds", "-1"], "--seeds must be >= 0, got -1"),
+        (["--agents", "q-learning", "--steps", "0"], "--steps must be >= 1, got 0"),
+        (["--agents", "q-learning", "--eval-every", "0"], "--eval-every must be >= 1, got 0"),
+        (["--agents", "q-learning", "--jobs", "0"], "--jobs must be >= 1, got 0"),
+    ],
+)
+def test_compare_checks_everything_before_any_run(tmp_path, capsys, args, message):
+    if "--steps" not in args:
+        args = [*args, "--steps", "100"]
+    out = tmp_path / "out"
+    assert message in one_line_error(capsys, ["compare", "--env", "GridWorld-v0", *args, "--out", out,
+                                              "--no-progress"])
+    assert not out.exists()
+
+
+def test_compare_output_errors(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("not a directory")
+    args = ["compare", "--env", "GridWorld-v0", "--agents", "q-learning", "--steps", "20", "--no-progress"]
+    line = one_line_error(capsys, [*args, "--out", tmp_path / "a_file" / "out"])
+    assert f"{tmp_path}/a_file/out/runs: Not a directory" in line
+
+
+def test_python_dash_m_modelrl():
+    result = subprocess.run([sys.executable, "-m", "modelrl", "--version"], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0 and result.stdout.startswith("modelrl "), result.stderr

@@ -1,13 +1,19 @@
 import json
+import math
+import os
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
 import modelrl
-from modelrl.errors import ConfigError, RunDirError
+from modelrl.errors import ConfigError, ModelRLError, RunDirError, TrainingDivergedError
 from modelrl.experiment import AgentSpec, compare, parse_agent_spec, plot_runs, resume, train
-from modelrl.experiment.logger import read_metrics
+from modelrl.experiment.compare import summarize
+from modelrl.experiment.logger import MetricsLogger, read_metrics
+from modelrl.experiment.plots import mean_and_stderr, plot_curves
 
 
 def test_train_writes_a_complete_run_directory(tmp_path):
@@ -80,6 +86,12 @@ def test_compare_runs_agents_by_seeds_in_parallel(tmp_path):
     assert (tmp_path / "compare.png").stat().st_size > 0
     assert "| dyna |" in (tmp_path / "compare.md").read_text()
     assert len(result["runs"]) == 4
+    for run in result["runs"]:  # every run trained with its own spec's config
+        config = yaml.safe_load((Path(run) / "config.yaml").read_text())
+        expected = 30 if config["label"] == "dyna" else None
+        assert config["config"].get("planning_steps") == expected
+        trained = modelrl.load(Path(run) / "checkpoints" / "last.pt")
+        assert getattr(trained.config, "planning_steps", None) == expected
     redrawn = plot_runs(result["runs"], tmp_path / "again.png", metric="eval_length")
     assert redrawn.stat().st_size > 0
     with pytest.raises(RunDirError, match="no metric 'loss'"):
@@ -90,3 +102,165 @@ def test_compare_checks_every_spec_before_starting(tmp_path):
     with pytest.raises(ConfigError, match="unknown config key 'n'"):
         compare([AgentSpec("a", "dyna-q", {"n": 5})], "GridWorld-v0", seeds=[0], total_steps=10, out_dir=tmp_path)
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_agent_trains_on_the_env_arguments_given(tmp_path):
+    result = train("dyna-q", "DynaMaze-v0", total_steps=20, env_kwargs={"scale": 2}, eval_every=10,
+                   eval_episodes=0, run_dir=tmp_path / "run", progress=False, tensorboard=False)
+    assert result.agent.env.observation_space.n == 4 * 54
+    loaded = modelrl.load(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert loaded.env_kwargs == {"scale": 2} and loaded.env.observation_space.n == 4 * 54
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["env_kwargs"] == {"scale": 2}
+
+
+@pytest.mark.parametrize(
+    "other,message",
+    [
+        ({"agent_id": "dyna-q"}, "its agent differs: 'dyna-q' (config.yaml: 'q-learning')"),
+        ({"env_id": "DynaMaze-v0"}, "differs: 'modelrl/DynaMaze-v0' (config.yaml: 'modelrl/GridWorld-v0')"),
+        ({"env_kwargs": {"goal_reward": 5.0}}, "its env_kwargs differs: goal_reward=5.0 (config.yaml: None)"),
+        ({"seed": 1}, "its seed differs: 1 (config.yaml: 0)"),
+        ({"overrides": {"lr": 0.5}}, "its config differs: lr=0.5 (config.yaml: 0.1)"),
+    ],
+)
+def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, other, message):
+    kwargs = {"total_steps": 20, "eval_every": 10, "eval_episodes": 0, "progress": False,
+              "tensorboard": False}
+    mine = train("q-learning", "GridWorld-v0", run_dir=tmp_path / "mine", **kwargs).run_dir
+    spec = {"agent_id": "q-learning", "env_id": "GridWorld-v0", **other}
+    theirs = train(spec.pop("agent_id"), spec.pop("env_id"), run_dir=tmp_path / "theirs", **spec,
+                   **kwargs).run_dir
+    (mine / "checkpoints" / "last.pt").write_bytes((theirs / "checkpoints" / "last.pt").read_bytes())
+    before = (mine / "metrics.csv").read_text(), (mine / "config.yaml").read_text()
+    with pytest.raises(RunDirError, match="is not this run's") as error:
+        resume(mine, total_steps=40, progress=False, tensorboard=False)
+    assert message in str(error.value)
+    assert ((mine / "metrics.csv").read_text(), (mine / "config.yaml").read_text()) == before
+
+
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        ({"total_steps": 0}, "total_steps must be >= 1, got 0"),
+        ({"eval_every": 0}, "eval_every must be >= 1, got 0"),
+        ({"eval_every": -1}, "eval_every must be >= 1, got -1"),
+        ({"eval_episodes": -2}, "eval_episodes must be >= 0, got -2"),
+        ({"seed": -1}, "seed must be >= 0, got -1"),
+    ],
+)
+def test_train_checks_its_settings_before_writing(tmp_path, monkeypatch, settings, message):
+    settings = {"total_steps": 20, **settings}
+
+    def no_directories_yet(*args, **kwargs):
+        raise AssertionError("a directory was made before the settings were checked")
+
+    with monkeypatch.context() as patch, pytest.raises(ConfigError, match=message):
+        patch.setattr(Path, "mkdir", no_directories_yet)
+        train("q-learning", "GridWorld-v0", run_dir=tmp_path / "runs" / "r", progress=False, **settings)
+    assert not (tmp_path / "runs").exists()
+    # ... and the same directory then takes the run
+    train("q-learning", "GridWorld-v0", total_steps=20, run_dir=tmp_path / "runs" / "r", progress=False,
+          tensorboard=False)
+
+
+def test_a_diverged_run_leaves_nothing_behind(tmp_path):
+    with pytest.raises(TrainingDivergedError):
+        train("q-learning", "test/NaNReward-v0", total_steps=20, eval_every=10, runs_root=tmp_path / "runs",
+              progress=False)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_compare_stops_at_the_first_failed_run(tmp_path):
+    specs = [AgentSpec("bad", "dyna-q-plus", {"kappa": 1e308}),  # the planning bonus overflows at once
+             AgentSpec("ok", "q-learning")]
+    with pytest.raises(ModelRLError, match=r"run 'bad' seed 0 failed, so the comparison stops: .*diverged"):
+        compare(specs, "GridWorld-v0", seeds=[0, 1, 2, 3], total_steps=200, out_dir=tmp_path, eval_every=10,
+                eval_episodes=1, jobs=1, progress=False)
+    assert not list((tmp_path / "runs").glob("ok-*"))  # the pending runs were cancelled, not run
+
+
+def test_compare_refuses_clashing_or_taken_run_directories(tmp_path):
+    kwargs = {"seeds": [0], "total_steps": 20, "out_dir": tmp_path, "eval_episodes": 0,
+              "metric": "episode_return"}
+    with pytest.raises(ConfigError, match="'a b' and 'a_b' would share the run directories"):
+        compare([AgentSpec("a b", "q-learning"), AgentSpec("a_b", "dyna-q")], "GridWorld-v0", **kwargs)
+    with pytest.raises(ConfigError, match=r"seeds must differ; \[0\] given more than once"):
+        compare([AgentSpec("a", "q-learning")], "GridWorld-v0", **{**kwargs, "seeds": [0, 0]})
+    assert not tmp_path.joinpath("runs").exists()
+    train("q-learning", "GridWorld-v0", total_steps=20, run_dir=tmp_path / "runs" / "a-s0", progress=False,
+          tensorboard=False)
+    with pytest.raises(RunDirError, match="a-s0 already holds a run"):
+        compare([AgentSpec("a", "q-learning")], "GridWorld-v0", **kwargs)
+
+
+def test_compare_checks_the_metric_up_front(tmp_path):
+    kwargs = {"seeds": [0], "total_steps": 20, "out_dir": tmp_path, "progress": False}
+    with pytest.raises(ConfigError, match="unknown metric 'eval_retrun'; did you mean eval_return"):
+        compare([AgentSpec("a", "q-learning")], "GridWorld-v0", metric="eval_retrun", **kwargs)
+    with pytest.raises(ConfigError, match="metric 'eval_length' needs evaluations, but eval_episodes is 0"):
+        compare([AgentSpec("a", "q-learning")], "GridWorld-v0", metric="eval_length", eval_episodes=0,
+                **kwargs)
+    assert not tmp_path.joinpath("runs").exists()
+    # an agent's own metric is known from the agent
+    result = compare([AgentSpec("a", "dyna-q")], "GridWorld-v0", metric="model_pairs", eval_every=10,
+                     eval_episodes=0, **kwargs)
+    assert result["summary"][0]["final_model_pairs_mean"] > 0
+
+
+def test_standard_error_counts_only_seeds_with_a_value():
+    values = np.array([[1.0, 2.0], [3.0, np.nan], [5.0, 4.0]])
+    mean, stderr = mean_and_stderr(values)
+    np.testing.assert_allclose(mean, [3.0, 3.0])
+    # sample deviations 2 and sqrt(2), over sqrt(3) and sqrt(2) seeds
+    np.testing.assert_allclose(stderr, [2.0 / math.sqrt(3), 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mean, stderr = mean_and_stderr(np.array([[1.0, np.nan]]))
+    assert mean[0] == 1.0 and np.isnan(mean[1]) and np.isnan(stderr).all()  # one seed: no band
+
+
+def test_summary_std_is_the_sample_deviation(tmp_path):
+    def rows(*values):
+        return [{"env_steps": 10 * (i + 1), "wall_time": 1.0, "eval_return": v} for i, v in enumerate(values)]
+
+    groups = {"two": [rows(0.0, 1.0), rows(0.0, 3.0)], "one": [rows(0.0, 5.0)]}
+    summary = summarize(groups, "eval_return", None)
+    assert summary[0]["final_eval_return_std"] == pytest.approx(math.sqrt(2))
+    assert math.isnan(summary[1]["final_eval_return_std"])
+    with warnings.catch_warnings():  # one seed draws a line without a band, and without NaN warnings
+        warnings.simplefilter("error")
+        assert plot_curves({"one": [rows(0.0, 5.0)]}, tmp_path / "one.png").stat().st_size > 0
+
+
+def test_each_metrics_write_has_its_own_temporary_file(tmp_path, monkeypatch):
+    replaced = []
+    real_replace = os.replace
+
+    def recording_replace(src, dst):
+        replaced.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", recording_replace)
+    logger = MetricsLogger(tmp_path, tensorboard=False)
+    logger.log({"env_steps": 1, "eval_return": 0.5})
+    logger.log({"env_steps": 2, "eval_return": 0.7})
+    assert [dst for _, dst in replaced] == [tmp_path / "metrics.csv"] * 2
+    sources = [src for src, _ in replaced]
+    assert len(set(sources)) == 2 and all(src.parent == tmp_path for src in sources)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv"]
+    assert [row["eval_return"] for row in read_metrics(tmp_path / "metrics.csv")] == [0.5, 0.7]
+
+
+def test_compare_checks_agents_without_touching_cuda(tmp_path, monkeypatch):
+    import torch
+
+    asked, real = [], torch.cuda.is_available
+    # Forked workers inherit this wrapper but append to their own copy of the list.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: asked.append(1) or real())
+    with pytest.raises(ConfigError, match="agent spec 'd': unknown device 'mps'"):
+        compare([AgentSpec("d", "dqn", {"device": "mps"})], "CartPole-v1", seeds=[0], total_steps=10,
+                out_dir=tmp_path, progress=False)
+    result = compare([AgentSpec("d", "dqn")], "CartPole-v1", seeds=[0], total_steps=20, out_dir=tmp_path,
+                     eval_every=10, eval_episodes=0, metric="episode_return", progress=False)
+    assert asked == []  # CUDA touched in this process would be unusable in the forked workers
+    assert len(result["runs"]) == 1

@@ -6,6 +6,7 @@ An agent spec is `AGENT[:key=value,...]`, e.g. `dyna-q:planning_steps=50`, optio
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
@@ -18,12 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from modelrl.agents import agent_class
+from modelrl.agents import agent_class, make_agent
+from modelrl.checkpoint import atomic_write
 from modelrl.config import build_config
+from modelrl.device import check_device_name
 from modelrl.envs import make_env, resolve_env_id
-from modelrl.errors import ConfigError
+from modelrl.errors import ConfigError, ModelRLError, RunDirError
+from modelrl.experiment.logger import read_metrics
 from modelrl.experiment.plots import plot_curves, seed_curves
-from modelrl.experiment.runner import default_eval_every, train
+from modelrl.experiment.runner import check_run_settings, default_eval_every, train
 
 
 @dataclass
@@ -69,13 +73,14 @@ def steps_to_threshold(steps: np.ndarray, values: np.ndarray, threshold: float) 
 def summarize(groups: dict[str, list[list[dict]]], metric: str, threshold: float | None) -> list[dict]:
     rows = []
     for label, rows_per_seed in groups.items():
-        steps, values = seed_curves(rows_per_seed, metric)
+        steps, values = seed_curves(rows_per_seed, metric, label)
         final = values[:, -1]
         row = {
             "label": label,
             "seeds": len(rows_per_seed),
             f"final_{metric}_mean": float(np.mean(final)),
-            f"final_{metric}_std": float(np.std(final)),
+            # the sample deviation; one seed has none
+            f"final_{metric}_std": float(np.std(final, ddof=1)) if len(final) > 1 else math.nan,
             f"mean_{metric}": float(np.mean(values)),  # area under the curve, per evaluation
             "wall_time_mean": float(np.mean([rows[-1]["wall_time"] for rows in rows_per_seed])),
         }
@@ -113,6 +118,23 @@ def markdown_table(summary: list[dict], metric: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Every metrics row holds these (the eval ones when eval_episodes > 0); agents add their own.
+ROW_METRICS = ("eval_return", "eval_length", "episode_return", "episodes", "wall_time")
+
+
+def _check_metric(metric: str, eval_episodes: int, agent_metrics: set[str]) -> bool:
+    """Raise on a metric no run will log; False when only an agent's later rows can tell (e.g. a loss)."""
+    if metric in ("eval_return", "eval_length") and eval_episodes < 1:
+        raise ConfigError(f"metric '{metric}' needs evaluations, but eval_episodes is {eval_episodes}")
+    known = set(ROW_METRICS) | agent_metrics
+    if metric in known:
+        return True
+    close = difflib.get_close_matches(metric, sorted(known), n=1)
+    if close:
+        raise ConfigError(f"unknown metric '{metric}'; did you mean {close[0]}?")
+    return False
+
+
 def compare(
     specs: list[AgentSpec],
     env_id: str,
@@ -129,7 +151,10 @@ def compare(
     progress: bool = True,
     tensorboard: bool = False,
 ) -> dict[str, Any]:
-    """Train every spec on every seed, then write compare.json, compare.md and compare.png into `out_dir`."""
+    """Train every spec on every seed, then write compare.json, compare.md and compare.png into `out_dir`.
+
+    Every input is checked before any process starts; the first run that fails stops the comparison.
+    """
     if not specs:
         raise ConfigError("compare needs at least one agent spec")
     if not seeds:
@@ -137,12 +162,41 @@ def compare(
     labels = [spec.label for spec in specs]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"agent spec labels must differ, got {labels}")
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:
+        raise ConfigError(f"seeds must differ; {repeated} given more than once")
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"jobs must be >= 1, got {jobs}")
+    eval_every = default_eval_every(total_steps) if eval_every is None else eval_every
+    for seed in seeds:
+        check_run_settings(total_steps=total_steps, eval_every=eval_every, eval_episodes=eval_episodes,
+                           seed=seed)
+    out_dir = Path(out_dir)
+    slugs: dict[str, str] = {}
+    for spec in specs:
+        other = slugs.setdefault(_slug(spec.label), spec.label)
+        if other != spec.label:
+            raise ConfigError(f"agent specs '{other}' and '{spec.label}' would share the run directories "
+                              f"{out_dir / 'runs' / _slug(spec.label)}-s*; give them labels that differ in "
+                              "letters or digits")
     env_id = resolve_env_id(env_id)
     make_env(env_id, **(env_kwargs or {})).close()
-    for spec in specs:  # every mistake surfaces before any process starts
-        build_config(agent_class(spec.agent_id).config_class, spec.overrides, owner=f"agent '{spec.agent_id}'")
-    out_dir = Path(out_dir)
-    eval_every = eval_every or default_eval_every(total_steps)
+    agent_metrics: set[str] = set()
+    for spec in specs:  # every mistake surfaces before any process starts; building an agent takes moments
+        try:
+            overrides = dict(spec.overrides)
+            config = build_config(agent_class(spec.agent_id).config_class, overrides,
+                                  owner=f"agent '{spec.agent_id}'")
+            if hasattr(config, "device"):
+                # CUDA used here would be unusable in the forked workers: check the name, build on the CPU.
+                check_device_name(config.device)
+                overrides["device"] = "cpu"
+            agent = make_agent(spec.agent_id, env=env_id, seed=seeds[0], env_kwargs=env_kwargs, **overrides)
+        except ModelRLError as error:
+            raise type(error)(f"agent spec '{spec.label}': {error}") from None
+        agent_metrics |= set(agent.metrics())
+        agent.env.close()
+    metric_known = _check_metric(metric, eval_episodes, agent_metrics)
     jobs_list = [
         {
             "agent_id": spec.agent_id,
@@ -160,18 +214,40 @@ def compare(
         for spec in specs
         for seed in seeds
     ]
+    for job in jobs_list:
+        if (job["run_dir"] / "config.yaml").exists():
+            raise RunDirError(f"{job['run_dir']} already holds a run; give compare another output directory")
+    # Made here, not by the workers, so a failed run's clean-up never races another run for it.
+    (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     workers = max(1, min(jobs or os.cpu_count() or 1, len(jobs_list)))
     finished = []
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_train_one, job) for job in jobs_list]
+        futures = {pool.submit(_train_one, job): job for job in jobs_list}
         iterator = as_completed(futures)
         if progress:
             from tqdm.auto import tqdm
 
             iterator = tqdm(iterator, total=len(futures), desc=f"compare on {env_id}", unit="run")
-        for future in iterator:
-            finished.append(future.result())
+        try:
+            for future in iterator:
+                job = futures[future]
+                try:
+                    done = future.result()
+                except ModelRLError as error:
+                    raise type(error)(f"run '{job['label']}' seed {job['seed']} failed, so the comparison "
+                                      f"stops: {error}") from None
+                if not metric_known:
+                    logged = {key for row in read_metrics(job["run_dir"] / "metrics.csv") for key in row}
+                    if metric not in logged:
+                        raise ConfigError(f"the runs log no metric '{metric}'; they log "
+                                          f"{', '.join(sorted(logged))}")
+                    metric_known = True
+                finished.append(done)
+        except BaseException:
+            # Runs not yet started never start; the ones running finish (a process cannot be stopped cleanly).
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     elapsed = time.perf_counter() - started
 
     from modelrl.experiment.plots import group_runs
@@ -199,7 +275,9 @@ def compare(
         f"{platform.python_version()}",
         "plot": str(plot),
     }
-    (out_dir / "compare.json").write_text(json.dumps(result, indent=2, default=str))
-    (out_dir / "compare.md").write_text(f"# {env_id}, seeds {seeds}, {total_steps} env steps\n\n{table}")
+    with atomic_write(out_dir / "compare.json", "w", encoding="utf-8") as f:
+        f.write(json.dumps(result, indent=2, default=str))
+    with atomic_write(out_dir / "compare.md", "w", encoding="utf-8") as f:
+        f.write(f"# {env_id}, seeds {seeds}, {total_steps} env steps\n\n{table}")
     result["table"] = table
     return result

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from pathlib import Path
+
+from modelrl.checkpoint import atomic_write
 
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
@@ -54,12 +55,11 @@ class MetricsLogger:
 
     def _write_csv(self) -> None:
         columns = list(dict.fromkeys(key for row in self.rows for key in row))
-        tmp = self.path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as f:
+        # A temporary file of its own (not a fixed name) so that two writers never share one.
+        with atomic_write(self.path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns, restval="")
             writer.writeheader()
             writer.writerows(self.rows)
-        os.replace(tmp, self.path)
 
     def close(self) -> None:
         if self._writer is not None:
