@@ -264,3 +264,19 @@ def test_compare_checks_agents_without_touching_cuda(tmp_path, monkeypatch):
                      eval_every=10, eval_episodes=0, metric="episode_return", progress=False)
     assert asked == []  # CUDA touched in this process would be unusable in the forked workers
     assert len(result["runs"]) == 1
+
+
+def test_steps_to_threshold_ratio_compares_medians_that_count_seeds_never_reaching_it():
+    """Means over only the seeds that got there compare different subsets: an agent reaching it once, early,
+    would look best. Seeds that never get there count as later than all the others."""
+    def seed(values):
+        return [{"env_steps": 100 * (i + 1), "wall_time": 1.0, "eval_return": v} for i, v in enumerate(values)]
+
+    groups = {"baseline": [seed([0, 1, 1]), seed([0, 1, 1]), seed([0, 0, 1])],  # 200, 200, 300
+              "lucky": [seed([1, 1, 1]), seed([0, 0, 0]), seed([0, 0, 0])],  # 100, never, never
+              "most": [seed([0, 0, 1]), seed([0, 0, 1]), seed([0, 0, 0])]}  # 300, 300, never
+    rows = {row["label"]: row for row in summarize(groups, "eval_return", threshold=1)}
+    assert rows["lucky"]["steps_to_threshold_mean"] == 100.0  # the biased figure, still reported
+    assert math.isnan(rows["lucky"]["steps_to_threshold_median"]) and math.isnan(rows["lucky"]["steps_to_threshold_ratio"])
+    assert rows["most"]["steps_to_threshold_median"] == 300.0
+    assert rows["most"]["steps_to_threshold_ratio"] == pytest.approx(1.5)

@@ -70,6 +70,14 @@ def steps_to_threshold(steps: np.ndarray, values: np.ndarray, threshold: float) 
     return float(steps[reached[0]]) if len(reached) else math.nan
 
 
+def censored_median(hits: np.ndarray) -> float:
+    """Median steps to a threshold, a seed that never got there counting as later than every other; NaN
+    when half the seeds or more never got there (the median is then past the budget)."""
+    ordered = np.sort(np.where(np.isnan(hits), np.inf, hits))
+    median = float(np.median(ordered)) if len(ordered) else math.nan
+    return median if math.isfinite(median) else math.nan
+
+
 def summarize(groups: dict[str, list[list[dict]]], metric: str, threshold: float | None) -> list[dict]:
     rows = []
     for label, rows_per_seed in groups.items():
@@ -87,12 +95,14 @@ def summarize(groups: dict[str, list[list[dict]]], metric: str, threshold: float
         if threshold is not None:
             hits = np.array([steps_to_threshold(steps, v, threshold) for v in values])
             row["steps_to_threshold_mean"] = float(np.nanmean(hits)) if np.isfinite(hits).any() else math.nan
+            row["steps_to_threshold_median"] = censored_median(hits)
             row["seeds_reaching_threshold"] = int(np.isfinite(hits).sum())
         rows.append(row)
     baseline = rows[0]
     for row in rows:
-        if threshold is not None and baseline["steps_to_threshold_mean"] > 0:
-            row["steps_to_threshold_ratio"] = row["steps_to_threshold_mean"] / baseline["steps_to_threshold_mean"]
+        # medians, not the means: those average only the seeds that got there, a different subset per agent
+        if threshold is not None and baseline["steps_to_threshold_median"] > 0:
+            row["steps_to_threshold_ratio"] = row["steps_to_threshold_median"] / baseline["steps_to_threshold_median"]
         row["wall_time_ratio"] = row["wall_time_mean"] / baseline["wall_time_mean"] if baseline["wall_time_mean"] else math.nan
     return rows
 
@@ -104,9 +114,10 @@ def markdown_table(summary: list[dict], metric: str) -> str:
         (f"final_{metric}_mean", f"final {metric}"),
         (f"final_{metric}_std", "± std"),
         (f"mean_{metric}", f"mean {metric} (AUC)"),
-        ("steps_to_threshold_mean", "env steps to threshold"),
+        ("steps_to_threshold_median", "median env steps to threshold"),
+        ("steps_to_threshold_mean", "mean, seeds reaching it"),
         ("seeds_reaching_threshold", "seeds reaching it"),
-        ("steps_to_threshold_ratio", "steps ratio vs baseline"),
+        ("steps_to_threshold_ratio", "median ratio vs baseline"),
         ("wall_time_mean", "wall time (s)"),
         ("wall_time_ratio", "time ratio vs baseline"),
     ]
