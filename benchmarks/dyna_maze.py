@@ -28,6 +28,7 @@ def numpy_table_dyna_q(planning_steps: int, episodes: int, seed: int) -> tuple[i
     rng = np.random.default_rng(seed)
     q = np.zeros((env.observation_space.n, env.action_space.n))
     model: dict[tuple[int, int], tuple[float, int, bool]] = {}
+    tried: dict[int, list[int]] = {}  # state -> actions tried there, to draw a state and then an action
     updates, started = 0, time.perf_counter()
     for _ in range(episodes):
         state, _ = env.reset(seed=seed)
@@ -39,10 +40,13 @@ def numpy_table_dyna_q(planning_steps: int, episodes: int, seed: int) -> tuple[i
                 action = int(rng.choice(np.flatnonzero(q[state] == q[state].max())))
             next_state, reward, done, _, _ = env.step(action)
             q[state, action] += 0.1 * (reward + 0.95 * q[next_state].max() * (not done) - q[state, action])
+            if (state, action) not in model:
+                tried.setdefault(state, []).append(action)
             model[(state, action)] = (reward, next_state, done)
-            keys = list(model)
-            for i in rng.integers(len(keys), size=planning_steps):
-                s, a = keys[i]
+            states = list(tried)
+            for u_state, u_action in rng.random((planning_steps, 2)):  # one call for all draws, as ours
+                s = states[int(u_state * len(states))]
+                a = tried[s][int(u_action * len(tried[s]))]
                 r, s2, d = model[(s, a)]
                 q[s, a] += 0.1 * (r + 0.95 * q[s2].max() * (not d) - q[s, a])
             updates += 1 + planning_steps
