@@ -30,8 +30,11 @@ def save(record: dict, name: str) -> None:
         reached = [steps_to(c, THRESHOLD) for c in curves]
         summary[learner] = {"steps_to_475": reached, "median": median_or_none(reached),
                             "seconds": [c["seconds"] for c in curves]}
-    base = summary.get("dqn", {}).get("median")
-    for entry in summary.values():
+    # DQN's median over the seeds each learner ran, so every ratio compares the same seeds
+    dqn = {c["seed"]: steps_to(c, THRESHOLD) for c in record["curves"].get("dqn", [])}
+    for learner, entry in summary.items():
+        seeds = [c["seed"] for c in record["curves"][learner]]
+        base = median_or_none([dqn[s] for s in seeds]) if dqn and set(seeds) <= set(dqn) else None
         if base and entry["median"]:
             entry["dqn_over_this"] = round(base / entry["median"], 2)
     record["summary"] = summary

@@ -37,14 +37,15 @@ def planner_overrides(args) -> dict:
     return overrides
 
 
-def evaluations_per_step(agent) -> int:
-    """Sequences one planning step evaluates (each with `particles` rollouts)."""
+def evaluations_per_step(args) -> int:
+    """Sequences one planning step evaluates (each with `particles` rollouts), counted on an agent of its
+    own: planning with a training agent would draw from its generator and reset its env."""
+    agent = modelrl.make_agent("pets", env="ContinuousCartPole-v0", seed=0, device=args.device,
+                               **planner_overrides(args))
     obs, _ = agent.env.reset(seed=0)
     mpc = agent.planners[True]
     mpc.plan(lambda actions: agent.objective(torch.as_tensor(obs), actions))
-    count = mpc.last.evaluations
-    mpc.reset()
-    return count
+    return mpc.last.evaluations
 
 
 def run_seed(seed: int, args, record: dict) -> None:
@@ -69,7 +70,7 @@ def run_seed(seed: int, args, record: dict) -> None:
         entry["plan_seconds"].append(round(metrics["plan_seconds"], 4) if trial else None)
         entry["fit_seconds"].append(round(agent.trainer.fit_seconds - fit_before, 2))
         if trial == 1 and "evaluations_per_step" not in record:
-            record["evaluations_per_step"] = evaluations_per_step(agent)
+            record["evaluations_per_step"] = evaluations_per_step(args)
         print(f"seed {seed} trial {trial + 1}: return {entry['returns'][-1]:.0f} "
               f"({entry['trial_seconds'][-1]:.0f} s)", flush=True)
         summarize(record)
