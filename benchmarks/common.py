@@ -26,10 +26,12 @@ def machine() -> dict:
                 break
     except OSError:
         pass
+    import importlib.metadata
+
     import numpy
     import torch
 
-    return {
+    record = {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
@@ -37,6 +39,12 @@ def machine() -> dict:
         "torch": torch.__version__,
         "platform": platform.platform(),
     }
+    for package in ("gymnasium", "mujoco", "stable-baselines3"):  # what the benchmarks' numbers also depend on
+        try:
+            record[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return record
 
 
 def write_results(name: str, data: dict) -> Path:

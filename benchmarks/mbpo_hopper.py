@@ -66,7 +66,8 @@ def main() -> None:
 def start(args, checkpoint: Path):
     """The agent and its results record: resumed from the checkpoint, or new."""
     if checkpoint.exists():
-        return modelrl.load(checkpoint), load_result(args.name)
+        agent = modelrl.load(checkpoint)
+        return agent, rows_up_to(load_result(args.name), agent.env_steps)
     overrides = parse_assignments(args.set)
     agent = modelrl.make_agent("mbpo", env="Hopper-v5", seed=args.seed, device=args.device, **overrides)
     record = {"env": "Hopper-v5", "seed": args.seed, "threads": args.threads,
@@ -74,6 +75,18 @@ def start(args, checkpoint: Path):
               "device": describe_device(agent.device), "learning_starts": agent.config.learning_starts,
               "env_steps": [], "eval_return": [], "wall_seconds": [], "sessions": []}
     return agent, record
+
+
+def rows_up_to(record: dict, env_steps: int) -> dict:
+    """The record without evaluations past `env_steps`: results are written before the checkpoint, so a
+    run stopped between the two has a row the resumed agent will evaluate again."""
+    extra = sum(step > env_steps for step in record["env_steps"])  # the last rows, if any
+    if extra:
+        for key in ("env_steps", "eval_return", "wall_seconds"):
+            record[key] = record[key][:-extra]
+        for key, values in record.get("history", {}).items():  # a key added later is shorter, end-aligned
+            record["history"][key] = values[:-extra]
+    return record
 
 
 def run(agent, record: dict, args, checkpoint: Path) -> None:
@@ -103,11 +116,10 @@ def run(agent, record: dict, args, checkpoint: Path) -> None:
               f"k={metrics['rollout_length']}, Q {metrics.get('q_value', float('nan')):.0f}, "
               f"alpha {metrics.get('alpha', float('nan')):.3f}, "
               f"Q bias {metrics.get('normalized_q_bias', float('nan')):+.2f})", flush=True)
-        agent.save(checkpoint)
+        record["stopped_at"] = agent.env_steps  # current even if the process is killed
         write_results(args.name, record)
+        agent.save(checkpoint)
         plot(record, args.name)
-    record["stopped_at"] = agent.env_steps
-    write_results(args.name, record)
 
 
 def trained_chunk_seconds(record: dict, first: int = 0, end: float = float("inf")) -> list[float]:

@@ -135,8 +135,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rate_before = hidden_layer_rate()
-    runners = {"modelrl": ours(args.updates), "stable-baselines3": stable_baselines(args.updates),
-               "modelrl bfloat16": ours(args.updates, precision="bfloat16")}
+    # both on the CPU: on a CUDA machine "auto" would time ours on the GPU against SB3 on the CPU
+    runners = {"modelrl": ours(args.updates, device="cpu"), "stable-baselines3": stable_baselines(args.updates),
+               "modelrl bfloat16": ours(args.updates, device="cpu", precision="bfloat16")}
     for run in runners.values():
         run()  # warm-up
     rates = {name: [] for name in runners}
