@@ -67,8 +67,17 @@ def test_mbpo_fills_its_model_buffer_and_mixes_real_and_imagined_data():
     agent = modelrl.make_agent("mbpo", env="InvertedPendulum-v5", seed=0, **TINY)
     agent.learn(total_steps=49)
     assert agent.trainer.fits == 0 and len(agent.model_buffer) == 0 and agent.learner.updates == 0
+    batches, update = [], agent.learner.update
+    agent.learner.update = lambda batch: batches.append(batch) or update(batch)
     agent.learn(total_steps=1)  # the first fit, 100 rollouts of length 1, then G updates
-    assert agent.trainer.fits == 1 and agent.learner.updates == 2
+    assert agent.trainer.fits == 1 and agent.learner.updates == 2 and len(batches) == 2
+    # each SAC batch: round(32 x 0.05) = 2 real rows, then 30 from the model buffer
+    real_rows = {tuple(row) for row in agent.buffer.all()["obs"].round(6).tolist()}
+    model_rows = {tuple(row) for row in agent.model_buffer.all()["next_obs"].round(6).tolist()}
+    for batch in batches:
+        rows = [tuple(row) for row in batch["next_obs"].numpy().round(6).tolist()]
+        assert len(rows) == 32 and all(r in model_rows for r in rows[2:]) and not any(r in model_rows for r in rows[:2])
+        assert all(tuple(row) in real_rows for row in batch["obs"][:2].numpy().round(6).tolist())
     imagined = agent.model_buffer.all()
     assert {key: value.shape for key, value in imagined.items()} == {
         "obs": (100, 4), "action": (100, 1), "reward": (100,), "next_obs": (100, 4), "terminated": (100,),

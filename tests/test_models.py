@@ -110,6 +110,20 @@ def _holdout_errors(model, data, holdout_ratio=0.15, seed=0):
     return ((prediction.next_obs - holdout.next_obs) ** 2).mean((1, 2)) / model.target_std[0] ** 2
 
 
+def test_a_dimension_constant_in_the_data_is_left_unscaled():
+    """Ant's contact forces are 0 until a body touches the ground: a tiny std must not blow the first
+    nonzero value up by a million."""
+    data = _sine_data()
+    obs = torch.cat([data.obs, torch.zeros_like(data.obs)], -1)  # a second, constant dimension
+    next_obs = torch.cat([data.next_obs, torch.zeros_like(data.next_obs)], -1)
+    spec = ModelSpec(2, 1, ensemble_size=2, num_elites=2, hidden_size=32, num_layers=2, probabilistic=False)
+    model, _ = _fit(spec, Transitions(obs, data.action, next_obs, data.reward, data.terminated), epochs=20)
+    assert model.input_std[1] == 1.0 and model.target_std[1] == 1.0
+    probe = torch.tensor([[0.5, 0.0], [0.5, 0.01]])
+    deltas = model.predict(probe, torch.zeros(2, 1)).next_obs - probe  # (members, 2, 2)
+    assert (deltas[:, 1] - deltas[:, 0]).abs().max() < 0.1
+
+
 def test_elites_are_the_best_members_on_holdout():
     data = _sine_data()
     model, result = _fit(ModelSpec(1, 1, ensemble_size=4, num_elites=2, hidden_size=32, num_layers=2), data,
@@ -179,6 +193,7 @@ def test_discrete_actions_are_one_hot():
 def test_save_load_round_trip(tmp_path):
     data = _sine_data(n=200)
     model, _ = _fit(ModelSpec(1, 1, ensemble_size=3, num_elites=2, hidden_size=16, num_layers=2), data, epochs=3)
+    model.elites.copy_(torch.tensor([2, 0]))  # not the default, so a load that drops them shows
     path = model.save(tmp_path / "model.pt")
     loaded = DynamicsModel.load(path)
     x = torch.randn(6, 1)

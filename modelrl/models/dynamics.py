@@ -96,7 +96,10 @@ class DynamicsModel(nn.Module):
         for data, mean, std in ((inputs, self.input_mean, self.input_std), (targets, self.target_mean,
                                                                               self.target_std)):
             mean.copy_(data.mean(0))
-            std.copy_(data.std(0).clamp_min(1e-6) if len(data) > 1 else torch.ones_like(std))
+            spread = data.std(0) if len(data) > 1 else torch.zeros_like(std)
+            # A dimension constant in the data (an Ant's contact forces before any contact) stays unscaled:
+            # dividing by a tiny std would blow up the first value that differs.
+            std.copy_(torch.where(spread < 1e-6, torch.ones_like(spread), spread))
         if self.spec.discrete_actions:  # one-hot columns stay as they are
             self.input_mean[self.obs_dim :] = 0.0
             self.input_std[self.obs_dim :] = 1.0
