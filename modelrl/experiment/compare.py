@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import multiprocessing
 import os
 import platform
 import time
@@ -199,7 +200,7 @@ def compare(
             config = build_config(agent_class(spec.agent_id).config_class, overrides,
                                   owner=f"agent '{spec.agent_id}'")
             if hasattr(config, "device"):
-                # CUDA used here would be unusable in the forked workers: check the name, build on the CPU.
+                # Only checked here: the name, then a CPU build (cheap, and no GPU memory held meanwhile).
                 check_device_name(config.device)
                 overrides["device"] = "cpu"
             agent = make_agent(spec.agent_id, env=env_id, seed=seeds[0], env_kwargs=env_kwargs, **overrides)
@@ -233,7 +234,9 @@ def compare(
     started = time.perf_counter()
     workers = max(1, min(jobs or os.cpu_count() or 1, len(jobs_list)))
     finished = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # Workers start as fresh interpreters: a forked one inherits this process's OpenMP pool and CUDA state
+    # and can hang on its first parallel op (seen with two threads and an agent built here first).
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(_train_one, job): job for job in jobs_list}
         iterator = as_completed(futures)
         if progress:
