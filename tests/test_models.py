@@ -225,6 +225,10 @@ def test_rare_terminations_are_predicted():
     fired = probability > 0.5
     assert (fired & data.terminated).sum() >= 0.8 * data.terminated.sum()  # recall
     assert fired.float().mean() < 0.1  # and it does not fire everywhere
+    # the termination logit has no variance: the bound penalty leaves its unused bounds where they started
+    net = model.net
+    assert (net.max_logvar[..., -1].item(), net.min_logvar[..., -1].item()) == (0.5, -10.0)
+    assert net.max_logvar[..., 0].item() != 0.5
 
 
 def test_ensemble_layers_start_from_a_normal_truncated_at_two_std():

@@ -122,8 +122,10 @@ class EnsembleMLP(nn.Module):
             x = activation(x)
         return float32_output(self.layers[-1], x, members)
 
-    def bound_penalty(self) -> torch.Tensor:
-        """PETS's term that pulls the soft log-variance bounds together (weight 0.01 in the loss)."""
+    def bound_penalty(self, dims: int | None = None) -> torch.Tensor:
+        """PETS's term that pulls the soft log-variance bounds together (weight 0.01 in the loss), over the
+        first `dims` outputs: those a Gaussian is fitted to (a termination logit has no variance, and the
+        penalty alone would walk its unused bounds into each other)."""
         if not self.probabilistic:
             return torch.zeros((), device=self.layers[0].weight.device)
-        return self.max_logvar.sum() - self.min_logvar.sum()
+        return self.max_logvar[..., :dims].sum() - self.min_logvar[..., :dims].sum()

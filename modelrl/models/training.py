@@ -62,7 +62,7 @@ def model_loss(model: DynamicsModel, inputs, targets, terminated=None, terminati
         loss = error.mean((1, 2)).sum()
     else:
         lv = logvar[..., :g]
-        loss = (error * torch.exp(-lv) + lv).mean((1, 2)).sum() + BOUND_PENALTY * model.net.bound_penalty()
+        loss = (error * torch.exp(-lv) + lv).mean((1, 2)).sum() + BOUND_PENALTY * model.net.bound_penalty(g)
     if model.spec.learn_termination:
         loss = loss + F.binary_cross_entropy_with_logits(mean[..., g], terminated, reduction="none",
                                                          pos_weight=termination_weight).mean(1).sum()
