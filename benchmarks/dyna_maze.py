@@ -16,16 +16,11 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 from common import RESULTS, first_index, write_results
+from sb3_reference import median_or_none
 
 import modelrl
 
 OPTIMAL = 14
-
-
-def censored_median(values: list) -> float | None:
-    """Median with None (never happened) later than any value; None when the median itself never happened."""
-    median = float(np.median([np.inf if v is None else v for v in values]))
-    return median if np.isfinite(median) else None
 
 
 def numpy_table_dyna_q(planning_steps: int, episodes: int, seed: int) -> tuple[int, float]:
@@ -103,7 +98,7 @@ def main() -> None:
             "first_episode_mean_within_10pct_of_plateau": first_index(mean, lambda v, p=plateau: v <= 1.1 * p),
             "mean_first_episode_with_14_steps": float(np.mean(reached)) if reached else None,
             # runs that never walked 14 steps count as later than all others (censored, not dropped)
-            "median_first_episode_with_14_steps": censored_median(first_optimal),
+            "median_first_episode_with_14_steps": median_or_none(first_optimal),
             "runs_walking_14_steps": len(reached),
             "seconds": seconds[n],
             "q_updates": updates[n],
