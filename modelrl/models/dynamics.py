@@ -48,6 +48,11 @@ class Prediction:
     terminated: torch.Tensor | None
 
 
+def _zero_termination_weight_if_missing(state, prefix, *args) -> None:
+    """Checkpoints from before the calibrated termination: their threshold was the weighted logit at 0."""
+    state.setdefault(prefix + "termination_log_weight", torch.zeros(()))
+
+
 class DynamicsModel(nn.Module):
     def __init__(self, spec: ModelSpec):
         super().__init__()
@@ -67,6 +72,9 @@ class DynamicsModel(nn.Module):
         self.register_buffer("target_mean", torch.zeros(self.gaussian_dim))
         self.register_buffer("target_std", torch.ones(self.gaussian_dim))
         self.register_buffer("elites", torch.arange(spec.num_elites))
+        # log of the weight `fit` gave terminal rows: the logit it trains is the calibrated one plus this
+        self.register_buffer("termination_log_weight", torch.zeros(()))
+        self._register_load_state_dict_pre_hook(_zero_termination_weight_if_missing)
 
     @property
     def ensemble_size(self) -> int:
@@ -124,7 +132,7 @@ class DynamicsModel(nn.Module):
             next_obs_var=None if var is None else var[..., :d],
             reward=out[..., d] if self.spec.learn_reward else None,
             reward_var=None if var is None or not self.spec.learn_reward else var[..., d],
-            terminated=torch.sigmoid(mean[..., g]) if self.spec.learn_termination else None,
+            terminated=torch.sigmoid(self.termination_logit(mean)) if self.spec.learn_termination else None,
         )
 
     def sample(
@@ -133,8 +141,8 @@ class DynamicsModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """One imagined step per row: (next_obs, reward or None, terminated (bool) or None).
 
-        Probabilistic members draw from their Gaussian unless `deterministic`; termination is a
-        predicted probability above one half.
+        Probabilistic members draw from their Gaussian unless `deterministic`; termination is drawn from
+        its predicted probability (any member), or is that probability above one half if `deterministic`.
         """
         mean, logvar = self(self.inputs(obs, action), members)
         g = self.gaussian_dim
@@ -145,8 +153,19 @@ class DynamicsModel(nn.Module):
         out = out * self.target_std + self.target_mean
         d = self.obs_dim
         reward = out[..., d] if self.spec.learn_reward else None
-        terminated = mean[..., g] > 0 if self.spec.learn_termination else None
+        terminated = None
+        if self.spec.learn_termination:
+            logit = self.termination_logit(mean)
+            if deterministic:
+                terminated = logit > 0
+            else:
+                uniform = torch.rand(logit.shape, generator=generator, device=logit.device, dtype=logit.dtype)
+                terminated = uniform < torch.sigmoid(logit)
         return obs + out[..., :d], reward, terminated
+
+    def termination_logit(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The calibrated termination logit from the network's outputs."""
+        return outputs[..., self.gaussian_dim] - self.termination_log_weight
 
     # --- files ----------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -54,7 +54,8 @@ class FitResult:
 
 def model_loss(model: DynamicsModel, inputs, targets, terminated=None, termination_weight=None):
     """Summed over members, averaged within each: Gaussian NLL (or MSE), plus BCE for termination with
-    terminal rows weighted by `termination_weight` (rare terminations would otherwise never be predicted)."""
+    terminal rows weighted by `termination_weight` (rare terminations would otherwise be learned slowly; the
+    model takes the weight's log off its logits, so its probabilities stay calibrated)."""
     mean, logvar = model(inputs)
     g = model.gaussian_dim
     error = (mean[..., :g] - targets) ** 2
@@ -103,9 +104,10 @@ def fit(
     inputs = model.inputs(train.obs, train.action)
     targets = model.targets(train.obs, train.next_obs, train.reward)
     terminated = train.terminated.to(inputs.dtype)
-    # Terminal rows weigh as much in all as the others, so a classifier that never fires is not optimal.
+    # Terminal rows weigh as much in all as the others, so a rare termination is learned as fast as the rest.
     positives = terminated.sum()
     termination_weight = ((len(terminated) - positives) / positives.clamp_min(1)).clamp(1, 1000)
+    model.termination_log_weight.copy_(termination_weight.log())
     if n_holdout:
         holdout_inputs = model.inputs(holdout.obs, holdout.action)
         holdout_targets = model.targets(holdout.obs, holdout.next_obs, holdout.reward)
