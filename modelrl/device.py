@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import warnings
 
 import torch
 
@@ -34,3 +36,17 @@ def resolve_device(name: str = "auto") -> torch.device:
         if match.group(2) is not None and int(match.group(2)) >= count:
             raise ConfigError(f"device {name!r} asked for, but this machine has {count} CUDA device(s)")
     return torch.device(name)
+
+
+def restore_generator(generator: torch.Generator, state: torch.Tensor) -> None:
+    """`generator.set_state(state)`, or, for a state saved on another kind of device (CPU and CUDA
+    generators keep states of different kinds), a reseed from that state with a warning: the run resumes,
+    but its random draws no longer continue the saved stream."""
+    if state.numel() == generator.get_state().numel():
+        generator.set_state(state)
+        return
+    warnings.warn(f"this random stream was saved on another kind of device than {generator.device.type}; "
+                  "it restarts from a seed taken from the saved state, so the resumed run will not repeat an "
+                  "uninterrupted one", stacklevel=2)
+    digest = hashlib.sha256(state.numpy().tobytes()).digest()
+    generator.manual_seed(int.from_bytes(digest[:8], "little") >> 1)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import modelrl
-from modelrl.agents.mbpo import rollout_length
+from modelrl.agents.mbpo import MBPOConfig, rollout_length
 from modelrl.errors import ConfigError
 from modelrl.models.dynamics import DynamicsModel, ModelSpec
 from modelrl.models.imagination import branched_rollouts, step_random_elites
@@ -83,6 +83,13 @@ def test_mbpo_fills_its_model_buffer_and_mixes_real_and_imagined_data():
         "obs": (100, 4), "action": (100, 1), "reward": (100,), "next_obs": (100, 4), "terminated": (100,),
         "truncated": (100,)}
     assert np.abs(imagined["action"]).max() <= 1  # the learner's unit actions
+    # k = 1: every rollout starts from a real state (not a real next state), and acts with the stochastic
+    # policy, as the paper's rollouts do
+    real_obs = {tuple(row) for row in agent.buffer.all()["obs"].round(6).tolist()}
+    assert all(tuple(row) in real_obs for row in imagined["obs"].round(6).tolist())
+    with torch.no_grad():
+        mode = agent.learner.act(torch.as_tensor(imagined["obs"]), deterministic=True).numpy()
+    assert np.abs(imagined["action"] - mode).mean() > 0.1
     # Imagined terminations are the env's known function of the next state (|angle| > 0.2).
     np.testing.assert_array_equal(imagined["terminated"], np.abs(imagined["next_obs"][:, 1]) > 0.2)
     assert 0 < imagined["terminated"].sum() < 100  # starts from the random phase's falls: some end, some not
@@ -144,3 +151,23 @@ def test_mbpo_config_errors():
         modelrl.make_agent("mbpo", env="Hopper-v5", real_ratio=1.5)
     with pytest.raises(ConfigError, match="learning_starts must be >= 1"):
         modelrl.make_agent("mbpo", env="Hopper-v5", learning_starts=0)
+    with pytest.raises(ConfigError, match="epoch_length"):  # the model buffer would not hold one refit's rollouts
+        modelrl.make_agent("mbpo", env="Hopper-v5", epoch_length=100)
+
+
+def test_rollout_schedules_and_known_terminations_follow_the_task_and_its_construction():
+    # The paper's schedules are per task, whatever the Gymnasium version
+    assert MBPOConfig().schedule("Hopper-v4") == MBPOConfig().schedule("Hopper-v5") == (20, 100, 1, 15)
+    assert MBPOConfig().schedule("Humanoid-v4") == (20, 300, 1, 25)
+    assert MBPOConfig().schedule("HalfCheetah-v5") == (20, 100, 1, 1)
+    small = {**TINY, "learning_starts": 1000}
+    assert not modelrl.make_agent("mbpo", env="Hopper-v5", **small).model.spec.learn_termination
+    # Built so the known rule no longer holds (the x position leads the observation, or a fall no longer
+    # ends the episode), the termination is learned instead, with a warning.
+    for env_kwargs in ({"exclude_current_positions_from_observation": False}, {"terminate_when_unhealthy": False}):
+        with pytest.warns(UserWarning, match="not used"):
+            agent = modelrl.make_agent("mbpo", env="Hopper-v5", env_kwargs=env_kwargs, **small)
+        assert agent.termination_fn is None and agent.model.spec.learn_termination
+    # Arguments that only drop trailing observation terms keep it (MBPO's paper-sized Ant)
+    agent = modelrl.make_agent("mbpo", env="Ant-v5", env_kwargs={"include_cfrc_ext_in_observation": False}, **small)
+    assert agent.termination_fn is not None and agent.env.observation_space.shape == (27,)

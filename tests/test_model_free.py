@@ -1,3 +1,4 @@
+import copy
 import io
 import math
 
@@ -11,6 +12,8 @@ import modelrl
 from modelrl.agents.dqn import DQNConfig, DQNLearner
 from modelrl.agents.sac import SACConfig, SACLearner, SquashedGaussianActor
 from modelrl.buffers import ReplayBuffer
+from modelrl.device import restore_generator
+from modelrl.envs.known import known_functions
 from modelrl.errors import ConfigError, IncompatibleEnvError
 
 
@@ -50,16 +53,49 @@ def test_sac_bellman_target_takes_the_smaller_target_critic_minus_the_entropy_te
     config = SACConfig(hidden_size=16, gamma=0.9)
     learner = SACLearner(3, 1, config, torch.device("cpu"), torch.Generator().manual_seed(0))
     data = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # targets that no longer equal the critics, as after any update
+        for p in learner.critic_target.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=data))
     reward, next_obs = torch.randn(64, generator=data), torch.randn(64, 3, generator=data)
     terminated = torch.arange(64) % 4 == 0
     target = learner.bellman_target(reward, next_obs, terminated, 0.3, torch.Generator().manual_seed(2))
     with torch.no_grad():
         next_action, next_log_prob = learner.actor(next_obs, torch.Generator().manual_seed(2))
         q1, q2 = learner.critic_target(next_obs, next_action)
+        online = learner.critic(next_obs, next_action).min(0).values
     assert (q1 != q2).all()  # independently initialised critics, so the min below is a real choice
     expected = reward + 0.9 * ~terminated * (torch.minimum(q1, q2) - 0.3 * next_log_prob)
     torch.testing.assert_close(target, expected)
     torch.testing.assert_close(target[terminated], reward[terminated])
+    assert (online - torch.minimum(q1, q2)).abs().mean() > 0.05  # so taking the online critics would show
+
+
+def test_sac_actor_gradient_is_that_of_alpha_log_pi_minus_the_smaller_critic():
+    # The critics' and temperature's steps at lr 0 leave them as they were, so one update's actor gradient
+    # can be recomputed: d/dtheta mean(alpha log pi(a|s) - min(Q1, Q2)(s, a)), a ~ pi(s) with the update's
+    # own draws (the Bellman target's come first), through the online critics, not the targets.
+    learner = SACLearner(3, 1, SACConfig(hidden_size=16, init_alpha=0.7), torch.device("cpu"),
+                         torch.Generator().manual_seed(0))
+    data = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in learner.critic_target.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=data))
+    for optimizer in (learner.critic_optimizer, learner.alpha_optimizer):
+        optimizer.param_groups[0]["lr"] = 0.0
+    batch = {"obs": torch.randn(64, 3, generator=data), "action": torch.rand(64, 1, generator=data) * 2 - 1,
+             "reward": torch.randn(64, generator=data), "next_obs": torch.randn(64, 3, generator=data),
+             "terminated": torch.zeros(64, dtype=torch.bool)}
+    actor, draws = copy.deepcopy(learner.actor), learner.generator.get_state()
+    learner.update(batch)
+    generator = torch.Generator().set_state(draws)
+    actor(batch["next_obs"], generator)
+    action, log_prob = actor(batch["obs"], generator)
+    q1, q2 = learner.critic(batch["obs"], action)
+    assert (q1 - q2).abs().min() > 0  # the min is a real choice
+    loss = (0.7 * log_prob - torch.minimum(q1, q2)).mean()
+    for expected, p in zip(torch.autograd.grad(loss, list(actor.parameters())), learner.actor.parameters(),
+                           strict=True):
+        torch.testing.assert_close(p.grad, expected)
 
 
 @pytest.mark.parametrize("target_entropy, direction", [(100.0, 1), (-100.0, -1)])
@@ -215,6 +251,50 @@ def test_sac_and_dqn_refuse_the_wrong_action_space():
 def test_dqn_epsilon_decays_linearly_to_its_floor():
     config = DQNConfig(exploration_steps=100, exploration_final_eps=0.1)
     assert [config.epsilon(s) for s in (0, 50, 100, 1000)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
+
+
+@pytest.mark.parametrize("agent_id, env, limit", [
+    ("sac", "InvertedPendulum-v5", 8), ("mbpo", "InvertedPendulum-v5", 8), ("dqn", "CartPole-v1", 20),
+    ("deep-dyna-q", "CartPole-v1", 20)])
+def test_buffers_mark_terminations_not_time_limits_as_ends(agent_id, env, limit):
+    # Random actions; episodes cut at `limit` steps or ended by a fall. Learning bootstraps through a cut,
+    # never through a fall, so the buffer's `terminated` must be the fall alone.
+    agent = modelrl.make_agent(agent_id, env=env, seed=0, learning_starts=500,
+                               env_kwargs={"max_episode_steps": limit})
+    agent.learn(total_steps=400)
+    data = agent.buffer.all()
+    fell = known_functions(env).termination(*(torch.as_tensor(data[key]) for key in ("obs", "action", "next_obs")))
+    np.testing.assert_array_equal(data["terminated"], fell.numpy())
+    assert data["terminated"].sum() > 3 and (data["truncated"] & ~data["terminated"]).sum() > 3
+
+
+def test_a_random_stream_saved_on_another_kind_of_device_restarts_with_a_warning():
+    generator = torch.Generator().manual_seed(3)
+    restore_generator(generator, torch.Generator().manual_seed(5).get_state())  # same kind: continues
+    assert torch.equal(torch.rand(3, generator=generator), torch.rand(3, generator=torch.Generator().manual_seed(5)))
+    cuda_like = torch.arange(16, dtype=torch.uint8)  # a CUDA generator's state: seed and offset, 16 bytes
+    draws = []
+    for _ in range(2):
+        with pytest.warns(UserWarning, match="another kind of device"):
+            restore_generator(generator, cuda_like)
+        draws.append(torch.rand(3, generator=generator))
+    assert torch.equal(*draws)  # the reseed is a function of the saved state
+
+
+def test_dqn_copies_its_network_into_the_target_every_target_update_interval_steps():
+    agent = modelrl.make_agent("dqn", env="CartPole-v1", seed=0, target_update_interval=10,
+                               **small_config("dqn"))
+
+    def target_is_online() -> bool:
+        return all(torch.equal(a, b) for a, b in zip(agent.learner.q.parameters(),
+                                                     agent.learner.q_target.parameters(), strict=True))
+
+    agent.learn(total_steps=40)  # updates at steps 20 (learning_starts), 24, ..., 40; a copy at step 40
+    assert agent.learner.updates > 0 and target_is_online()
+    agent.learn(total_steps=4)  # one burst of updates at step 44, no copy until step 50
+    assert not target_is_online()
+    agent.learn(total_steps=6)
+    assert target_is_online()
 
 
 def small_config(agent_id: str) -> dict:

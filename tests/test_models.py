@@ -264,3 +264,13 @@ def test_one_output_ensemble_layer_matches_the_batched_matmul(members):
     expected_grads = torch.autograd.grad(expected.square().sum(), [x, layer.weight, layer.bias])
     for grad, expected_grad in zip(grads, expected_grads, strict=True):
         torch.testing.assert_close(grad, expected_grad)
+
+
+def test_models_saved_before_the_termination_weight_existed_still_load():
+    # Their logits were thresholded at 0 as they stood: the weight's log they lack is 0
+    state = DynamicsModel(ModelSpec(1, 1, learn_termination=True)).state_dict()
+    del state["termination_log_weight"]
+    model = DynamicsModel(ModelSpec(1, 1, learn_termination=True))
+    model.termination_log_weight.fill_(2.0)
+    model.load_state_dict(state)
+    assert model.termination_log_weight.item() == 0.0

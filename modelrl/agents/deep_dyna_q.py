@@ -20,6 +20,7 @@ import torch
 from modelrl.agents.dqn import DQN, DQNConfig
 from modelrl.agents.learned_model import LearnedModelConfig
 from modelrl.buffers import ReplayBuffer
+from modelrl.device import restore_generator
 from modelrl.errors import ConfigError
 from modelrl.models.imagination import branched_rollouts
 
@@ -98,5 +99,5 @@ class DeepDynaQ(DQN):
         super().load_state_dict(state)
         self.trainer.load_state_dict(state)
         self.imagined.load_state_dict(state["imagined"])
-        self.generator.set_state(state["generator"])
+        restore_generator(self.generator, state["generator"])
         self._fit_step, self.imagine_seconds = state["fit_step"], state["imagine_seconds"]

@@ -21,16 +21,17 @@ import torch
 from modelrl.agents.learned_model import LearnedModelConfig
 from modelrl.agents.sac import SAC, SACConfig
 from modelrl.buffers import ReplayBuffer
-from modelrl.envs.known import KNOWN
+from modelrl.envs.known import lookup_known
 from modelrl.errors import ConfigError
 from modelrl.models.imagination import branched_rollouts
 
-# Rollout length schedules of the paper (appendix C): (start epoch, end epoch, min length, max length);
-# k rises linearly from min to max between the two epochs. Tasks not listed use k = 1.
+# Rollout length schedules of the paper (appendix C) by task, whatever the env version: (start epoch, end
+# epoch, min length, max length); k rises linearly from min to max between the two epochs. Tasks not
+# listed use k = 1.
 ROLLOUT_SCHEDULES = {
-    "Hopper-v5": (20, 100, 1, 15),
-    "Ant-v5": (20, 100, 1, 25),
-    "Humanoid-v5": (20, 300, 1, 25),
+    "Hopper": (20, 100, 1, 15),
+    "Ant": (20, 100, 1, 25),
+    "Humanoid": (20, 300, 1, 25),
 }
 DEFAULT_SCHEDULE = (20, 100, 1, 1)
 
@@ -63,12 +64,17 @@ class MBPOConfig(SACConfig, LearnedModelConfig):
         for name in ("model_train_every", "rollouts_per_step", "epoch_length", "model_retain_epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.epoch_length < self.model_train_every:  # the model buffer holds epochs of rollouts
+            raise ConfigError(f"epoch_length ({self.epoch_length}) must be >= model_train_every "
+                              f"({self.model_train_every}): the model buffer, sized in epochs, would not hold "
+                              f"one refit's rollouts")
         if self.rollout_schedule != "auto":
             parse_schedule(self.rollout_schedule)
 
     def schedule(self, env_id: str) -> tuple[int, int, int, int]:
         if self.rollout_schedule == "auto":
-            return ROLLOUT_SCHEDULES.get(env_id, DEFAULT_SCHEDULE)
+            task = env_id.split("/")[-1].split("-v")[0]
+            return ROLLOUT_SCHEDULES.get(task, DEFAULT_SCHEDULE)
         return parse_schedule(self.rollout_schedule)
 
 
@@ -97,7 +103,7 @@ class MBPO(SAC):
     def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
         super().__init__(env_id, config, seed, env_kwargs)
         config = self.config
-        known = KNOWN.get(self.env_id)
+        known = lookup_known(self.env_id, self.env_kwargs)
         self.termination_fn = known.termination if known is not None else None
         self.trainer = config.model_trainer(self.env.observation_space.shape[0], self.env.action_space.shape[0],
                                             self.device, self.seed + 1, learn_termination=known is None)

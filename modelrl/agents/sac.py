@@ -22,7 +22,7 @@ from torch import nn
 
 from modelrl.agents.base import Agent
 from modelrl.buffers import ReplayBuffer
-from modelrl.device import resolve_device
+from modelrl.device import resolve_device, restore_generator
 from modelrl.envs import make_env
 from modelrl.errors import ConfigError, IncompatibleEnvError
 from modelrl.models.ensemble import EnsembleMLP
@@ -386,5 +386,5 @@ class SAC(Agent):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.learner.load_state_dict(state["learner"])
         self.buffer.load_state_dict(state["buffer"])
-        self.generator.set_state(state["generator"])
+        restore_generator(self.generator, state["generator"])
 

@@ -11,6 +11,7 @@ the step, which correlates 0.96 (HalfCheetah) and 0.94 (Hopper) with the true re
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -151,9 +152,35 @@ KNOWN: dict[str, KnownFunctions] = {
 }
 
 
-def known_functions(env_id: str) -> KnownFunctions:
-    """What is known about `env_id`'s reward, termination and dynamics; empty for envs not listed."""
-    return KNOWN.get(env_id, KnownFunctions())
+# Constructor arguments that leave what the functions read unchanged. Any other argument may move the
+# observation layout or change the rule (`exclude_current_positions_from_observation`,
+# `terminate_when_unhealthy`, `healthy_z_range`, ...), so with it nothing is taken as known.
+NEUTRAL_ENV_ARGS = {"render_mode", "max_episode_steps", "reset_noise_scale"}
+# These drop only trailing observation terms (the paper-sized Ant and Humanoid of MBPO); the termination
+# reads the torso height in front.
+NEUTRAL_ENV_ARGS_PER_ENV = {
+    "Ant-v5": {"include_cfrc_ext_in_observation"},
+    "Humanoid-v5": {"include_cinert_in_observation", "include_cvel_in_observation",
+                    "include_qfrc_actuator_in_observation", "include_cfrc_ext_in_observation"},
+}
 
 
-__all__ = ["KNOWN", "KnownFunctions", "known_functions"]
+def lookup_known(env_id: str, env_kwargs: dict | None = None) -> KnownFunctions | None:
+    """What is known about `env_id` built with `env_kwargs`, or None if nothing is: an env not listed,
+    or one built with arguments the functions were not written for (with a warning)."""
+    known = KNOWN.get(env_id)
+    unknown_args = set(env_kwargs or {}) - NEUTRAL_ENV_ARGS - NEUTRAL_ENV_ARGS_PER_ENV.get(env_id, set())
+    if known is not None and unknown_args:
+        warnings.warn(f"{env_id}'s known reward and termination are written for its default construction; "
+                      f"with {', '.join(sorted(unknown_args))} they are not used", stacklevel=2)
+        return None
+    return known
+
+
+def known_functions(env_id: str, env_kwargs: dict | None = None) -> KnownFunctions:
+    """What is known about `env_id`'s reward, termination and dynamics; empty where `lookup_known` finds
+    nothing."""
+    return lookup_known(env_id, env_kwargs) or KnownFunctions()
+
+
+__all__ = ["KNOWN", "KnownFunctions", "known_functions", "lookup_known"]
