@@ -1,10 +1,12 @@
 import math
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
 import modelrl
+from modelrl.agents.mpc import PlannerConfig
 from modelrl.checkpoint import load_checkpoint, save_checkpoint
 from modelrl.envs.known import KNOWN
 from modelrl.errors import ConfigError, IncompatibleEnvError
@@ -26,7 +28,9 @@ def quadratic(actions):
     ("optimizer", "kwargs", "tolerance"),
     [
         (cem, {"iterations": 10, "population": 400}, 1e-3),
-        (mppi, {"iterations": 15, "population": 400, "temperature": 0.1}, 0.02),
+        # MPPI samples at its fixed noise level, so its mean stays a Monte Carlo estimate: 0.007-0.035 off for
+        # seeds 0-7.
+        (mppi, {"iterations": 15, "population": 400, "temperature": 0.2}, 0.05),
         (icem, {"iterations": 10, "population": 300, "noise_beta": 0.0}, 0.02),
     ],
 )
@@ -57,7 +61,7 @@ def test_icem_keeps_elites_and_tries_the_mean():
         return (actions == TARGET).all(2).all(1).float()
 
     evaluated = []
-    others = GaussianSequence.initial(5, LOW, HIGH).sample(9, torch.Generator().manual_seed(0))
+    others = GaussianSequence.initial(5, LOW, HIGH).sample(9, torch.Generator().manual_seed(0), bounds="clip")
     result = icem(objective, GaussianSequence.initial(5, LOW, HIGH), torch.Generator().manual_seed(0),
                   iterations=3, population=300, num_elites=10, keep_elites=0.3,
                   carried_elites=torch.cat([TARGET[None], others]))
@@ -73,30 +77,131 @@ def test_icem_keeps_elites_and_tries_the_mean():
     assert float(result.best_return) == 1.0 and sum(evaluated) == result.evaluations == 300 + 1
 
 
-def test_samples_stay_inside_asymmetric_bounds():
+def test_samples_stay_inside_asymmetric_bounds_each_mode_its_own_way():
     low, high = torch.tensor([0.0, -3.0]), torch.tensor([0.5, -1.0])
-    dist = GaussianSequence.initial(4, low, high)
-    dist.mean[:] = torch.tensor([0.49, -2.9])  # hugging the bounds
-    # The std is capped so two deviations reach the nearer bound: samples spread no further on either side
-    # (but do spread).
+    dist = GaussianSequence.initial(4, low, high)  # std 0.125 and 0.5
+    dist.mean[:] = torch.tensor([0.49, -2.9])  # hugging the upper bound in dimension 0, the lower in 1
     room = torch.minimum(dist.mean - low, high - dist.mean)
+    # PETS's truncation (CEM): the std is capped so two deviations reach the nearer bound; samples spread no
+    # further on either side (but do spread).
+    samples = dist.sample(2000, torch.Generator().manual_seed(1), bounds="truncate")
+    assert (samples >= low).all() and (samples <= high).all()
+    spread = (samples - dist.mean).abs().amax(0)
+    assert (spread <= room + 1e-6).all() and (spread > 0.7 * room).all()
+    with pytest.raises(ValueError, match="white noise"):
+        dist.sample(10, bounds="truncate", noise_beta=2.0)
+    # Clipping (iCEM, MPPI): the full std, white or coloured, untruncated; what falls past a bound lands on
+    # it, as much as the normal puts there, and the free side passes two deviations as often as a normal.
+    cdf = torch.special.ndtr
     for beta in (0.0, 2.0):
-        samples = dist.sample(2000, torch.Generator().manual_seed(1), noise_beta=beta)
+        samples = dist.sample(4000, torch.Generator().manual_seed(1), bounds="clip", noise_beta=beta)
         assert (samples >= low).all() and (samples <= high).all()
-        spread = (samples - dist.mean).abs().amax(0)
-        assert (spread <= room + 1e-6).all() and (spread > 0.7 * room).all()
+        at_high, at_low = (samples == high).float().mean((0, 1)), (samples == low).float().mean((0, 1))
+        on_bound = torch.stack([at_high[0], at_low[1]])
+        torch.testing.assert_close(on_bound, cdf(-room[0] / dist.std[0]), atol=0.03, rtol=0)
+        z = (samples - dist.mean) / dist.std
+        far = torch.stack([(z[..., 0] < -2.2).float().mean(), (z[..., 1] > 2.2).float().mean()])
+        torch.testing.assert_close(far, cdf(torch.tensor([-2.2, -2.2])), atol=0.006, rtol=0)
 
 
-def test_nan_returns_never_win():
+@pytest.mark.parametrize("optimizer", ["icem", "mppi"])
+def test_a_warm_started_plan_at_a_bound_leaves_it_in_one_step(optimizer):
+    # MPC's warm start keeps the last plan's mean, here at the upper bound, and resets the std to a quarter of
+    # the range (0.5). The optimum has moved to the lower bound. Sampled at the full std and clipped, one
+    # planning step moves the action well off the bound; with the std capped at half the distance to the bound
+    # (PETS's truncation), every first-iteration sample would lie in [0.96, 1].
+    start = GaussianSequence.initial(10, LOW[:1], HIGH[:1])
+    start.mean[:] = 0.98
+    kwargs = PlannerConfig(optimizer=optimizer, population=300, iterations=3).optimizer_kwargs()
+    result = {"icem": icem, "mppi": mppi}[optimizer](lambda a: -((a + 1) ** 2).sum((1, 2)), start,
+                                                      torch.Generator().manual_seed(0), **kwargs)
+    assert result.actions[0, 0] < 0.5
+
+
+@pytest.mark.parametrize("optimizer", [cem, random_shooting])
+def test_cem_and_random_shooting_keep_pets_truncated_sampling(optimizer):
+    # From the same start, PETS's sampling caps the std at half the distance to the nearer bound.
     def objective(actions):
-        returns = -actions[:, 0, 0].abs()
-        returns[actions[:, 0, 0] > 0.5] = math.nan
-        return returns
+        evaluated.append(actions)
+        return -((actions + 1) ** 2).sum((1, 2))
 
-    for optimizer in (cem, random_shooting, icem):
-        result = optimizer(objective, GaussianSequence.initial(3, LOW[:1], HIGH[:1]),
+    evaluated = []
+    start = GaussianSequence.initial(10, LOW[:1], HIGH[:1])
+    start.mean[:] = 0.98
+    optimizer(objective, start, torch.Generator().manual_seed(0), population=300)
+    assert evaluated[0].min() >= 0.96 - 1e-6 and evaluated[0].max() <= 1
+
+
+def test_refit_smooths_the_variance():
+    # PETS and mbrl-lib: var = alpha var_old + (1 - alpha) var_elites (and the mean likewise), not the std.
+    old = GaussianSequence(torch.zeros(1, 1), torch.full((1, 1), 0.5), LOW[:1], HIGH[:1])
+    elites = torch.tensor([0.3, 0.5]).view(2, 1, 1)  # mean 0.4, std 0.1
+    new = old.refit(elites, torch.full((2,), 0.5), alpha=0.1)
+    torch.testing.assert_close(new.mean, torch.tensor([[0.9 * 0.4]]))
+    torch.testing.assert_close(new.std, torch.tensor([[(0.1 * 0.25 + 0.9 * 0.01) ** 0.5]]))  # 0.184
+
+
+def test_mppi_mean_is_the_weighted_average_of_its_samples():
+    # Williams et al.'s update has no smoothing: the config's alpha (0.1, for CEM and iCEM) must not reach it.
+    evaluated = []
+
+    def objective(actions):
+        evaluated.append(actions)
+        return quadratic(actions)
+
+    kwargs = PlannerConfig(optimizer="mppi", population=50, iterations=1, temperature=0.5).optimizer_kwargs()
+    mpc = MPC(gym.spaces.Box(-1, 1, (2,)), 5, "mppi", kwargs, generator=torch.Generator().manual_seed(0))
+    result = mpc.plan(objective)
+    weights = torch.softmax(quadratic(evaluated[0]) / 0.5, 0)
+    torch.testing.assert_close(result.actions, (weights.view(-1, 1, 1) * evaluated[0]).sum(0))
+
+
+@pytest.mark.parametrize("optimizer", [random_shooting, cem, mppi, icem])
+def test_non_finite_returns_never_win(optimizer):
+    # Sequences starting above 0.5 diverge, to NaN or to +inf: neither may look best.
+    def diverging(value):
+        def objective(actions):
+            returns = -actions[:, 0, 0].abs()
+            returns[actions[:, 0, 0] > 0.5] = value
+            return returns
+        return objective
+
+    for value in (math.nan, math.inf):
+        result = optimizer(diverging(value), GaussianSequence.initial(3, LOW[:1], HIGH[:1]),
                            torch.Generator().manual_seed(2))
-        assert result.actions[0, 0] <= 0.5 and not torch.isnan(result.best_return)
+        assert result.actions[0, 0] <= 0.5 and result.best_return.isfinite()
+    # Every sequence diverges (a bad model): still a finite plan inside the bounds.
+    def all_nan(actions):
+        return torch.full((len(actions),), math.nan)
+
+    start = GaussianSequence.initial(3, LOW[:1], HIGH[:1])
+    result = optimizer(all_nan, start, torch.Generator().manual_seed(2))
+    assert result.actions.isfinite().all() and (result.actions.abs() <= 1).all()
+
+
+def _icem_population(beta):
+    """The first population the agent's iCEM draws (its config, MPC): a (30, 4) plan of mean 0."""
+    evaluated = []
+
+    def objective(actions):
+        evaluated.append(actions)
+        return torch.zeros(len(actions))
+
+    config = PlannerConfig(optimizer="icem", population=2000, iterations=1, noise_beta=beta)
+    mpc = MPC(gym.spaces.Box(-1, 1, (4,)), 30, "icem", config.optimizer_kwargs(),
+              generator=torch.Generator().manual_seed(0))
+    mpc.plan(objective)
+    return evaluated[0][:2000]  # the plan's mean is appended after the samples
+
+
+def test_icem_draws_coloured_noise_along_time_and_independent_actions():
+    # Brown noise (beta 2) ties each step to the next, white (beta 0) does not, and neither ties one action
+    # dimension to another (4 of them: the fewest on which noise coloured along that axis would correlate).
+    for beta, low, high in ((2.0, 0.8, 1.0), (0.0, -0.03, 0.03)):
+        x = _icem_population(beta)
+        power = (x * x).mean()
+        assert low < float((x[:, 1:] * x[:, :-1]).mean() / power) < high
+        assert abs(float((x[..., 1:] * x[..., :-1]).mean() / power)) < 0.03
 
 
 def test_colored_noise_is_correlated_in_time():
@@ -170,6 +275,26 @@ def test_planning_without_any_reward_is_a_clear_error():
         ModelObjective(model, None, None)
     with pytest.raises(ConfigError, match="no known reward"):
         modelrl.make_agent("pets", env="MountainCarContinuous-v0")
+
+
+def test_a_terminated_particle_adds_nothing_even_if_not_finite():
+    # The position moves +1 a step and the episode ends once past 1.5, at step 2. The reward log(3 - x) and
+    # the terminal value are finite while it runs (log 2, log 1) and -inf or NaN only after it has ended.
+    def reward(obs, action, next_obs):
+        return torch.log(3 - next_obs[..., 0])
+
+    def ended(obs, action, next_obs):
+        return next_obs[..., 0] > 1.5
+
+    def value(state):
+        return torch.log(3 - state[..., 0])
+
+    expected = torch.tensor([math.log(2)])
+    learned = ModelObjective(_constant_model([1.0]), reward, ended, particles=2, terminal_value=value,
+                             generator=torch.Generator().manual_seed(0))
+    exact = SimulatorObjective(lambda s, a: s + 1, reward, ended, terminal_value=value)
+    for objective in (learned, exact):
+        torch.testing.assert_close(objective(torch.zeros(1), torch.zeros(1, 4, 1)), expected)
 
 
 def _terminal_value(state):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from modelrl.agents.base import Agent
-from modelrl.device import resolve_device
+from modelrl.device import resolve_device, restore_generator
 from modelrl.envs.known import known_functions
 from modelrl.errors import ConfigError, IncompatibleEnvError
 from modelrl.models.dynamics import DynamicsModel
@@ -31,7 +31,7 @@ class PlannerConfig:
     population: int = 500  # iCEM: the first iteration's population
     iterations: int = 5
     elite_ratio: float = 0.1  # CEM
-    alpha: float = 0.1  # share of the old distribution kept at each refit (CEM, iCEM, MPPI)
+    alpha: float = 0.1  # share of the old mean and variance kept at each refit (CEM, iCEM; MPPI has none)
     temperature: float = 1.0  # MPPI, in return units
     icem_elites: int = 10  # iCEM (Pinneri et al. 2020): elites, population decay, kept share, noise colour
     icem_decay: float = 1.25
@@ -64,7 +64,7 @@ class PlannerConfig:
                     "elite_ratio": self.elite_ratio, "alpha": self.alpha}
         if self.optimizer == "mppi":
             return {"iterations": self.iterations, "population": self.population,
-                    "temperature": self.temperature, "alpha": self.alpha}
+                    "temperature": self.temperature}
         return {"iterations": self.iterations, "population": self.population, "num_elites": self.icem_elites,
                 "decay": self.icem_decay, "keep_elites": self.icem_keep_elites, "noise_beta": self.noise_beta,
                 "alpha": self.alpha}
@@ -87,7 +87,7 @@ class MPCAgent(Agent):
         eval_seed = int(np.random.SeedSequence([self.seed, 1]).generate_state(1)[0])
         self.eval_generator = torch.Generator(self.device).manual_seed(eval_seed)
         self.eval_rng = np.random.default_rng(eval_seed)
-        self.known = known_functions(self.env_id)
+        self.known = known_functions(self.env_id, self.env_kwargs)
         self.objective = self.build_objective()
         # Training and evaluation episodes each keep their own warm start.
         self.planners = {evaluation: MPC(self.env.action_space, self.config.horizon, self.config.optimizer,
@@ -156,8 +156,8 @@ class MPCAgent(Agent):
                 "planners": {flag: mpc.state_dict() for flag, mpc in self.planners.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])
-        self.eval_generator.set_state(state["eval_generator"])
+        restore_generator(self.generator, state["generator"])
+        restore_generator(self.eval_generator, state["eval_generator"])
         self.eval_rng.bit_generator.state = state["eval_rng"]
         for flag, mpc in self.planners.items():
             mpc.load_state_dict(state["planners"][flag])

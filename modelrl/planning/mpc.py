@@ -50,8 +50,8 @@ class MPC:
         result = OPTIMIZERS[self.optimizer](objective, self.distribution, self.generator, **kwargs)
         self.last = result
         self.distribution = result.distribution.shift(self.initial)
-        if result.elites is not None:  # shifted by one step, a fresh random last step appended
-            tail = self.initial.sample(len(result.elites), self.generator)[:, -1:]
+        if result.elites is not None:  # shifted by one step, a fresh last step appended, drawn as iCEM draws
+            tail = self.initial.sample(len(result.elites), self.generator, bounds="clip")[:, -1:]
             self.carried_elites = torch.cat([result.elites[:, 1:], tail], 1)
         return result
 

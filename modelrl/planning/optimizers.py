@@ -1,14 +1,21 @@
 """Optimisers over action sequences, as pure batched functions.
 
 Each takes an `objective` mapping a population of sequences `(N, H, ...)` to returns `(N,)`, a starting
-`ActionSequence` distribution and a torch generator, and returns a `PlanResult`. A NaN return ranks last
-(a diverging imagined rollout must never look best).
-- `random_shooting`: one population, keep the best sequence.
-- `cem`: cross-entropy method (Rubinstein 1999; PETS, Chua et al. 2018): refit to the elites, smoothed.
-- `mppi`: model predictive path integral control (Williams et al. 2017): exponentially weighted average
-  of the whole population at temperature `temperature`.
-- `icem`: improved CEM (Pinneri et al. 2020): coloured noise, a population that shrinks each iteration,
-  a share of elites kept across iterations and real steps, and the best sequence executed.
+`ActionSequence` distribution and a torch generator, and returns a `PlanResult`. Each samples Box actions as
+its paper does (`GaussianSequence.sample`'s `bounds`):
+- `random_shooting`: one population, keep the best sequence (PETS's truncated sampling).
+- `cem`: cross-entropy method (Rubinstein 1999; PETS, Chua et al. 2018): truncated samples, refit mean and
+  variance to the elites, smoothed by `alpha`.
+- `mppi`: model predictive path integral control (Williams et al. 2017): noise at the full std, clipped to the
+  bounds; the mean becomes the softmax(return / `temperature`)-weighted average of the population, unsmoothed.
+- `icem`: improved CEM (Pinneri et al. 2020): coloured noise at the full std, clipped to the bounds; a
+  population that shrinks each iteration, a share of elites kept across iterations and real steps, and the
+  best sequence executed.
+
+Any non-finite return (NaN, or +-inf) counts as -inf: a diverging imagined rollout must never look best.
+If no return is finite, every optimiser still returns a sequence inside the bounds: random shooting and
+iCEM an arbitrary sample, CEM the refit to arbitrary samples (near its mean), MPPI the population's plain
+average; `best_return` is then -inf.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ class PlanResult:
 
 def _returns(objective: Objective, samples: torch.Tensor) -> torch.Tensor:
     returns = objective(samples)
-    return torch.nan_to_num(returns, nan=-torch.inf)
+    return torch.where(returns.isfinite(), returns, -torch.inf)
 
 
 class _Best:
@@ -56,7 +63,7 @@ class _Best:
 
 def random_shooting(objective: Objective, distribution: ActionSequence, generator: torch.Generator | None = None,
                     *, population: int = 1000) -> PlanResult:
-    samples = distribution.sample(population, generator)
+    samples = distribution.sample(population, generator, bounds="truncate")
     returns = _returns(objective, samples)
     best = returns.argmax()
     return PlanResult(samples[best], distribution, returns[best], population)
@@ -65,12 +72,12 @@ def random_shooting(objective: Objective, distribution: ActionSequence, generato
 def cem(objective: Objective, distribution: ActionSequence, generator: torch.Generator | None = None, *,
         iterations: int = 5, population: int = 500, elite_ratio: float = 0.1, alpha: float = 0.1,
         return_mean: bool = True) -> PlanResult:
-    """PETS's CEM: sample, keep the top `elite_ratio`, refit mean and std, keep `alpha` of the old ones.
+    """PETS's CEM: sample, keep the top `elite_ratio`, refit mean and variance, keep `alpha` of the old ones.
     Executes the final mean (`return_mean`, as PETS and mbrl-lib do) or the best sequence seen."""
     n_elites = max(2, round(elite_ratio * population))
     best = _Best()
     for _ in range(iterations):
-        samples = distribution.sample(population, generator)
+        samples = distribution.sample(population, generator, bounds="truncate")
         returns = _returns(objective, samples)
         best.update(samples, returns)
         elite_returns, index = returns.topk(n_elites)
@@ -81,16 +88,18 @@ def cem(objective: Objective, distribution: ActionSequence, generator: torch.Gen
 
 
 def mppi(objective: Objective, distribution: ActionSequence, generator: torch.Generator | None = None, *,
-         iterations: int = 1, population: int = 500, temperature: float = 1.0, alpha: float = 0.0) -> PlanResult:
-    """Update the mean to the softmax(return / temperature)-weighted average of the population; the
-    sampling std stays what the distribution started with (the MPPI noise level)."""
+         iterations: int = 1, population: int = 500, temperature: float = 1.0) -> PlanResult:
+    """Update the mean to the softmax(return / temperature)-weighted average of the population, with no
+    smoothing (Williams et al.'s update); the sampling std stays what the distribution started with (the
+    MPPI noise level)."""
     best = _Best()
     for _ in range(iterations):
-        samples = distribution.sample(population, generator)
+        samples = distribution.sample(population, generator, bounds="clip")
         returns = _returns(objective, samples)
         best.update(samples, returns)
-        weights = torch.softmax(returns / temperature, 0)
-        distribution = distribution.refit(samples, weights, alpha, update_std=False)
+        # No finite return: the softmax is NaN everywhere; weigh the population evenly instead.
+        weights = torch.softmax(returns / temperature, 0).nan_to_num(1.0 / population)
+        distribution = distribution.refit(samples, weights, update_std=False)
     return PlanResult(distribution.mode(), distribution, best.value, iterations * population)
 
 
@@ -106,7 +115,7 @@ def icem(objective: Objective, distribution: ActionSequence, generator: torch.Ge
     n_keep = max(1, round(keep_elites * num_elites)) if keep_elites > 0 else 0
     for i in range(iterations):
         size = max(round(population * decay**-i), 2 * num_elites)
-        samples = distribution.sample(size, generator, noise_beta)
+        samples = distribution.sample(size, generator, bounds="clip", noise_beta=noise_beta)
         extra = []
         if elites is not None and n_keep:
             extra.append(elites[:n_keep])

@@ -1,21 +1,29 @@
 """Distributions over action sequences of length H, the search space of every planner.
 
-`GaussianSequence` serves Box actions: independent normals per step and dimension, truncated at two
-standard deviations and with the variance capped so those two deviations stay inside the action bounds
-(PETS's CEM), optionally with temporally correlated ("coloured") noise as in iCEM.
+`GaussianSequence` serves Box actions: independent normals per step and dimension, optionally with
+temporally correlated ("coloured") noise as in iCEM. Its `sample` takes how samples are kept inside the
+action bounds, each optimiser as its paper does:
+- "truncate" (PETS's CEM, Chua et al. 2018; also random shooting): the std is capped at half the distance
+  to the nearer bound and the normal truncated at two of those deviations, so no sample reaches past a
+  bound. White noise only. Near a bound the spread shrinks with the distance to it.
+- "clip" (iCEM, Pinneri et al. 2020, Alg. 1; MPPI, Williams et al. 2017): mean + the full std x noise
+  (white or coloured), then clipped to the bounds; samples past a bound land on it.
+`refit` smooths mean and variance (not std) with `alpha`, as PETS and mbrl-lib do.
 `CategoricalSequence` serves Discrete actions: one categorical distribution per step, sampled as
 categories and refitted from category frequencies; no Gaussian is rounded or clipped into an action.
 
-Both share `sample(n, generator)`, `refit(samples, weights, alpha)`, `shift()` (the warm start for the next
-real step) and `mode()`.
+Both share `sample(n, generator, ...)`, `refit(samples, weights, alpha)`, `shift()` (the warm start for the
+next real step) and `mode()`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
+Bounds = Literal["truncate", "clip"]
 _TRUNCATION = 2.0  # standard deviations
 _SHIFT_MIX = 0.5  # share of a categorical plan kept by the warm start
 
@@ -59,28 +67,41 @@ class GaussianSequence:
         mean = ((low + high) / 2).expand(horizon, -1).clone()
         return cls(mean, (std_scale * (high - low)).expand(horizon, -1).clone(), low, high)
 
-    def sample(self, n: int, generator: torch.Generator | None = None, noise_beta: float = 0.0) -> torch.Tensor:
-        """`(n, H, A)` sequences: truncated normal (white) or clipped coloured noise (noise_beta > 0)."""
-        room = torch.minimum(self.mean - self.low, self.high - self.mean) / _TRUNCATION
-        std = torch.minimum(self.std, room.clamp_min(0))
+    def sample(self, n: int, generator: torch.Generator | None = None, *, bounds: Bounds,
+               noise_beta: float = 0.0) -> torch.Tensor:
+        """`(n, H, A)` sequences inside the bounds, by `bounds` (see the module docstring); `noise_beta > 0`:
+        coloured noise along time (clip only: a truncated coloured normal has no inverse CDF to draw by)."""
         horizon, dims = self.mean.shape
+        device = self.mean.device
+        if bounds == "truncate":
+            if noise_beta > 0:
+                raise ValueError("PETS's truncated sampling is of white noise; coloured noise is clipped")
+            room = torch.minimum(self.mean - self.low, self.high - self.mean) / _TRUNCATION
+            std = torch.minimum(self.std, room.clamp_min(0))
+            # exact truncated normal by the inverse CDF
+            edge = torch.special.ndtr(torch.tensor(-_TRUNCATION, device=device))
+            u = torch.rand(n, horizon, dims, generator=generator, device=device)
+            samples = self.mean + std * torch.special.ndtri(edge + (1 - 2 * edge) * u)
+            return torch.clamp(samples, self.low, self.high)  # only against rounding at a bound
+        if bounds != "clip":
+            raise ValueError(f"bounds must be 'truncate' or 'clip', got {bounds!r}")
         if noise_beta > 0:  # correlated along time: generate (n, A, H), then put time first
-            noise = colored_noise(noise_beta, (n, dims, horizon), generator, self.mean.device).transpose(1, 2)
-            noise = noise.clamp(-_TRUNCATION, _TRUNCATION)
-        else:  # exact truncated normal by the inverse CDF
-            edge = torch.special.ndtr(torch.tensor(-_TRUNCATION, device=self.mean.device))
-            u = torch.rand(n, horizon, dims, generator=generator, device=self.mean.device)
-            noise = torch.special.ndtri(edge + (1 - 2 * edge) * u)
-        return torch.minimum(torch.maximum(self.mean + std * noise, self.low), self.high)
+            noise = colored_noise(noise_beta, (n, dims, horizon), generator, device).transpose(1, 2)
+        else:
+            noise = torch.randn(n, horizon, dims, generator=generator, device=device)
+        return torch.clamp(self.mean + self.std * noise, self.low, self.high)
 
     def refit(self, samples: torch.Tensor, weights: torch.Tensor, alpha: float = 0.0,
               update_std: bool = True) -> GaussianSequence:
-        """Weighted mean (and std) of `samples` `(K, H, A)`; `alpha` keeps that share of the old values."""
+        """Weighted mean (and variance) of `samples` `(K, H, A)`; `alpha` keeps that share of the old mean
+        and variance (PETS's and mbrl-lib's smoothing; smoothing the std instead shrinks it faster)."""
         w = weights.view(-1, 1, 1)
         mean = (w * samples).sum(0)
-        std = ((w * (samples - mean) ** 2).sum(0)).sqrt() if update_std else self.std
-        return GaussianSequence(alpha * self.mean + (1 - alpha) * mean, alpha * self.std + (1 - alpha) * std,
-                                self.low, self.high)
+        std = self.std
+        if update_std:
+            var = (w * (samples - mean) ** 2).sum(0)
+            std = (alpha * self.std**2 + (1 - alpha) * var).sqrt()
+        return GaussianSequence(alpha * self.mean + (1 - alpha) * mean, std, self.low, self.high)
 
     def shift(self, initial: GaussianSequence) -> GaussianSequence:
         """The warm start: drop the step just taken, append an initial step, reset the spread."""
@@ -99,8 +120,10 @@ class CategoricalSequence:
     def initial(cls, horizon: int, n_actions: int, device=None):
         return cls(torch.full((horizon, n_actions), 1.0 / n_actions, device=device))
 
-    def sample(self, n: int, generator: torch.Generator | None = None, noise_beta: float = 0.0) -> torch.Tensor:
-        """`(n, H)` action indices, one categorical draw per step."""
+    def sample(self, n: int, generator: torch.Generator | None = None, *, bounds: Bounds = "clip",
+               noise_beta: float = 0.0) -> torch.Tensor:
+        """`(n, H)` action indices, one categorical draw per step; `bounds` and `noise_beta` are the
+        Gaussian's, accepted for the common call (categories are always inside)."""
         return torch.multinomial(self.probs, n, replacement=True, generator=generator).T
 
     def refit(self, samples: torch.Tensor, weights: torch.Tensor, alpha: float = 0.0,

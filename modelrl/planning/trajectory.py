@@ -25,8 +25,10 @@ Propagation = Literal["ts-inf", "ts1", "mean"]
 TerminalValue = Callable[[torch.Tensor], torch.Tensor]
 
 
+# A terminated particle's later rewards and terminal value are masked out, not multiplied by zero: they come
+# from states past the episode's end, where they may be non-finite (NaN * 0 is NaN).
 def _accumulate(returns, alive, reward, terminated, discount):
-    returns += discount * reward * alive
+    returns += torch.where(alive, discount * reward, 0.0)
     if terminated is not None:
         alive &= ~terminated
     return returns
@@ -34,7 +36,7 @@ def _accumulate(returns, alive, reward, terminated, discount):
 
 def _finish(returns, alive, state, terminal_value, discount):
     if terminal_value is not None:
-        returns += discount * alive * terminal_value(state)
+        returns += torch.where(alive, discount * terminal_value(state), 0.0)
     return returns
 
 
