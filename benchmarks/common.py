@@ -81,6 +81,37 @@ def read_results(names: list[str], into: str) -> tuple[list[dict], dict[str, str
     return parts, {name: part["command"] for name, part in zip(names, parts, strict=True)}
 
 
+def merged_runs(parts: list[dict], names: list[str], key: str) -> list[dict]:
+    """The per-seed records under `key` of every part, in order. A seed in two parts would count twice in every
+    median, so it is refused, naming both results."""
+    origin: dict[int, str] = {}
+    records = []
+    for name, part in zip(names, parts, strict=True):
+        for record in part.get(key, []):
+            if record["seed"] in origin:
+                raise SystemExit(f"--merge: seed {record['seed']} of {key!r} is in both {origin[record['seed']]!r} "
+                                 f"and {name!r}; merge results of disjoint seeds")
+            origin[record["seed"]] = name
+            records.append(record)
+    return records
+
+
+def shared_settings(parts: list[dict], names: list[str], keys: tuple[str, ...]) -> dict:
+    """The settings `keys` the parts were run with, refused unless every part has the same ones (a config that
+    names device=cpu, the default here, counts as one that names none)."""
+
+    def setting(part, key):
+        value = part.get(key)
+        return {k: v for k, v in value.items() if (k, v) != ("device", "cpu")} if isinstance(value, dict) else value
+
+    for key in keys:
+        for name, part in zip(names[1:], parts[1:], strict=True):
+            if setting(part, key) != setting(parts[0], key):
+                raise SystemExit(f"--merge: {key!r} differs between {names[0]!r} ({parts[0].get(key)!r}) and "
+                                 f"{name!r} ({part.get(key)!r}); only runs of the same settings merge")
+    return {key: parts[0].get(key) for key in keys}
+
+
 def describe_device(device) -> str:
     """The GPU's name, or "cpu", for a results record."""
     import torch

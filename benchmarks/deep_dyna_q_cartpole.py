@@ -17,7 +17,7 @@ import argparse
 
 import matplotlib.pyplot as plt
 import torch
-from common import RESULTS, read_results, write_results
+from common import RESULTS, merged_runs, read_results, write_results
 from sb3_reference import ZOO_DQN_CARTPOLE, median_or_none, modelrl_curve, sb3_curve, steps_to
 
 ENV, THRESHOLD = "CartPole-v1", 475.0
@@ -69,10 +69,10 @@ def main() -> None:
     if args.merge:
         parts, merged_from = read_results(args.merge, into=args.name)
         learners = dict.fromkeys(learner for part in parts for learner in part["curves"])
+        curves = [part["curves"] for part in parts]
         record = {"env": ENV, "threshold": THRESHOLD, "threads": 1, "steps": max(p["steps"] for p in parts),
                   "merged_from": merged_from,
-                  "curves": {learner: [c for part in parts for c in part["curves"].get(learner, [])]
-                             for learner in learners}}
+                  "curves": {learner: merged_runs(curves, args.merge, learner) for learner in learners}}
         save(record, args.name)
         print(record["summary"])
         return

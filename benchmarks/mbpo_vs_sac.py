@@ -25,7 +25,7 @@ import argparse
 
 import matplotlib.pyplot as plt
 import torch
-from common import RESULTS, read_results, write_results
+from common import RESULTS, merged_runs, read_results, shared_settings, write_results
 from sb3_reference import median_or_none, modelrl_curve, sb3_curve, steps_to
 
 from modelrl.config import parse_assignments
@@ -88,9 +88,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.merge:
         parts, merged_from = read_results(args.merge, into=args.name)
-        record = {key: parts[0][key] for key in ("env", "threshold", "threads", "mbpo_config", "eval")}
+        record = shared_settings(parts, args.merge, ("env", "threshold", "threads", "mbpo_config", "eval"))
         record["merged_from"] = merged_from
-        record.update({name: [curve for part in parts for curve in part[name]] for name in LABELS})
+        record.update({name: merged_runs(parts, args.merge, name) for name in LABELS})
         save(record, args.name)
         print(record["summary"])
         return

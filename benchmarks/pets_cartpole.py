@@ -21,7 +21,15 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from common import RESULTS, describe_device, load_result, read_results, write_results
+from common import (
+    RESULTS,
+    describe_device,
+    load_result,
+    merged_runs,
+    read_results,
+    shared_settings,
+    write_results,
+)
 
 import modelrl
 from modelrl.planning.optimizers import OPTIMIZERS
@@ -125,8 +133,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.merge:
         parts, merged_from = read_results(args.merge, into=args.name)
-        record = {"threads": parts[0]["threads"], "config": parts[0]["config"], "device": parts[0].get("device"),
-                  "merged_from": merged_from, "runs": [run for part in parts for run in part["runs"]]}
+        record = {**shared_settings(parts, args.merge, ("threads", "config", "device")),
+                  "merged_from": merged_from, "runs": merged_runs(parts, args.merge, "runs")}
         record["evaluations_per_step"] = next((p["evaluations_per_step"] for p in parts
                                                if "evaluations_per_step" in p), None)
         summarize(record)

@@ -18,7 +18,7 @@ import time
 
 import matplotlib.pyplot as plt
 import torch
-from common import RESULTS, read_results, write_results
+from common import RESULTS, merged_runs, read_results, shared_settings, write_results
 from sb3_reference import median_or_none, sac_curve, steps_to
 
 import modelrl
@@ -72,8 +72,8 @@ def main() -> None:
     overrides = {**PETS, **parse_assignments(args.set)}
     if args.merge:
         parts, merged_from = read_results(args.merge, into=args.name)
-        record = {**{key: parts[0][key] for key in ("env", "threshold", "pets_config", "pets_eval", "threads")},
-                  "merged_from": merged_from, **{key: [c for part in parts for c in part[key]] for key in ("pets", "sac")}}
+        record = {**shared_settings(parts, args.merge, ("env", "threshold", "pets_config", "pets_eval", "threads")),
+                  "merged_from": merged_from, **{key: merged_runs(parts, args.merge, key) for key in ("pets", "sac")}}
         args.threshold = record["threshold"]
     else:
         record = {"env": args.env, "threshold": args.threshold, "pets_config": overrides,

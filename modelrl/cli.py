@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from modelrl.errors import ConfigError, ModelRLError
+from modelrl.errors import ConfigError, ModelRLError, require_at_least
 
 EXIT_USER_ERROR = 2
 
@@ -25,11 +25,6 @@ TRAIN_SETTINGS = (("agent", "AGENT"), ("env", "--env"), ("set", "--set"), ("conf
                   ("seed", "--seed"), ("env_arg", "--env-arg"), ("eval_every", "--eval-every"),
                   ("eval_episodes", "--eval-episodes"), ("run_dir", "--run-dir"),
                   ("runs_root", "--runs-root"))
-
-
-def _at_least(flag: str, value: int | None, minimum: int) -> None:
-    if value is not None and value < minimum:
-        raise ConfigError(f"{flag} must be >= {minimum}, got {value}")
 
 
 def _env_kwargs(assignments: list[str] | None) -> dict:
@@ -53,7 +48,7 @@ def cmd_train(args) -> None:
     from modelrl.config import load_yaml_overrides, parse_assignments
     from modelrl.experiment.runner import resume, train
 
-    _at_least("--steps", args.steps, 1)
+    require_at_least("--steps", args.steps, 1)
     if args.resume:
         given = [flag for name, flag in TRAIN_SETTINGS if getattr(args, name) is not None]
         if given:
@@ -63,9 +58,9 @@ def cmd_train(args) -> None:
     else:
         if not args.agent or not args.env:
             raise ModelRLError("train needs an AGENT and --env (or --resume RUN_DIR)")
-        _at_least("--seed", args.seed, 0)
-        _at_least("--eval-every", args.eval_every, 1)
-        _at_least("--eval-episodes", args.eval_episodes, 0)
+        require_at_least("--seed", args.seed, 0)
+        require_at_least("--eval-every", args.eval_every, 1)
+        require_at_least("--eval-episodes", args.eval_episodes, 0)
         overrides = load_yaml_overrides(args.config) if args.config else {}
         overrides.update(parse_assignments(args.set))
         result = train(
@@ -95,8 +90,8 @@ def cmd_eval(args) -> None:
     import modelrl
     from modelrl.experiment.runner import CHECKPOINT
 
-    _at_least("--episodes", args.episodes, 1)
-    _at_least("--max-steps", args.max_steps, 1)
+    require_at_least("--episodes", args.episodes, 1)
+    require_at_least("--max-steps", args.max_steps, 1)
     path = Path(args.checkpoint)
     if path.is_dir():
         path = path / CHECKPOINT
@@ -125,12 +120,12 @@ def cmd_eval(args) -> None:
 def cmd_compare(args) -> None:
     from modelrl.experiment.compare import compare, parse_agent_spec
 
-    _at_least("--steps", args.steps, 1)
+    require_at_least("--steps", args.steps, 1)
     for seed in args.seeds:
-        _at_least("--seeds", seed, 0)
-    _at_least("--eval-every", args.eval_every, 1)
-    _at_least("--eval-episodes", args.eval_episodes, 0)
-    _at_least("--jobs", args.jobs, 1)
+        require_at_least("--seeds", seed, 0)
+    require_at_least("--eval-every", args.eval_every, 1)
+    require_at_least("--eval-episodes", args.eval_episodes, 0)
+    require_at_least("--jobs", args.jobs, 1)
     out = args.out or f"runs/compare-{args.env.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
     result = compare(
         [parse_agent_spec(s) for s in args.agents],
@@ -162,7 +157,7 @@ def cmd_plot(args) -> None:
 def cmd_model_report(args) -> None:
     from modelrl.experiment.model_report import format_report, run_model_report
 
-    _at_least("--seed", args.seed, 0)
+    require_at_least("--seed", args.seed, 0)
     report, paths = run_model_report(args.run_dir, episodes=args.episodes, horizon=args.horizon,
                                      policy=args.policy, seed=args.seed)
     print(format_report(report))

@@ -17,6 +17,12 @@ class ConfigError(ModelRLError):
     pass
 
 
+def require_at_least(name: str, value: int | None, minimum: int) -> None:
+    """ConfigError unless `value` (None: not given) is at least `minimum`; `name` is how the user wrote it."""
+    if value is not None and value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+
+
 class IncompatibleEnvError(ModelRLError):
     """The environment's spaces do not suit the agent."""
 

@@ -22,7 +22,7 @@ import modelrl
 from modelrl.agents import Agent, agent_class, make_agent
 from modelrl.checkpoint import atomic_write, load_checkpoint
 from modelrl.config import config_to_dict
-from modelrl.errors import ConfigError, RunDirError
+from modelrl.errors import ConfigError, RunDirError, require_at_least
 from modelrl.experiment.logger import MetricsLogger, read_metrics
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
@@ -46,8 +46,7 @@ def check_run_settings(
     """One-line errors for settings learn() or the seeding would reject, raised before anything is written."""
     for name, value, minimum in (("total_steps", total_steps, 1), ("eval_every", eval_every, 1),
                                  ("eval_episodes", eval_episodes, 0), ("seed", seed, 0)):
-        if value is not None and value < minimum:
-            raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+        require_at_least(name, value, minimum)
 
 
 def new_run_dir(runs_root: str | Path, agent_id: str, env_id: str, seed: int) -> Path:
