@@ -288,3 +288,16 @@ def test_prioritized_sweeping_gap_widens_with_maze_size():
     small = median_updates("dyna-q", 1) - median_updates("prioritized-sweeping", 1)
     large = median_updates("dyna-q", 2) - median_updates("prioritized-sweeping", 2)
     assert large > small > 0
+
+
+def test_no_two_runs_evaluate_from_the_same_initial_states():
+    """Seed s's eleventh evaluation once reset with seed s + 1's first evaluation's seeds."""
+    seen = []
+    for seed in (0, 1):
+        agent = modelrl.make_agent("q-learning", env="FrozenLake-v1", seed=seed)
+        agent._eval_env = modelrl.envs.make_env("FrozenLake-v1")  # the env evaluate() would make, recording seeds
+        reset = agent._eval_env.reset
+        agent._eval_env.reset = lambda seed=None, reset=reset, **kw: (seen.append(seed), reset(seed=seed, **kw))[1]
+        for _ in range(12):
+            agent.evaluate(2, max_steps=5)
+    assert len(seen) == 48 and len(set(seen)) == 48

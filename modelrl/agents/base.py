@@ -26,6 +26,12 @@ from modelrl.errors import CheckpointError, ConfigError, IncompatibleEnvError, T
 
 # Evaluation episodes of envs without a time limit stop here, so a policy that loops cannot hang a run.
 DEFAULT_EVAL_MAX_STEPS = 1000
+
+
+def evaluation_seed(seed: int, evaluation: int, episode: int) -> int:
+    """The reset seed of one evaluation episode: hashed from all three, so no two runs' evaluations share
+    initial states, however many evaluations they make."""
+    return int(np.random.SeedSequence([seed, evaluation, episode, 0x5EED]).generate_state(1)[0])
 RECENT_EPISODES = 10  # the training `episode_return` in a metrics row averages this many
 
 
@@ -179,7 +185,7 @@ class Agent(ABC):
         returns, lengths = [], []
         for episode in range(episodes):
             self.hold_training_layout(env)
-            obs, _ = env.reset(seed=10_000 * (self.seed + 1) + 1_000 * self.evaluations + episode)
+            obs, _ = env.reset(seed=evaluation_seed(self.seed, self.evaluations, episode))
             self.on_reset(evaluation=True)
             total, length, done = 0.0, 0, False
             while not done and length < max_steps:
