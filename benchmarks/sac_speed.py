@@ -131,13 +131,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--mbpo-steps", type=int, default=1000)
     parser.add_argument("--skip-mbpo", action="store_true")
+    parser.add_argument("--compiled-bfloat16", action="store_true", help="also time compile=True in bfloat16")
     parser.add_argument("--name", default="sac_speed")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rate_before = hidden_layer_rate()
     # both on the CPU: on a CUDA machine "auto" would time ours on the GPU against SB3 on the CPU
     runners = {"modelrl": ours(args.updates, device="cpu"), "stable-baselines3": stable_baselines(args.updates),
+               "modelrl compiled": ours(args.updates, device="cpu", compile=True),
                "modelrl bfloat16": ours(args.updates, device="cpu", precision="bfloat16")}
+    if args.compiled_bfloat16:
+        runners["modelrl compiled bfloat16"] = ours(args.updates, device="cpu", precision="bfloat16", compile=True)
     for run in runners.values():
         run()  # warm-up
     rates = {name: [] for name in runners}
@@ -156,6 +160,8 @@ def main() -> None:
               "updates_per_second": {n: [round(x, 1) for x in r] for n, r in rates.items()},
               "median_updates_per_second": {n: round(v, 1) for n, v in median.items()},
               "speedup": round(median["modelrl"] / median["stable-baselines3"], 2),
+              # compile=True: the same float32 step, compiled into one graph (the first warm-up round compiles)
+              "speedup_compiled": round(median["modelrl compiled"] / median["stable-baselines3"], 2),
               # precision="bfloat16": hidden layers' matmuls in bfloat16, not a like-for-like comparison
               "speedup_bfloat16": round(median["modelrl bfloat16"] / median["stable-baselines3"], 2),
               "compute_floor": {
@@ -167,7 +173,8 @@ def main() -> None:
                   # since output layers and losses stay float32
                   "bfloat16_updates_per_second": round(by_shape["critics forward bfloat16"] * 1e9 / flops, 1),
                   "largest_possible_speedup_over_sb3": round(floor_rate / median["stable-baselines3"], 2)}}
-    print(f"speedup {record['speedup']}x (bfloat16 {record['speedup_bfloat16']}x); floor {floor_rate:.0f} updates/s = "
+    print(f"speedup {record['speedup']}x, compiled {record['speedup_compiled']}x (bfloat16 "
+          f"{record['speedup_bfloat16']}x); floor {floor_rate:.0f} updates/s = "
           f"{record['compute_floor']['largest_possible_speedup_over_sb3']}x SB3", flush=True)
     if not args.skip_mbpo:
         record["mbpo"] = [
@@ -182,14 +189,16 @@ def main() -> None:
     fig, axes = plt.subplots(1, 2 if "mbpo" in record else 1, figsize=(10, 4), squeeze=False)
     ax = axes[0, 0]
     names = list(rates)
-    ax.bar(names, [median[n] for n in names], color=["tab:blue", "tab:grey", "tab:cyan"])
+    ax.bar(names, [median[n] for n in names], color=["tab:blue", "tab:grey", "tab:green", "tab:cyan", "tab:olive"][
+        :len(names)])
+    ax.tick_params(axis="x", labelsize=7, rotation=15)
     for i, n in enumerate(names):
         ax.scatter([i] * len(rates[n]), rates[n], color="black", s=10, zorder=3)
     ax.axhline(floor_rate, color="black", linestyle="--", label=f"compute floor ({gflops:.0f} GFLOP/s)")
     ax.axhline(2 * median["stable-baselines3"], color="tab:red", linestyle=":", label="2x stable-baselines3")
     ax.legend(fontsize=8, loc="lower right")
     ax.set(ylabel="SAC gradient updates / s", title=f"SAC updates, batch {BATCH}, {args.threads} thread "
-                                                     f"({record['speedup']}x)")
+                                                     f"(compiled {record['speedup_compiled']}x SB3)")
     if "mbpo" in record:
         ax = axes[0, 1]
         bottom = np.zeros(len(record["mbpo"]))
