@@ -1,6 +1,7 @@
 import copy
 import io
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -245,6 +246,16 @@ def test_sac_bfloat16_runs_hidden_layers_in_bfloat16_and_outputs_in_float32():
     assert learner.act(batch["obs"], deterministic=True).dtype == torch.float32
     with pytest.raises(ConfigError, match="precision"):
         SACConfig(precision="float16").validate()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_sac_bfloat16_warns_on_a_cpu_that_would_emulate_it(native, monkeypatch):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        SACLearner(3, 1, SACConfig(hidden_size=8, precision="bfloat16"), torch.device("cpu"), torch.Generator())
+        SACLearner(3, 1, SACConfig(hidden_size=8), torch.device("cpu"), torch.Generator())
+    assert [str(w.message).split(" on ")[0] for w in caught] == ([] if native else ["precision='bfloat16'"])
 
 
 def test_double_dqn_target_uses_the_online_argmax_and_the_target_value():

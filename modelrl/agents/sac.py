@@ -127,6 +127,10 @@ class SACLearner:
                  generator: torch.Generator):
         self.config, self.device, self.generator = config, device, generator
         self.compute_dtype = PRECISIONS[config.precision]
+        if self.compute_dtype == torch.bfloat16 and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            # measured on an AVX2-only CPU: a 256 x 256 x 256 matmul took 25 ms in bfloat16 against 0.4 in float32
+            warnings.warn("precision='bfloat16' on a CPU without native bfloat16 (AVX512-BF16 or AMX) runs its "
+                          "matmuls in software, tens of times slower than float32", RuntimeWarning, stacklevel=2)
         self.actor = SquashedGaussianActor(obs_dim, action_dim, config.hidden_size, config.num_layers).to(device)
         self.critic = TwinCritic(obs_dim, action_dim, config.hidden_size, config.num_layers,
                                  config.critic_layer_norm).to(device)
