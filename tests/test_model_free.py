@@ -248,6 +248,18 @@ def test_sac_bfloat16_runs_hidden_layers_in_bfloat16_and_outputs_in_float32():
         SACConfig(precision="float16").validate()
 
 
+def test_sac_compile_without_a_cpp_compiler_is_a_config_error(monkeypatch):
+    from torch._inductor import cpp_builder
+
+    def missing():
+        raise RuntimeError("No working C++ compiler found")
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", missing)
+    with pytest.raises(ConfigError, match="C\\+\\+ compiler"):
+        SACLearner(3, 1, SACConfig(hidden_size=8, compile=True), torch.device("cpu"), torch.Generator())
+    SACLearner(3, 1, SACConfig(hidden_size=8), torch.device("cpu"), torch.Generator())  # eager needs none
+
+
 @pytest.mark.parametrize("native", [True, False])
 def test_sac_bfloat16_warns_on_a_cpu_that_would_emulate_it(native, monkeypatch):
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)

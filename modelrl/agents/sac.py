@@ -140,6 +140,8 @@ class SACLearner:
         self.target_entropy = -float(action_dim) if config.target_entropy is None else config.target_entropy
         self.graphed = config.cuda_graph and device.type == "cuda"
         self.compiled = config.compile and not self.graphed
+        if self.compiled and device.type == "cpu":
+            require_cpp_compiler()
         # Fused Adam updates all of a network's parameters in one kernel; capturable keeps its step count on
         # the device, as graph replay needs.
         adam = {"lr": config.lr, "fused": True, "capturable": self.graphed}
@@ -283,6 +285,17 @@ class SACLearner:
     def parameters_finite(self) -> bool:
         params = [*self._actor_params, *self._critic_params, self.log_alpha]
         return bool(torch.stack([p.detach().isfinite().all() for p in params]).all())
+
+
+def require_cpp_compiler() -> None:
+    """torch.compile's CPU kernels are C++: without a compiler the first update would fail deep in inductor."""
+    from torch._inductor import cpp_builder
+
+    try:
+        cpp_builder.get_cpp_compiler()
+    except Exception as error:
+        raise ConfigError("compile=True on the CPU needs a C++ compiler (install g++ or set CXX): "
+                          f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from error
 
 
 def adam_state(optimizer: torch.optim.Adam) -> dict[str, Any]:
