@@ -29,6 +29,7 @@ import torch
 from common import RESULTS, gflops_rate, matmul_rate, write_results
 
 import modelrl
+from modelrl.agents.sac import cpu_has_native_bfloat16
 
 BATCH = 256
 HIDDEN, LAYERS = 256, 2
@@ -158,7 +159,7 @@ def main() -> None:
     runners = {"modelrl": ours(args.updates, device="cpu"), "stable-baselines3": stable_baselines(args.updates),
                "modelrl compiled": ours(args.updates, device="cpu", compile=True)}
     # without AVX512-BF16 or AMX, bfloat16 matmuls are emulated and tens of times slower: not timed
-    native_bfloat16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    native_bfloat16 = cpu_has_native_bfloat16()
     if native_bfloat16:
         runners["modelrl bfloat16"] = ours(args.updates, device="cpu", precision="bfloat16")
     if args.compiled_bfloat16 and native_bfloat16:

@@ -144,13 +144,6 @@ def test_sac_cuda_graph_update_matches_the_eager_update_and_survives_a_reload():
     eager, graphed = learner(False), learner(True)
     data = torch.Generator(device).manual_seed(2)
 
-    def batch() -> dict[str, torch.Tensor]:
-        return {"obs": torch.randn(256, 11, device=device, generator=data),
-                "action": torch.rand(256, 3, device=device, generator=data) * 2 - 1,
-                "reward": torch.randn(256, device=device, generator=data),
-                "next_obs": torch.randn(256, 11, device=device, generator=data),
-                "terminated": torch.rand(256, device=device, generator=data) < 0.1}
-
     def assert_same() -> None:
         # Mean differences: Adam's first steps move a weight by lr times the sign of its gradient, so one
         # near-zero gradient that rounds the other way would move it by 2 lr; a wrong input or draw moves all.
@@ -159,7 +152,7 @@ def test_sac_cuda_graph_update_matches_the_eager_update_and_survives_a_reload():
             assert (a - b).abs().mean() < 1e-6
 
     for _ in range(8):  # 3 eager warm-up steps, the capture, then replays
-        data_batch = batch()
+        data_batch = random_sac_batch(data)
         expected, got = eager.update(data_batch), graphed.update(data_batch)
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     assert len(graphed._graphs) == 1
@@ -172,7 +165,7 @@ def test_sac_cuda_graph_update_matches_the_eager_update_and_survives_a_reload():
     assert not graphed._graphs
     graphed.generator.set_state(eager.generator.get_state())
     for _ in range(3):
-        data_batch = batch()
+        data_batch = random_sac_batch(data)
         eager.update(data_batch)
         graphed.update(data_batch)
     assert len(graphed._graphs) == 1
@@ -182,11 +175,13 @@ def test_sac_cuda_graph_update_matches_the_eager_update_and_survives_a_reload():
 
 def random_sac_batch(generator: torch.Generator, obs_dim: int = 11, action_dim: int = 3,
                      size: int = 256) -> dict[str, torch.Tensor]:
-    return {"obs": torch.randn(size, obs_dim, generator=generator),
-            "action": torch.rand(size, action_dim, generator=generator) * 2 - 1,
-            "reward": torch.randn(size, generator=generator),
-            "next_obs": torch.randn(size, obs_dim, generator=generator),
-            "terminated": torch.rand(size, generator=generator) < 0.1}
+    """Random transitions on the generator's device."""
+    device = generator.device
+    return {"obs": torch.randn(size, obs_dim, device=device, generator=generator),
+            "action": torch.rand(size, action_dim, device=device, generator=generator) * 2 - 1,
+            "reward": torch.randn(size, device=device, generator=generator),
+            "next_obs": torch.randn(size, obs_dim, device=device, generator=generator),
+            "terminated": torch.rand(size, device=device, generator=generator) < 0.1}
 
 
 def assert_same_sac_parameters(a: SACLearner, b: SACLearner, tolerance: float) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, grad_and_value
 
 from modelrl.agents.base import Agent
 from modelrl.buffers import ReplayBuffer
@@ -32,6 +33,11 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 LOG_2 = math.log(2.0)
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
+
+
+def cpu_has_native_bfloat16() -> bool:
+    """AVX512-BF16 or AMX: without them a CPU emulates bfloat16 matmuls, tens of times slower than float32."""
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
 GRAPH_WARMUP_STEPS = 3  # eager updates before a CUDA graph is captured
 
 
@@ -127,7 +133,7 @@ class SACLearner:
                  generator: torch.Generator):
         self.config, self.device, self.generator = config, device, generator
         self.compute_dtype = PRECISIONS[config.precision]
-        if self.compute_dtype == torch.bfloat16 and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        if self.compute_dtype == torch.bfloat16 and device.type == "cpu" and not cpu_has_native_bfloat16():
             # measured on an AVX2-only CPU: a 256 x 256 x 256 matmul took 25 ms in bfloat16 against 0.4 in float32
             warnings.warn("precision='bfloat16' on a CPU without native bfloat16 (AVX512-BF16 or AMX) runs its "
                           "matmuls in software, tens of times slower than float32", RuntimeWarning, stacklevel=2)
@@ -207,14 +213,14 @@ class SACLearner:
             target = self.bellman_target(batch["reward"], batch["next_obs"], batch["terminated"], alpha,
                                          self.generator)
             q = self.critic(batch["obs"], batch["action"])
-        critic_loss = 0.5 * (q - target).pow(2).mean(-1).sum()
+        critic_loss = bellman_error(q, target)
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
 
         with self.precision():
             action, log_prob = self.actor(batch["obs"], self.generator)
-            actor_loss = (alpha * log_prob - self.critic(batch["obs"], action).min(0).values).mean()
+            actor_loss = self.policy_loss(batch["obs"], action, log_prob, alpha)
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward(inputs=self._actor_params)  # the critics' weights get no gradient here
         self.actor_optimizer.step()
@@ -243,12 +249,19 @@ class SACLearner:
 
     @torch.no_grad()
     def bellman_target(self, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor,
-                       alpha: torch.Tensor | float, generator: torch.Generator) -> torch.Tensor:
-        """r + gamma (1 - done) (min of the target critics at a' ~ pi(s') - alpha log pi(a' | s'))."""
-        next_action, next_log_prob = self.actor(next_obs, generator)
+                       alpha: torch.Tensor | float, generator: torch.Generator | None = None,
+                       noise: torch.Tensor | None = None) -> torch.Tensor:
+        """r + gamma (1 - done) (min of the target critics at a' ~ pi(s') - alpha log pi(a' | s')); a' from
+        `generator`, or from the given standard normal `noise`."""
+        next_action, next_log_prob = self.actor(next_obs, generator, noise)
         next_q = self.critic_target(next_obs, next_action).min(0).values
         not_done = 1.0 - terminated.to(next_q.dtype)
         return reward + self.config.gamma * not_done * (next_q - alpha * next_log_prob)
+
+    def policy_loss(self, obs: torch.Tensor, action: torch.Tensor, log_prob: torch.Tensor,
+                    alpha: torch.Tensor) -> torch.Tensor:
+        """SAC's actor loss: alpha log pi(a | s) - min of the twin critics at (s, a), a ~ pi(s)."""
+        return (alpha * log_prob - self.critic(obs, action).min(0).values).mean()
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
@@ -285,6 +298,11 @@ class SACLearner:
     def parameters_finite(self) -> bool:
         params = [*self._actor_params, *self._critic_params, self.log_alpha]
         return bool(torch.stack([p.detach().isfinite().all() for p in params]).all())
+
+
+def bellman_error(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Half the squared error of each critic's Q against the Bellman target, batch-averaged, summed over both."""
+    return 0.5 * (q - target).pow(2).mean(-1).sum()
 
 
 def require_cpp_compiler() -> None:
@@ -340,21 +358,16 @@ def functional_gradient_step(learner: SACLearner, batch: dict[str, torch.Tensor]
                              alpha_adam: dict | None) -> dict[str, torch.Tensor]:
     """`SACLearner._gradient_step` as one traceable function: the same losses, in the same order, through the
     same modules, with gradients from torch.func and Adam as `adam_update_`; meant for torch.compile."""
-    from torch.func import functional_call, grad_and_value
-
-    config = learner.config
     alpha = learner.log_alpha.exp()
     with learner.precision():
-        next_action, next_log_prob = learner.actor(batch["next_obs"], noise=next_noise)
-        next_q = learner.critic_target(batch["next_obs"], next_action).min(0).values
-        not_done = 1.0 - batch["terminated"].to(next_q.dtype)
-        target = batch["reward"] + config.gamma * not_done * (next_q - alpha * next_log_prob)
+        target = learner.bellman_target(batch["reward"], batch["next_obs"], batch["terminated"], alpha,
+                                        noise=next_noise)
     critic_names = [name for name, _ in learner.critic.named_parameters()]
 
     def critic_loss(params):
         with learner.precision():
             q = functional_call(learner.critic, params, (batch["obs"], batch["action"]))
-        return 0.5 * (q - target).pow(2).mean(-1).sum(), q
+        return bellman_error(q, target), q
 
     grads, (loss, q) = grad_and_value(critic_loss, has_aux=True)(dict(zip(critic_names, critic_adam["params"],
                                                                          strict=True)))
@@ -364,12 +377,12 @@ def functional_gradient_step(learner: SACLearner, batch: dict[str, torch.Tensor]
     def actor_loss(params):
         with learner.precision():
             action, log_prob = functional_call(learner.actor, params, (batch["obs"],), {"noise": noise})
-            return (alpha * log_prob - learner.critic(batch["obs"], action).min(0).values).mean(), log_prob
+            return learner.policy_loss(batch["obs"], action, log_prob, alpha), log_prob
 
     grads, (policy_loss, log_prob) = grad_and_value(actor_loss, has_aux=True)(
         dict(zip(actor_names, actor_adam["params"], strict=True)))
     adam_update_(actor_adam, [grads[name] for name in actor_names])
-    if config.autotune_alpha:  # d/d(log alpha) of -(log alpha (log pi + target entropy)).mean()
+    if learner.config.autotune_alpha:  # d/d(log alpha) of -(log alpha (log pi + target entropy)).mean()
         adam_update_(alpha_adam, [-(log_prob + learner.target_entropy).mean()])
     return {"critic_loss": loss, "actor_loss": policy_loss, "alpha": alpha, "entropy": -log_prob.mean(),
             "q_value": q.mean()}
