@@ -13,7 +13,7 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,mujoco]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -31,7 +31,7 @@ lint: install
 	$(BIN)/ruff check modelrl tests benchmarks
 
 benchmarks: install
-	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	$(BIN)/pip install --quiet -e ".[dev,mujoco,bench]"
 	$(BIN)/python benchmarks/dyna_maze.py
 	$(BIN)/python benchmarks/gridworld_planning.py
 	$(BIN)/python benchmarks/changing_mazes.py

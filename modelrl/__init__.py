@@ -10,7 +10,8 @@ from modelrl import envs  # noqa: F401  (registers modelrl's envs with Gymnasium
 from modelrl.agents import AGENTS, load, make_agent
 from modelrl.envs import make_env
 from modelrl.errors import ModelRLError
+from modelrl.threads import set_threads
 
 __version__ = "0.1.0"
 
-__all__ = ["AGENTS", "ModelRLError", "__version__", "load", "make_agent", "make_env"]
+__all__ = ["AGENTS", "ModelRLError", "__version__", "load", "make_agent", "make_env", "set_threads"]

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from modelrl.memory import require_memory
+
 FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
 LEARNING_FIELDS = FIELDS[:5]
 
@@ -16,9 +18,13 @@ class ReplayBuffer:
     trajectories can be recovered; learning bootstraps through truncation, never through termination."""
 
     def __init__(self, capacity: int, obs_shape: tuple[int, ...], action_shape: tuple[int, ...] = (),
-                 obs_dtype=np.float32, action_dtype=np.float32):
+                 obs_dtype=np.float32, action_dtype=np.float32, name: str = "capacity"):
+        """`name` is the setting `capacity` came from, for the error when it cannot fit in memory."""
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
+        row = (2 * np.dtype(obs_dtype).itemsize * int(np.prod(obs_shape))
+               + np.dtype(action_dtype).itemsize * int(np.prod(action_shape)) + 4 + 2)
+        require_memory(int(capacity) * row, f"{name}={capacity:,} (a replay buffer of {row} bytes a transition)")
         self.capacity = int(capacity)
         self.data = {
             "obs": np.zeros((capacity, *obs_shape), obs_dtype),

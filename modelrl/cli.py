@@ -12,13 +12,21 @@
 from __future__ import annotations
 
 import argparse
+import re
+import shlex
 import sys
 import time
+import warnings
 from pathlib import Path
 
-from modelrl.errors import ConfigError, ModelRLError, require_at_least
+from modelrl.errors import ConfigError, ModelRLError, require_at_least, require_seed
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # Gymnasium colours its warnings; a log file should not get codes
+IMPORT_HELP = ("import MODULE first (repeatable), e.g. the module registering the env of a run or checkpoint: "
+               "loading a file never imports code by itself")
+THREADS_HELP = "torch CPU threads (default: half the cores, 1 to 4; OMP_NUM_THREADS is respected)"
 
 # With --resume a run continues with what its config.yaml holds, so these would be silently ignored.
 TRAIN_SETTINGS = (("agent", "AGENT"), ("env", "--env"), ("set", "--set"), ("config", "--config"),
@@ -28,19 +36,31 @@ TRAIN_SETTINGS = (("agent", "AGENT"), ("env", "--env"), ("set", "--set"), ("conf
 
 
 def _env_kwargs(assignments: list[str] | None) -> dict:
-    """Env constructor arguments from KEY=VALUE strings, values read as YAML scalars (numbers, booleans)."""
+    """Env constructor arguments from KEY=VALUE strings, values read as YAML scalars (numbers, booleans,
+    lists); what YAML leaves a string but Python reads as a number (1e-3, nan) is a number, and NaN or
+    infinity is refused."""
+    import math
+
     import yaml
 
     from modelrl.config import parse_assignments
 
     kwargs = {}
-    for key, value in parse_assignments(assignments).items():
+    for key, text in parse_assignments(assignments).items():
         try:
-            kwargs[key] = yaml.safe_load(value)
+            value = yaml.safe_load(text)
         except yaml.YAMLError as error:
             raise ConfigError(
-                f"--env-arg {key}={value}: not a valid YAML value ({error.__class__.__name__})"
+                f"--env-arg {key}={text}: not a valid YAML value ({error.__class__.__name__})"
             ) from None
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"--env-arg {key}={text}: must be a finite number")
+        kwargs[key] = value
     return kwargs
 
 
@@ -49,16 +69,18 @@ def cmd_train(args) -> None:
     from modelrl.experiment.runner import resume, train
 
     require_at_least("--steps", args.steps, 1)
+    require_at_least("--threads", args.threads, 1)
     if args.resume:
         given = [flag for name, flag in TRAIN_SETTINGS if getattr(args, name) is not None]
         if given:
             raise ConfigError(f"--resume continues a run with the settings in its config.yaml; only --steps "
-                              f"(a new total) and --no-progress go with it, not {', '.join(given)}")
-        result = resume(args.resume, total_steps=args.steps, progress=not args.no_progress)
+                              "(a new total), --threads, --import and --no-progress go with it, not "
+                              f"{', '.join(given)}")
+        result = resume(args.resume, total_steps=args.steps, progress=not args.no_progress, threads=args.threads)
     else:
         if not args.agent or not args.env:
             raise ModelRLError("train needs an AGENT and --env (or --resume RUN_DIR)")
-        require_at_least("--seed", args.seed, 0)
+        require_seed("--seed", args.seed)
         require_at_least("--eval-every", args.eval_every, 1)
         require_at_least("--eval-episodes", args.eval_episodes, 0)
         overrides = load_yaml_overrides(args.config) if args.config else {}
@@ -71,10 +93,11 @@ def cmd_train(args) -> None:
             overrides=overrides,
             env_kwargs=_env_kwargs(args.env_arg),
             eval_every=args.eval_every,
-            eval_episodes=5 if args.eval_episodes is None else args.eval_episodes,
+            eval_episodes=args.eval_episodes,
             runs_root="runs" if args.runs_root is None else args.runs_root,
             run_dir=args.run_dir,
             progress=not args.no_progress,
+            threads=args.threads,
         )
     last = result.history[-1] if result.history else {}
     print(f"run: {result.run_dir}")
@@ -92,10 +115,11 @@ def cmd_eval(args) -> None:
 
     require_at_least("--episodes", args.episodes, 1)
     require_at_least("--max-steps", args.max_steps, 1)
+    require_at_least("--threads", args.threads, 1)
     path = Path(args.checkpoint)
     if path.is_dir():
         path = path / CHECKPOINT
-    agent = modelrl.load(path)
+    agent = modelrl.load(path, threads=args.threads)
     if args.render:
         modes = agent.env.metadata.get("render_modes") or []
         if "ansi" not in modes:  # the others draw images or open a window, which a terminal cannot show
@@ -122,10 +146,11 @@ def cmd_compare(args) -> None:
 
     require_at_least("--steps", args.steps, 1)
     for seed in args.seeds:
-        require_at_least("--seeds", seed, 0)
+        require_seed("--seeds", seed)
     require_at_least("--eval-every", args.eval_every, 1)
     require_at_least("--eval-episodes", args.eval_episodes, 0)
     require_at_least("--jobs", args.jobs, 1)
+    require_at_least("--threads", args.threads, 1)
     out = args.out or f"runs/compare-{args.env.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
     result = compare(
         [parse_agent_spec(s) for s in args.agents],
@@ -141,7 +166,9 @@ def cmd_compare(args) -> None:
         jobs=args.jobs,
         progress=not args.no_progress,
         tensorboard=args.tensorboard,
+        threads=args.threads,
     )
+
     print(result["table"])
     print(f"results: {Path(out) / 'compare.json'}, {Path(out) / 'compare.md'}")
     print(f"plot: {result['plot']}")
@@ -156,8 +183,11 @@ def cmd_plot(args) -> None:
 
 def cmd_model_report(args) -> None:
     from modelrl.experiment.model_report import format_report, run_model_report
+    from modelrl.threads import choose_threads
 
-    require_at_least("--seed", args.seed, 0)
+    require_seed("--seed", args.seed)
+    require_at_least("--threads", args.threads, 1)
+    choose_threads(args.threads)
     report, paths = run_model_report(args.run_dir, episodes=args.episodes, horizon=args.horizon,
                                      policy=args.policy, seed=args.seed)
     print(format_report(report))
@@ -185,6 +215,7 @@ def cmd_demo(args) -> None:
         eval_every=25,
         eval_episodes=1,
         threshold=93.0,
+        jobs=args.jobs,
         progress=not args.no_progress,
     )
     print(result["table"])
@@ -197,9 +228,24 @@ def cmd_list(args) -> None:
 
     import modelrl
 
+    if args.agent:
+        cmd_config(args)
+        return
     print("agents: " + ", ".join(modelrl.AGENTS))
     print("modelrl envs: " + ", ".join(k for k in gym.registry if k.startswith("modelrl/")))
     print("plus every Gymnasium env whose spaces suit the agent (e.g. FrozenLake-v1 for the tabular agents)")
+
+
+def cmd_config(args) -> None:
+    from modelrl.agents import agent_class
+    from modelrl.config import describe_config
+
+    cls = agent_class(args.agent)
+    rows = describe_config(cls.config_class)
+    print(f"{cls.agent_id}: config keys (set with --set KEY=VALUE, or a --config YAML file)")
+    width = max(len(f"{name} = {default}") for name, _, default, _ in rows)
+    for name, kind, default, doc in rows:
+        print(f"  {f'{name} = {default}':<{width}}  {kind}{'; ' + doc if doc else ''}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,12 +261,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     train.add_argument("--config", help="YAML file of config overrides (--set wins)")
     train.add_argument("--env-arg", action="append", metavar="KEY=VALUE", help="env constructor argument")
-    train.add_argument("--eval-every", type=int, help="env steps between evaluations (default steps/20)")
-    train.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default 5; 0: none)")
+    train.add_argument("--eval-every", type=int,
+                       help="env steps between evaluations (default steps/20; planners: at most 10 evaluations, "
+                            "together at most half the run's steps)")
+    train.add_argument("--eval-episodes", type=int,
+                       help="episodes per evaluation (default 5, planners 1; 0: none)")
     train.add_argument("--runs-root", help="where new run directories go (default runs)")
     train.add_argument("--run-dir", help="exact run directory (default runs/<agent>-<env>-s<seed>-<time>)")
     train.add_argument("--resume", metavar="RUN_DIR",
                        help="continue a run from its last checkpoint, as configured (--steps may change)")
+    train.add_argument("--threads", type=int, help=THREADS_HELP)
+    train.add_argument("--import", dest="imports", action="append", metavar="MODULE", help=IMPORT_HELP)
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(func=cmd_train)
 
@@ -229,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--episodes", type=int, default=5)
     evaluate.add_argument("--max-steps", type=int)
     evaluate.add_argument("--render", action="store_true", help="print one greedy episode as text")
+    evaluate.add_argument("--threads", type=int, help=THREADS_HELP)
+    evaluate.add_argument("--import", dest="imports", action="append", metavar="MODULE", help=IMPORT_HELP)
     evaluate.set_defaults(func=cmd_eval)
 
     comp = sub.add_parser("compare", help="several agents x seeds on one env: table, JSON and plot")
@@ -237,11 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     comp.add_argument("--steps", type=int, required=True)
     comp.add_argument("--env-arg", action="append", metavar="KEY=VALUE")
-    comp.add_argument("--eval-every", type=int)
-    comp.add_argument("--eval-episodes", type=int, default=5)
+    comp.add_argument("--eval-every", type=int, help="as for train, the same for every agent")
+    comp.add_argument("--eval-episodes", type=int, help="as for train, the same for every agent")
     comp.add_argument("--metric", default="eval_return")
     comp.add_argument("--threshold", type=float, help="report env steps until the metric reaches this")
     comp.add_argument("--jobs", type=int, help="parallel processes (default: all cores)")
+    comp.add_argument("--threads", type=int, default=1, help="torch CPU threads in each process (default 1)")
     comp.add_argument("--out", help="output directory (default runs/compare-<env>-<time>)")
     comp.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events for each run")
     comp.add_argument("--no-progress", action="store_true")
@@ -261,14 +315,22 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--policy", choices=["random", "agent"], default="random",
                         help="who acts in the held-out episodes (agent: its planner, slower)")
     report.add_argument("--seed", type=int, default=12345)
+    report.add_argument("--threads", type=int, help=THREADS_HELP)
+    report.add_argument("--import", dest="imports", action="append", metavar="MODULE", help=IMPORT_HELP)
     report.set_defaults(func=cmd_model_report)
     demo = sub.add_parser("demo", help="a small real comparison with a plot (under a minute)")
     demo.add_argument("--out")
+    demo.add_argument("--jobs", type=int, help="parallel processes (default: all cores)")
     demo.add_argument("--no-progress", action="store_true")
     demo.set_defaults(func=cmd_demo)
 
-    lister = sub.add_parser("list", help="the agents and modelrl's own envs")
+    lister = sub.add_parser("list", help="the agents and modelrl's own envs; with AGENT, its config keys")
+    lister.add_argument("agent", nargs="?", help="an agent id: list its config keys, defaults and meaning")
     lister.set_defaults(func=cmd_list)
+
+    config = sub.add_parser("config", help="an agent's config keys, their defaults and meaning")
+    config.add_argument("agent", help="agent id, e.g. pets")
+    config.set_defaults(func=cmd_config)
     return parser
 
 
@@ -289,9 +351,37 @@ def _os_error(error: OSError) -> str:
     return f"{paths}: {error.strerror or error}"
 
 
+def _interrupted(interrupt: KeyboardInterrupt) -> str:
+    from modelrl.experiment.runner import RunInterrupted
+
+    if not isinstance(interrupt, RunInterrupted):
+        return "modelrl: interrupted"
+    if interrupt.run_dir is None:
+        return ("modelrl: interrupted before the run's first checkpoint; its directory was removed, so there is "
+                "nothing to resume")
+    return (f"modelrl: interrupted at env step {interrupt.env_steps}; `modelrl train --resume "
+            f"{shlex.quote(str(interrupt.run_dir))}` continues the run from its last checkpoint")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line each, like errors: users read them, they do not debug them. Those of other
+    libraries (Gymnasium's env checker, torch) say whose they are."""
+    text = _one_line(_ANSI_ESCAPE.sub("", str(message)))
+    package = Path(filename).parent
+    while (package.parent / "__init__.py").is_file():
+        package = package.parent
+    source = "" if package.name == "modelrl" else f" from {package.name}"
+    print(f"modelrl: warning{source}: {text}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
+        if getattr(args, "imports", None):
+            from modelrl.envs import import_modules
+
+            import_modules(args.imports)
         args.func(args)
     except ModelRLError as error:
         print(f"modelrl: error: {_one_line(str(error))}", file=sys.stderr)
@@ -299,10 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # a path that cannot be read or written: --runs-root, --out, --run-dir, ...
         print(f"modelrl: error: {_one_line(_os_error(error))}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("modelrl: interrupted; `modelrl train --resume RUN_DIR` continues a run from its last "
-              "checkpoint", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        print(_interrupted(interrupt), file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

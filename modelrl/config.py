@@ -9,7 +9,12 @@ that means something by infinity opts in with `field(default=..., metadata={"all
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import io
 import math
+import re
+import textwrap
+import tokenize
 import types
 import typing
 from collections.abc import Mapping
@@ -110,6 +115,23 @@ def build_config(config_class: type, overrides: Mapping[str, Any] | None = None,
     return config
 
 
+def check_range(config, name: str, low: float | None = None, high: float | None = None, *,
+                low_open: bool = False, high_open: bool = False) -> None:
+    """ConfigError naming `name` unless `config.name` lies in the range (an open end excludes its bound)."""
+    value = getattr(config, name)
+    fits = ((low is None or (value > low if low_open else value >= low))
+            and (high is None or (value < high if high_open else value <= high)))
+    if fits:
+        return
+    if high is None:
+        wanted = f"{'>' if low_open else '>='} {low}"
+    elif low is None:
+        wanted = f"{'<' if high_open else '<='} {high}"
+    else:
+        wanted = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    raise ConfigError(f"{name} must be {wanted}, got {value}")
+
+
 def parse_assignments(assignments: list[str] | None) -> dict[str, str]:
     """Parse `["key=value", ...]` (the CLI's --set) into a dict of strings."""
     parsed = {}
@@ -144,3 +166,62 @@ def load_yaml_overrides(path: str | Path) -> dict[str, Any]:
 
 def config_to_dict(config) -> dict[str, Any]:
     return dataclasses.asdict(config)
+
+
+def config_docs(config_class: type) -> dict[str, str]:
+    """Each field's meaning, read from the comments written beside it (or on the lines just above it) in
+    the class that declares it: one place says what a key means, for the reader of the code and for
+    `modelrl config`."""
+    docs: dict[str, str] = {}
+    for cls in reversed(config_class.__mro__):
+        if not dataclasses.is_dataclass(cls) or cls is object:
+            continue
+        try:
+            source = textwrap.dedent(inspect.getsource(cls))
+        except (OSError, TypeError):
+            continue
+        pending: list[str] = []
+        for line in source.splitlines()[1:]:
+            stripped = line.strip()
+            if stripped.startswith("#"):
+                pending.append(stripped.lstrip("#").strip())
+                continue
+            match = _FIELD_LINE.match(line)
+            if match:
+                comment = _comment_of(line)
+                text = " ".join([*pending, comment] if comment else pending)
+                if text:
+                    docs[match.group(1)] = text
+            pending = []
+    return docs
+
+
+_FIELD_LINE = re.compile(r"^    (\w+)\s*:\s*[^=]+=")
+
+
+def _comment_of(line: str) -> str:
+    """The trailing `# comment` of one source line, '' if none (a '#' inside a string is not one)."""
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(line.strip() + "\n").readline):
+            if token.type == tokenize.COMMENT:
+                return token.string.lstrip("#").strip()
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return ""
+
+
+def _type_name(annotation: Any) -> str:
+    if typing.get_origin(annotation) is typing.Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(annotation)))
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def describe_config(config_class: type) -> list[tuple[str, str, str, str]]:
+    """(key, type, default, meaning) for every field of an agent's config, in declaration order."""
+    docs, hints = config_docs(config_class), _field_types(config_class)
+    rows = []
+    for f in dataclasses.fields(config_class):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        rows.append((f.name, _type_name(hints[f.name]), repr(default) if isinstance(default, str) else str(default),
+                     docs.get(f.name, "")))
+    return rows

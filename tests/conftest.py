@@ -3,7 +3,11 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-import modelrl  # noqa: F401  (registers modelrl's envs)
+import modelrl  # registers modelrl's envs
+
+# One thread: tests run one at a time on small machines, where torch's default of one per core was ten times
+# slower on a loaded 2-core machine.
+modelrl.set_threads(1)
 
 
 class NaNRewardEnv(gym.Env):

@@ -9,6 +9,7 @@ import torch
 import modelrl
 from modelrl.agents import agent_class
 from modelrl.checkpoint import load_checkpoint, save_checkpoint
+from modelrl.envs import make_env, restore_env, save_env_state
 from modelrl.errors import CheckpointError
 
 
@@ -63,16 +64,6 @@ def test_a_checkpoint_loads_only_as_its_own_agent_kind_and_whole(tmp_path):
             modelrl.load(damaged)
 
 
-def test_checkpoints_holding_the_env_as_bare_bytes_still_load(tmp_path):
-    """Before MuJoCo state was saved beside it, a checkpoint's env was one pickle."""
-    agent = modelrl.make_agent("dyna-q", env="DynaMaze-v0", seed=0)
-    agent.learn(30)
-    payload = load_checkpoint(agent.save(tmp_path / "new.pt"))
-    payload["loop"]["env"] = pickle.dumps(agent.env)
-    save_checkpoint(tmp_path / "old.pt", payload)
-    assert modelrl.load(tmp_path / "old.pt").env.unwrapped.position == agent.env.unwrapped.position
-
-
 def test_corrupt_and_foreign_checkpoints_raise_clear_errors(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"this is not a checkpoint")
@@ -84,12 +75,12 @@ def test_corrupt_and_foreign_checkpoints_raise_clear_errors(tmp_path):
         modelrl.load(foreign)
     with pytest.raises(CheckpointError, match="does not exist"):
         modelrl.load(tmp_path / "missing.pt")
-    truncated = tmp_path / "truncated.pt"
-    agent = modelrl.make_agent("q-learning", env="GridWorld-v0")
-    agent.save(truncated)
-    truncated.write_bytes(truncated.read_bytes()[:100])
-    with pytest.raises(CheckpointError):
-        modelrl.load(truncated)
+    whole = modelrl.make_agent("q-learning", env="GridWorld-v0").save(tmp_path / "whole.pt").read_bytes()
+    for kept in (len(whole) // 2, 100):  # cut off mid-file, or in its first entry
+        truncated = tmp_path / f"truncated_{kept}.pt"
+        truncated.write_bytes(whole[:kept])
+        with pytest.raises(CheckpointError, match="truncated_.*is corrupt or not a modelrl checkpoint"):
+            modelrl.load(truncated)
 
 
 @pytest.mark.parametrize("failure", ["mid-write", "rename"])
@@ -145,3 +136,208 @@ def test_an_unwritable_place_names_the_file_asked_for(tmp_path):
     with pytest.raises(OSError):
         save_checkpoint(tmp_path / "a_file" / "ckpt.pt", {"value": 1})
     assert os.listdir(tmp_path) == ["a_file"]
+
+
+# --- loading a file cannot run code ---------------------------------------------------------------------
+class Foreign:
+    """A class from outside modelrl: harmless here, but loading must not build what it cannot vouch for."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+
+class RunsACommand(Foreign):
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+class Evaluates(Foreign):
+    def __reduce__(self):
+        return eval, (f"open({self.marker!r}, 'w').close()",)
+
+
+@pytest.mark.parametrize("make, name", [(Foreign, "Foreign"), (RunsACommand, "system"), (Evaluates, "builtins.eval")])
+def test_a_checkpoint_carrying_a_foreign_object_is_refused_without_running_it(tmp_path, make, name):
+    marker = tmp_path / "marker"
+    payload = load_checkpoint(modelrl.make_agent("q-learning", env="GridWorld-v0").save(tmp_path / "agent.pt"))
+    payload["agent"]["extra"] = make(marker)
+    evil = save_checkpoint(tmp_path / "evil.pt", payload)
+    with pytest.raises(CheckpointError, match=rf"evil.pt refused: it holds \S*{name}, .*could run code") as error:
+        modelrl.load(evil)
+    assert "\n" not in str(error.value) and not marker.exists()
+    if make is not Foreign:  # the control: full unpickling would have run it
+        torch.load(evil, weights_only=False)
+        assert marker.exists()
+
+
+def test_torchs_older_file_format_is_read_under_the_same_restrictions(tmp_path):
+    marker = tmp_path / "marker"
+    torch.save({"format": "modelrl-checkpoint", "x": RunsACommand(marker)}, tmp_path / "old.pt",
+               _use_new_zipfile_serialization=False)
+    with pytest.raises(CheckpointError, match=r"refused: it holds \S*system, .*could run code"):
+        load_checkpoint(tmp_path / "old.pt")
+    assert not marker.exists()
+
+
+def test_reading_a_checkpoint_leaves_torchs_allowed_globals_as_they_were(tmp_path):
+    path = modelrl.make_agent("q-learning", env="GridWorld-v0").save(tmp_path / "agent.pt")
+    before = torch.serialization.get_safe_globals()
+    torch.serialization.add_safe_globals([np.ndarray])  # a caller's own allowance, which must survive
+    try:
+        load_checkpoint(path)
+        assert set(torch.serialization.get_safe_globals()) == {*before, np.ndarray}
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(before)
+
+
+# Every agent on a small env, with settings that let `steps` real steps fill its buffers and fit its models.
+LEARNER = {"hidden_size": 16, "batch_size": 8, "learning_starts": 10}
+MODEL = {"ensemble_size": 2, "num_elites": 1, "model_hidden_size": 16, "model_layers": 1, "model_max_epochs": 2}
+PLANNER = {"population": 20, "iterations": 2, "horizon": 5, "particles": 4}
+EVERY_AGENT = {  # id: (env, its arguments, agent settings, real steps)
+    "q-learning": ("GridWorld-v0", {}, {}, 60),
+    "dyna-q": ("FrozenLake-v1", {}, {}, 60),  # a sample model, and a slippery env's own random stream
+    "dyna-q-plus": ("BlockingMaze-v0", {"change_at": 30}, {}, 60),  # the maze's clock
+    "prioritized-sweeping": ("GridWorld-v0", {}, {}, 60),
+    "mpc": ("Pendulum-v1", {}, PLANNER, 3),
+    "pets": ("Pendulum-v1", {}, {**PLANNER, "hidden_size": 16, "random_steps": 10, "model_epochs": 2,
+                                 "train_every": 5}, 17),
+    "sac": ("Pendulum-v1", {}, LEARNER, 15),
+    "dqn": ("CartPole-v1", {}, {**LEARNER, "train_freq": 4, "gradient_steps": 2}, 15),
+    "deep-dyna-q": ("CartPole-v1", {}, {**LEARNER, "train_freq": 4, "gradient_steps": 2, "planning_steps": 2,
+                                        "model_train_every": 8, **MODEL}, 15),
+    "mbpo": ("Pendulum-v1", {}, {**LEARNER, "updates_per_step": 1, "model_train_every": 5,
+                                 "rollouts_per_step": 2, "epoch_length": 10, **MODEL}, 15),
+}
+SCALARS = (type(None), bool, int, float, str, bytes)
+
+
+def assert_plain(value, where="payload") -> None:
+    """Only data: tensors, arrays, numbers and strings in dicts, lists and tuples; no object of any class."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            assert_plain(key, f"{where} key")
+            assert_plain(item, f"{where}[{key!r}]")
+    elif type(value) in (list, tuple):
+        for i, item in enumerate(value):
+            assert_plain(item, f"{where}[{i}]")
+    elif isinstance(value, np.ndarray | np.generic):
+        assert not value.dtype.hasobject, where
+    else:
+        assert type(value) in SCALARS or type(value) is torch.Tensor, f"{where} is a {type(value)}"
+
+
+@pytest.mark.parametrize("agent_id", list(modelrl.AGENTS))
+def test_every_agent_saves_plain_data_that_loads_without_unpickling_objects(tmp_path, agent_id):
+    env, env_kwargs, settings, steps = EVERY_AGENT[agent_id]
+    fresh = modelrl.make_agent(agent_id, env=env, seed=0, env_kwargs=env_kwargs, **settings)  # empty buffers
+    assert_plain(load_checkpoint(fresh.save(tmp_path / "fresh.pt")))
+    agent = modelrl.make_agent(agent_id, env=env, seed=0, env_kwargs=env_kwargs, **settings)
+    agent.learn(steps)
+    path = agent.save(tmp_path / "agent.pt")
+    payload = load_checkpoint(path)  # torch's restricted unpickler
+    assert_plain(payload)
+    assert payload["loop"]["env"] is not None and agent._obs is not None  # an episode in progress went in too
+    # Beside torch's own, the file names NumPy's array and scalar builders and `bytes` alone.
+    names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    assert all(name.startswith("numpy.") or name == "builtins.bytes" for name in names), names
+    resumed = modelrl.load(path)
+    agent.learn(3)
+    resumed.learn(3)
+    assert (resumed.env_steps, resumed.episode_lengths) == (agent.env_steps, agent.episode_lengths)
+    np.testing.assert_array_equal(np.asarray(resumed._obs), np.asarray(agent._obs))
+
+
+# After 30 steps of random actions the snapshot is taken; the next 220 cover at least `ends` episode ends and
+# the resets after them, from the env's own random stream: Pendulum's time limit (200 steps), the others'
+# falls and holes. The blocking maze's walls change at 40 lifetime steps.
+@pytest.mark.parametrize("env_id, env_kwargs, ends", [
+    ("BlockingMaze-v0", {"change_at": 40}, 0), ("FrozenLake-v1", {}, 2), ("CartPole-v1", {}, 2),
+    ("Pendulum-v1", {}, 1), ("ContinuousCartPole-v0", {}, 2), ("InvertedPendulum-v5", {}, 2), ("Hopper-v5", {}, 2)])
+def test_an_env_restored_from_its_plain_snapshot_continues_exactly(tmp_path, env_id, env_kwargs, ends):
+    env = make_env(env_id, **env_kwargs)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    run(env, 30)
+    save_checkpoint(tmp_path / "env.pt", {"env": save_env_state(env)})
+    restored = make_env(env_id, **env_kwargs)
+    assert restore_env(restored, load_checkpoint(tmp_path / "env.pt")["env"])
+    ahead, behind = run(env, 220), run(restored, 220)  # actions drawn from each env's own action space
+    assert sum(done for *_, done in ahead) >= ends
+    for a, b in zip(ahead, behind, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
+def run(env, steps: int) -> list[tuple]:
+    """(action, observation, reward, done) of `steps` random steps, starting a new episode after each end."""
+    trajectory = []
+    for _ in range(steps):
+        action = env.action_space.sample()
+        obs, reward, terminated, truncated, _ = env.step(action)
+        trajectory.append((action, obs, reward, terminated or truncated))
+        if terminated or truncated:
+            env.reset()
+    return trajectory
+
+
+def test_an_env_holding_state_of_another_kind_restarts_its_episode_on_resume(tmp_path):
+    agent = modelrl.make_agent("q-learning", env="GridWorld-v0", seed=0)
+    agent.learn(7)
+    assert agent._obs is not None
+    agent.env.unwrapped.helper = object()  # state that no plain snapshot can hold
+    assert save_env_state(agent.env) is None
+    resumed = modelrl.load(agent.save(tmp_path / "agent.pt"))
+    assert resumed.env_steps == 7 and resumed._obs is None and resumed._episode_length == 0
+    resumed.learn(3)
+
+
+def test_a_snapshot_is_not_forced_onto_an_env_of_other_layers():
+    timed = make_env("GridWorld-v0", max_episode_steps=10)  # a TimeLimit the plain one lacks
+    timed.reset(seed=0)
+    with pytest.warns(UserWarning, match="TimeLimit.*which this one is not"):
+        assert not restore_env(make_env("GridWorld-v0"), save_env_state(timed))
+
+
+@pytest.mark.parametrize("env_format", ["bytes", "dict"])
+def test_format_1_checkpoints_load_but_their_pickled_env_is_never_unpickled(tmp_path, monkeypatch, env_format):
+    marker = tmp_path / "marker"
+    agent = modelrl.make_agent("dyna-q", env="DynaMaze-v0", seed=0)
+    agent.learn(30)
+    assert agent._obs is not None
+    payload = load_checkpoint(agent.save(tmp_path / "new.pt"))
+    # As format 1 wrote them: the env pickled (bare, or beside MuJoCo's state), the table model as an object.
+    env = pickle.dumps(agent.env)
+    payload["loop"]["env"] = env if env_format == "bytes" else {"env": pickle.dumps(RunsACommand(marker)),
+                                                                 "mujoco": env}
+    payload["agent"]["model"] = agent.model
+    save_checkpoint(tmp_path / "old.pt", {**payload, "format_version": 1})
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a checkpoint's bytes were unpickled")
+
+    for name in ("loads", "load", "Unpickler"):
+        monkeypatch.setattr(pickle, name, refuse)
+    with pytest.warns(UserWarning, match="holds its env as a pickle, which is not loaded"):
+        resumed = modelrl.load(tmp_path / "old.pt")
+    assert not marker.exists()
+    assert resumed.env_steps == 30 and resumed._obs is None and resumed._episode_length == 0  # restarts
+    np.testing.assert_array_equal(resumed.q, agent.q)
+    assert resumed.model.state_dict() == agent.model.state_dict()
+    resumed.learn(5)
+
+
+def test_format_1_planner_and_model_fit_objects_still_load(tmp_path):
+    env, _, settings, steps = EVERY_AGENT["pets"]
+    agent = modelrl.make_agent("pets", env=env, seed=0, **settings)
+    agent.learn(steps)
+    payload = load_checkpoint(agent.save(tmp_path / "new.pt"))
+    for flag, planner in agent.planners.items():  # format 1 held these objects themselves
+        payload["agent"]["planners"][flag]["distribution"] = planner.distribution
+    payload["agent"]["last_fit"] = agent.trainer.last_fit
+    resumed = modelrl.load(save_checkpoint(tmp_path / "old.pt", {**payload, "format_version": 1}))
+    assert resumed.trainer.last_fit == agent.trainer.last_fit
+    for flag, planner in agent.planners.items():
+        for name in ("mean", "std", "low", "high"):
+            assert torch.equal(getattr(resumed.planners[flag].distribution, name), getattr(planner.distribution, name))

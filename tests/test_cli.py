@@ -79,11 +79,14 @@ def cli(argv: list) -> int:
     return main([str(arg) for arg in argv])
 
 
-def one_line_error(capsys, argv: list[str]) -> str:
-    """Run the CLI in-process: it must exit 2 with exactly one `modelrl: error:` line on stderr."""
+def one_line_error(capsys, argv: list[str], warnings: bool = False) -> str:
+    """Run the CLI in-process: it must exit 2 with exactly one `modelrl: error:` line on stderr, after
+    one-line warnings if `warnings`."""
     capsys.readouterr()
     assert cli(argv) == 2
     lines = capsys.readouterr().err.strip().splitlines()
+    while warnings and lines and lines[0].startswith("modelrl: warning"):
+        lines.pop(0)
     assert len(lines) == 1 and lines[0].startswith("modelrl: error: "), lines
     return lines[0]
 
@@ -115,7 +118,7 @@ def small_run(tmp_path_factory):
 def test_resume_refuses_settings_it_would_ignore(small_run, capsys, extra, flag):
     before = (small_run / "config.yaml").read_text(), (small_run / "metrics.csv").read_text()
     line = one_line_error(capsys, ["train", "--resume", small_run, "--steps", "150", *extra, "--no-progress"])
-    assert line.endswith(f"only --steps (a new total) and --no-progress go with it, not {flag}")
+    assert line.endswith(f"--threads, --import and --no-progress go with it, not {flag}")
     assert ((small_run / "config.yaml").read_text(), (small_run / "metrics.csv").read_text()) == before
 
 
@@ -139,7 +142,10 @@ def test_resume_refuses_another_runs_checkpoint(tmp_path, capsys):
         (["--eval-every", "0"], "--eval-every must be >= 1, got 0"),
         (["--eval-every", "-1"], "--eval-every must be >= 1, got -1"),
         (["--eval-episodes", "-2"], "--eval-episodes must be >= 0, got -2"),
-        (["--seed", "-1"], "--seed must be >= 0, got -1"),
+        (["--seed", "-1"], "--seed must be a whole number from 0 to 4294967295 (2**32 - 1), got -1"),
+        (["--seed", "99999999999999999999"], "--seed must be a whole number from 0 to 4294967295"),
+        (["--threads", "0"], "--threads must be >= 1, got 0"),
+        (["--env-arg", "scale=nan"], "--env-arg scale=nan: must be a finite number"),
         (["--set", "lr=inf"], "config key 'lr' must be a finite number, got 'inf'"),
         (["--set", "lr=-inf"], "config key 'lr' must be a finite number, got '-inf'"),
         (["--set", "epsilon=nan"], "config key 'epsilon' must be a finite number, got 'nan'"),
@@ -221,12 +227,14 @@ def test_a_run_that_fails_before_its_first_checkpoint_is_removed(tmp_path, capsy
     # test/NaNReward-v0 (conftest.py) makes the Q-table NaN at once: the first evaluation finds it.
     args = ["train", "q-learning", "--env", "test/NaNReward-v0", "--steps", "20", "--eval-every", "10",
             "--no-progress"]
-    assert "q-learning diverged" in one_line_error(capsys, [*args, "--runs-root", tmp_path / "runs"])
+    # Gymnasium's env checker warns of the NaN reward first, in one line.
+    line = one_line_error(capsys, [*args, "--runs-root", tmp_path / "runs"], warnings=True)
+    assert "q-learning diverged" in line
     assert not (tmp_path / "runs").exists()
     kept = tmp_path / "mine"  # a directory that was there before keeps what it held, and only that
     kept.mkdir()
     (kept / "notes.txt").write_text("mine")
-    assert "q-learning diverged" in one_line_error(capsys, [*args, "--run-dir", kept])
+    assert "q-learning diverged" in one_line_error(capsys, [*args, "--run-dir", kept], warnings=True)
     assert [p.name for p in kept.iterdir()] == ["notes.txt"]
     # ... so the same directory takes a good run afterwards
     assert cli(["train", "q-learning", "--env", "GridWorld-v0", "--steps", "20", "--run-dir", kept,
@@ -314,11 +322,15 @@ def test_bad_plot_input(tmp_path, capsys, paths, out, message):
         (["--agents", "q-learning", "sac", "--steps", "30000"],
          "agent spec 'sac': sac needs flat Box observations; modelrl/GridWorld-v0 has Discrete(25)"),
         (["--agents", "q-learning", "dyna-q:planning_steps=nan"], "key 'planning_steps' must be an integer"),
-        (["--agents", "q-learning", "--metric", "eval_retrun"], "'eval_retrun'; did you mean eval_return?"),
+        (["--agents", "q-learning", "--metric", "eval_retrun"], "metric 'eval_retrun' for agent spec 'q-learning'; did you mean eval_return?"),
         (["--agents", "q-learning", "--eval-episodes", "0"], "metric 'eval_return' needs evaluations"),
         (["--agents", "a b=q-learning", "a_b=dyna-q"], "'a b' and 'a_b' would share the run directories"),
         (["--agents", "q-learning", "--seeds", "0", "1", "0"], "seeds must differ; [0] given more than once"),
-        (["--agents", "q-learning", "--seeds", "-1"], "--seeds must be >= 0, got -1"),
+        (["--agents", "q-learning", "--seeds", "-1"], "--seeds must be a whole number from 0 to"),
+        (["--agents", "q-learning", "dyna-q", "--metric", "nosuchmetric"],
+         "unknown metric 'nosuchmetric' for agent spec 'q-learning'; it logs episode_return, episodes, "),
+        (["--agents", "dyna-q", "prioritized-sweeping", "--metric", "queue_length"],
+         "unknown metric 'queue_length' for agent spec 'dyna-q'"),
         (["--agents", "q-learning", "--steps", "0"], "--steps must be >= 1, got 0"),
         (["--agents", "q-learning", "--eval-every", "0"], "--eval-every must be >= 1, got 0"),
         (["--agents", "q-learning", "--jobs", "0"], "--jobs must be >= 1, got 0"),
@@ -344,3 +356,174 @@ def test_python_dash_m_modelrl():
     result = subprocess.run([sys.executable, "-m", "modelrl", "--version"], capture_output=True, text=True,
                             check=False)
     assert result.returncode == 0 and result.stdout.startswith("modelrl "), result.stderr
+
+
+@pytest.mark.parametrize(
+    "agent,env,args,message",
+    [
+        ("dqn", "CartPole-v1", ["--seed", "99999999999999999999"], "--seed must be a whole number from 0 to"),
+        ("dyna-q", "FrozenLake-v1", ["--set", "planning_steps=1e9"],
+         ("planning_steps must be from 0 to 1,000,000 (planning updates per real step, each about a microsecond), "
+          "got 1,000,000,000")),
+        ("prioritized-sweeping", "DynaMaze-v0", ["--set", "planning_steps=1e9"], "planning_steps must be from 0"),
+        ("dqn", "CartPole-v1", ["--set", "buffer_size=1e12"],
+         "buffer_size=1,000,000,000,000 (a replay buffer of 46 bytes a transition) needs 41.8 TiB of memory"),
+        ("sac", "Pendulum-v1", ["--set", "hidden_size=1000000"], "(hidden size 1,000,000) needs 14.6 TiB"),
+        ("sac", "Pendulum-v1", ["--env-arg", "g=nan"], "--env-arg g=nan: must be a finite number"),
+        ("sac", "Pendulum-v1", ["--env-arg", "g=abc"],
+         "environment 'Pendulum-v1' with arguments {'g': 'abc'} failed its first step: TypeError"),
+        ("sac", "Pendulum-v1", ["--set", "lr=-1"], "lr must be > 0, got -1.0"),
+        ("sac", "Pendulum-v1", ["--set", "tau=2"], "tau must be in (0, 1], got 2.0"),
+        ("dqn", "CartPole-v1", ["--set", "gamma=1.5"], "gamma must be in [0, 1], got 1.5"),
+        ("dqn", "CartPole-v1", ["--set", "gradient_steps=-1"], "gradient_steps must be >= 0, got -1"),
+        ("pets", "Pendulum-v1", ["--set", "weight_decay=-1"], "weight_decay must be >= 0, got -1.0"),
+        ("mpc", "Pendulum-v1", ["--set", "icem_decay=0.5"], "icem_decay must be >= 1, got 0.5"),
+    ],
+)
+def test_bad_input_of_a_first_hour(tmp_path, capsys, agent, env, args, message):
+    line = one_line_error(capsys, ["train", agent, "--env", env, "--steps", "200",
+                                   "--runs-root", tmp_path / "runs", *args, "--no-progress"])
+    assert message in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_planning_beyond_one_chunk_makes_every_update_reproducibly():
+    from modelrl.agents.dyna_q import PLANNING_CHUNK
+
+    agents = [modelrl.make_agent("dyna-q", env="FrozenLake-v1", seed=3, planning_steps=PLANNING_CHUNK + 5)
+              for _ in range(2)]
+    agents[0].learn(60)
+    agents[1].learn(60)
+    assert agents[0].updates == 60 * (PLANNING_CHUNK + 6) and (agents[0].q == agents[1].q).all()
+
+
+def test_a_resumed_run_with_a_broken_config_yaml_says_what_is_wrong(small_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    for key, value, message in (("total_steps", "abc", "total_steps must be a whole number >= 1, got 'abc'"),
+                                ("seed", 2**40, "seed must be a whole number from 0 to"),
+                                ("eval_every", 0, "eval_every must be a whole number >= 1, got 0"),
+                                ("config", [1], "config must be a mapping of key: value")):
+        (run / "config.yaml").write_text(yaml.safe_dump({**config, key: value}))
+        assert message in one_line_error(capsys, ["train", "--resume", run])
+
+
+def test_nothing_a_user_wrote_is_overwritten(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    (mine / "plots").mkdir(parents=True)
+    (mine / "metrics.csv").write_text("my own numbers\n")
+    (mine / "plots" / "figure.png").write_bytes(b"my figure")
+    line = one_line_error(capsys, ["train", "q-learning", "--env", "GridWorld-v0", "--steps", "20",
+                                   "--run-dir", mine, "--no-progress"])
+    assert "already holds metrics.csv, plots, which a run would overwrite" in line
+    assert (mine / "metrics.csv").read_text() == "my own numbers\n"
+    assert sorted(p.name for p in mine.rglob("*")) == ["figure.png", "metrics.csv", "plots"]
+
+    out = tmp_path / "comparison"
+    args = ["compare", "--env", "GridWorld-v0", "--agents", "q-learning", "--seeds", "0", "--steps", "50",
+            "--eval-episodes", "1", "--no-progress"]
+    assert cli([*args, "--out", out]) == 0
+    written = {name: (out / name).read_bytes() for name in ("compare.json", "compare.md", "compare.png")}
+    (out / "runs" / "q-learning-s0").rename(out / "moved")  # even without its runs, a comparison stays
+    line = one_line_error(capsys, [*args, "--out", out])
+    assert "already holds a comparison (compare.json, compare.md, compare.png)" in line
+    assert written == {name: (out / name).read_bytes() for name in written}
+
+
+class _Interrupt:
+    """Makes the agent's `observe` raise KeyboardInterrupt at its `at`-th call, as Ctrl-C would."""
+
+    def __init__(self, monkeypatch, at: int):
+        from modelrl.agents.tabular import TabularAgent
+
+        self.calls, original = 0, TabularAgent.observe
+
+        def observe(agent, *args):
+            self.calls += 1
+            if self.calls == at:
+                raise KeyboardInterrupt
+            original(agent, *args)
+
+        monkeypatch.setattr(TabularAgent, "observe", observe)
+
+
+def test_ctrl_c_names_the_run_to_resume_or_says_there_is_none(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "my run"
+    args = ["train", "q-learning", "--env", "GridWorld-v0", "--steps", "100", "--eval-every", "20",
+            "--eval-episodes", "1", "--run-dir", run, "--no-progress"]
+    _Interrupt(monkeypatch, at=50)
+    capsys.readouterr()
+    assert cli(args) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == (f"modelrl: interrupted at env step 50; `modelrl train --resume '{run}'` continues the run "
+                   "from its last checkpoint")
+    assert cli(["train", "--resume", run, "--no-progress"]) == 0  # ... as it says
+    assert modelrl.load(run / "checkpoints" / "last.pt").env_steps == 100
+
+    _Interrupt(monkeypatch, at=5)  # before the first checkpoint: the run directory is removed
+    assert cli([*args[:-2], tmp_path / "second", "--no-progress"]) == 130
+    assert "its directory was removed, so there is nothing to resume" in capsys.readouterr().err
+    assert not (tmp_path / "second").exists()
+
+
+def test_config_lists_every_key_with_its_default_and_meaning(capsys):
+    from modelrl.config import describe_config
+
+    for agent_id, cls in modelrl.AGENTS.items():
+        undocumented = [name for name, _, _, doc in describe_config(cls.config_class) if not doc]
+        assert not undocumented, f"{agent_id}: {undocumented}"
+    assert cli(["config", "sac"]) == 0
+    out = capsys.readouterr().out
+    assert "  tau = 0.005" in out and "float; Polyak step of the target critics" in out
+    assert cli(["list", "pets"]) == 0
+    out = capsys.readouterr().out
+    assert "optimizer = 'cem'" in out and "one of cem, icem, mppi, random" in out
+    assert "unknown agent 'sacc'; did you mean sac" in one_line_error(capsys, ["config", "sacc"])
+
+
+def test_an_env_of_the_users_own_module(tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_envs.py").write_text(
+        "import gymnasium as gym\n"
+        "gym.register('MyLake-v0', entry_point='gymnasium.envs.toy_text:FrozenLakeEnv', max_episode_steps=50)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run = tmp_path / "run"
+    args = ["train", "q-learning", "--env", "my_envs:MyLake-v0", "--steps", "60", "--run-dir", run, "--no-progress"]
+    assert cli(args) == 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["env"] == "my_envs:MyLake-v0"
+    # Loading a file never imports code: the module must be imported by the user first.
+    monkeypatch.delitem(sys.modules, "my_envs")
+    line = one_line_error(capsys, ["train", "--resume", run, "--steps", "80"])
+    assert "names the env 'my_envs:MyLake-v0', whose module 'my_envs' is not imported" in line
+    with pytest.raises(modelrl.ModelRLError, match="loading a file never imports code"):
+        modelrl.load(run / "checkpoints" / "last.pt")
+    assert "my_envs" not in sys.modules
+    assert cli(["train", "--resume", run, "--steps", "80", "--import", "my_envs", "--no-progress"]) == 0
+    assert cli(["eval", run, "--episodes", "1", "--import", "my_envs"]) == 0
+    line = one_line_error(capsys, ["train", "q-learning", "--env", "no_such_module:MyLake-v0"])
+    assert "its module 'no_such_module' cannot be imported (ModuleNotFoundError" in line
+    assert "unknown environment 'NoLake-v0'" in one_line_error(capsys, ["train", "q-learning", "--env",
+                                                                        "my_envs:NoLake-v0"])
+
+
+def test_a_mujoco_env_without_mujoco_names_the_extra(monkeypatch, capsys):
+    import gymnasium as gym
+
+    def make(*args, **kwargs):
+        raise gym.error.DependencyNotInstalled('MuJoCo is not installed, run `pip install "gymnasium[mujoco]"`')
+
+    monkeypatch.setattr(gym, "make", make)
+    line = one_line_error(capsys, ["train", "sac", "--env", "Hopper-v5"])
+    assert line == ("modelrl: error: environment 'Hopper-v5' needs MuJoCo, an optional part of modelrl: "
+                    "pip install 'modelrl[mujoco]'")
+
+
+def test_a_run_that_ends_before_learning_starts_says_so(tmp_path, capsys):
+    assert cli(["train", "mbpo", "--env", "Pendulum-v1", "--steps", "30", "--eval-episodes", "0",
+                "--run-dir", tmp_path / "run", "--no-progress"]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [("modelrl: warning: mbpo learns nothing before env step 5000 (learning_starts=5000), and "
+                      "this run ends at env step 30: it only collects experience; give it more steps or an earlier "
+                      "start")]

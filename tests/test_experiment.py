@@ -145,7 +145,8 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, other, message):
         ({"eval_every": 0}, "eval_every must be >= 1, got 0"),
         ({"eval_every": -1}, "eval_every must be >= 1, got -1"),
         ({"eval_episodes": -2}, "eval_episodes must be >= 0, got -2"),
-        ({"seed": -1}, "seed must be >= 0, got -1"),
+        ({"seed": -1}, r"seed must be a whole number from 0 to 4294967295 \(2\*\*32 - 1\), got -1"),
+        ({"seed": 2**32}, "seed must be a whole number from 0 to 4294967295"),
     ],
 )
 def test_train_checks_its_settings_before_writing(tmp_path, monkeypatch, settings, message):
@@ -195,7 +196,7 @@ def test_compare_refuses_clashing_or_taken_run_directories(tmp_path):
 
 def test_compare_checks_the_metric_up_front(tmp_path):
     kwargs = {"seeds": [0], "total_steps": 20, "out_dir": tmp_path, "progress": False}
-    with pytest.raises(ConfigError, match="unknown metric 'eval_retrun'; did you mean eval_return"):
+    with pytest.raises(ConfigError, match="unknown metric 'eval_retrun' for agent spec 'a'; did you mean eval_ret"):
         compare([AgentSpec("a", "q-learning")], "GridWorld-v0", metric="eval_retrun", **kwargs)
     with pytest.raises(ConfigError, match="metric 'eval_length' needs evaluations, but eval_episodes is 0"):
         compare([AgentSpec("a", "q-learning")], "GridWorld-v0", metric="eval_length", eval_episodes=0,
@@ -280,3 +281,53 @@ def test_steps_to_threshold_ratio_compares_medians_that_count_seeds_never_reachi
     assert math.isnan(rows["lucky"]["steps_to_threshold_median"]) and math.isnan(rows["lucky"]["steps_to_threshold_ratio"])
     assert rows["most"]["steps_to_threshold_median"] == 300.0
     assert rows["most"]["steps_to_threshold_ratio"] == pytest.approx(1.5)
+
+
+def test_planners_get_an_evaluation_they_can_afford():
+    from modelrl.experiment.runner import default_evaluation
+
+    pets = modelrl.make_agent("pets", env="ContinuousCartPole-v0")  # 200-step episodes
+    assert default_evaluation(pets, 1000) == (500, 1)  # 2 x 200 evaluation steps for 1000 training steps
+    assert default_evaluation(pets, 300) == (300, 1)  # one evaluation, at the end
+    assert default_evaluation(pets, 100_000) == (10_000, 1)  # at most 10
+    assert default_evaluation(modelrl.make_agent("mpc", env="Pendulum-v1"), 4000) == (400, 1)
+    assert default_evaluation(modelrl.make_agent("sac", env="Pendulum-v1"), 1000) == (50, 5)
+
+
+def test_a_planners_train_evaluates_as_its_default_says(tmp_path):
+    result = train("mpc", "Pendulum-v1", total_steps=450, overrides={"population": 20, "iterations": 1,
+                                                                     "horizon": 5}, run_dir=tmp_path / "run",
+                   progress=False, tensorboard=False)
+    config = yaml.safe_load((result.run_dir / "config.yaml").read_text())
+    assert (config["eval_every"], config["eval_episodes"]) == (450, 1)
+    assert [row["env_steps"] for row in result.history] == [450]
+
+
+def test_evaluation_reports_its_progress():
+    agent = modelrl.make_agent("q-learning", env="GridWorld-v0", seed=0)
+    calls = []
+    agent.evaluate(2, max_steps=7, progress=lambda *call: calls.append(call))
+    assert calls[:2] == [(0, 2, 1), (0, 2, 2)] and calls[-1] == (1, 2, 7) and len(calls) == 14
+
+
+def test_every_agent_declares_the_metrics_it_logs():
+    """compare checks a metric against these before any run starts, so they must be complete."""
+    small = {"mpc": {"population": 8, "iterations": 1, "horizon": 3},
+             "pets": {"population": 8, "iterations": 1, "horizon": 3, "random_steps": 40, "model_epochs": 2,
+                      "hidden_size": 16, "train_every": 20},
+             "sac": {"learning_starts": 20, "batch_size": 8, "hidden_size": 16},
+             "mbpo": {"learning_starts": 20, "batch_size": 8, "hidden_size": 16, "model_train_every": 20,
+                      "epoch_length": 20, "rollouts_per_step": 2, "model_max_epochs": 2, "model_hidden_size": 16,
+                      "updates_per_step": 1},
+             "dqn": {"learning_starts": 20, "train_freq": 10, "gradient_steps": 1, "batch_size": 8, "hidden_size": 16},
+             "deep-dyna-q": {"learning_starts": 20, "train_freq": 10, "gradient_steps": 1, "batch_size": 8,
+                             "hidden_size": 16, "model_train_every": 20, "model_max_epochs": 2,
+                             "model_hidden_size": 16, "planning_steps": 2}}
+    envs = {"mpc": "Pendulum-v1", "pets": "Pendulum-v1", "sac": "Pendulum-v1", "mbpo": "Pendulum-v1",
+            "dqn": "CartPole-v1", "deep-dyna-q": "CartPole-v1"}
+    for agent_id, cls in modelrl.AGENTS.items():
+        agent = modelrl.make_agent(agent_id, env=envs.get(agent_id, "GridWorld-v0"), **small.get(agent_id, {}))
+        agent.learn(60)
+        logged = set(agent.metrics())
+        assert logged <= set(cls.metric_names), (agent_id, logged - set(cls.metric_names))
+        assert logged, agent_id

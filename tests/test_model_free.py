@@ -13,6 +13,7 @@ import modelrl
 from modelrl.agents.dqn import DQNConfig, DQNLearner
 from modelrl.agents.sac import SACConfig, SACLearner, SquashedGaussianActor
 from modelrl.buffers import ReplayBuffer
+from modelrl.checkpoint import load_checkpoint, save_checkpoint
 from modelrl.device import restore_generator
 from modelrl.envs.known import known_functions
 from modelrl.errors import ConfigError, IncompatibleEnvError
@@ -287,9 +288,9 @@ def test_replay_buffer_round_trips_through_save_and_load(tmp_path, rng):
     buffer = ReplayBuffer(5, (2,), (1,))
     for i in range(7):  # wraps around
         buffer.add(np.full(2, i), np.full(1, -i), float(i), np.full(2, i + 1), i == 3, i == 6)
-    torch.save(buffer.state_dict(), tmp_path / "buffer.pt")
+    save_checkpoint(tmp_path / "buffer.pt", {"buffer": buffer.state_dict()})
     restored = ReplayBuffer(5, (2,), (1,))
-    restored.load_state_dict(torch.load(tmp_path / "buffer.pt", weights_only=False))
+    restored.load_state_dict(load_checkpoint(tmp_path / "buffer.pt")["buffer"])
     for key, value in buffer.all().items():
         np.testing.assert_array_equal(value, restored.all()[key])
     assert restored.all()["reward"].tolist() == [2, 3, 4, 5, 6]

@@ -6,6 +6,7 @@ import torch
 
 import modelrl
 from modelrl.buffers import ReplayBuffer
+from modelrl.checkpoint import load_checkpoint, save_checkpoint
 from modelrl.cli import main
 from modelrl.errors import CheckpointError, ConfigError
 
@@ -54,9 +55,9 @@ def test_evaluating_pets_leaves_its_training_as_it_was():
 
 def test_a_checkpoint_missing_agent_state_is_refused_in_one_line(tmp_path):
     agent = modelrl.make_agent("pets", env="Pendulum-v1", seed=0, **TINY)
-    payload = torch.load(agent.save(tmp_path / "pets.pt"), weights_only=False)
+    payload = load_checkpoint(agent.save(tmp_path / "pets.pt"))
     del payload["agent"]["eval_generator"]  # as an older modelrl wrote it
-    torch.save(payload, tmp_path / "old.pt")
+    save_checkpoint(tmp_path / "old.pt", payload)
     with pytest.raises(CheckpointError, match="pets checkpoint lacks 'eval_generator'"):
         modelrl.load(tmp_path / "old.pt")
 

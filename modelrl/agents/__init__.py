@@ -18,6 +18,7 @@ from modelrl.agents.tabular import QLearning
 from modelrl.checkpoint import load_checkpoint
 from modelrl.config import build_config
 from modelrl.errors import CheckpointError, UnknownAgentError
+from modelrl.threads import choose_threads
 
 AGENTS: dict[str, type[Agent]] = {
     cls.agent_id: cls for cls in (QLearning, DynaQ, DynaQPlus, PrioritizedSweeping, MPCAgent, PETS, SAC, DQN, DeepDynaQ, MBPO)
@@ -34,16 +35,22 @@ def agent_class(agent_id: str) -> type[Agent]:
 
 
 def make_agent(
-    agent_id: str, env: str, seed: int = 0, *, env_kwargs: dict | None = None, **overrides: Any
+    agent_id: str, env: str, seed: int = 0, *, env_kwargs: dict | None = None, threads: int | None = None,
+    **overrides: Any,
 ) -> Agent:
-    """Build an agent on `env` with its paper-default config, changed by `overrides`."""
+    """Build an agent on `env` with its paper-default config, changed by `overrides`.
+
+    `threads` sets torch's CPU threads for this process (default: see `modelrl.threads`).
+    """
+    choose_threads(threads)
     cls = agent_class(agent_id)
     config = build_config(cls.config_class, overrides, owner=f"agent '{agent_id}'")
     return cls(env, config, seed=seed, env_kwargs=env_kwargs)
 
 
-def load(path: str | Path) -> Agent:
+def load(path: str | Path, *, threads: int | None = None) -> Agent:
     """Rebuild an agent from a checkpoint written by `agent.save(path)`."""
+    choose_threads(threads)
     payload = load_checkpoint(path)
     agent_id = payload.get("agent_id")
     if agent_id not in AGENTS:

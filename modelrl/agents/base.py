@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +22,14 @@ import numpy as np
 
 from modelrl.checkpoint import load_checkpoint, save_checkpoint
 from modelrl.config import build_config, config_to_dict
-from modelrl.envs import make_env, resolve_env_id, restore_env, save_env_state
-from modelrl.errors import CheckpointError, ConfigError, IncompatibleEnvError, TrainingDivergedError
+from modelrl.envs import make_env, require_env_module_imported, resolve_env_id, restore_env, save_env_state
+from modelrl.errors import (
+    CheckpointError,
+    ConfigError,
+    IncompatibleEnvError,
+    TrainingDivergedError,
+    require_seed,
+)
 
 # Evaluation episodes of envs without a time limit stop here, so a policy that loops cannot hang a run.
 DEFAULT_EVAL_MAX_STEPS = 1000
@@ -32,17 +39,39 @@ def evaluation_seed(seed: int, evaluation: int, episode: int) -> int:
     """The reset seed of one evaluation episode: hashed from all three, so no two runs' evaluations share
     initial states, however many evaluations they make."""
     return int(np.random.SeedSequence([seed, evaluation, episode, 0x5EED]).generate_state(1)[0])
+
+
 RECENT_EPISODES = 10  # the training `episode_return` in a metrics row averages this many
+
+
+class EvaluationStatus:
+    """Shows an evaluation in progress on a tqdm bar: an evaluation of a planner can take minutes."""
+
+    REFRESH_SECONDS = 0.5
+
+    def __init__(self, bar):
+        self.bar, self.shown = bar, 0.0
+
+    def __call__(self, episode: int, episodes: int, step: int) -> None:
+        now = time.monotonic()
+        if now - self.shown >= self.REFRESH_SECONDS:
+            self.bar.set_postfix_str(f"evaluating: episode {episode + 1}/{episodes}, step {step}")
+            self.shown = now
 
 
 class Agent(ABC):
     agent_id: ClassVar[str]
     config_class: ClassVar[type]
+    # Agents that plan at every step (mpc, pets) pay as much per evaluation step as per training step.
+    plans_every_step: ClassVar[bool] = False
+    # Every key `metrics()` may return, so a metric can be checked before anything runs.
+    metric_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
         self.env_id = resolve_env_id(env_id)
         self.env_kwargs = dict(env_kwargs or {})
         self.config = config if config is not None else build_config(self.config_class, owner=self.agent_id)
+        require_seed("seed", seed)
         self.seed = int(seed)
         self.env = make_env(self.env_id, **self.env_kwargs)
         self.check_env(self.env)
@@ -77,7 +106,8 @@ class Agent(ABC):
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
-        """Everything learned (tables, networks, buffers, optimiser states), picklable."""
+        """Everything learned (tables, networks, buffers, optimiser states) as plain data: tensors, arrays,
+        numbers, strings, and dicts, lists and tuples of them (checkpoints load nothing else)."""
 
     @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -89,6 +119,11 @@ class Agent(ABC):
     def metrics(self) -> dict[str, float]:
         """Agent-specific numbers for the metrics row (losses, update counts)."""
         return {}
+
+    def first_learning_step(self) -> tuple[int, str] | None:
+        """The env step of the first update or model fit, and the setting that puts it there (e.g.
+        `(5000, "learning_starts=5000")`); None for agents that learn from their first step."""
+        return None
 
     def check_finite(self) -> bool:
         """False when learned values hold NaN or infinity."""
@@ -120,6 +155,7 @@ class Agent(ABC):
                 raise ConfigError(f"{name} must be >= {minimum}, got {value}")
         step_target = None if total_steps is None else self.env_steps + total_steps
         episode_target = None if episodes is None else self.episodes + episodes
+        self._warn_if_nothing_is_learned(step_target)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -135,7 +171,7 @@ class Agent(ABC):
                 bar.update(1)
             if eval_every and self.env_steps % eval_every == 0:
                 self.wall_time = wall_before + time.perf_counter() - started
-                row = self.metrics_row(eval_episodes)
+                row = self.metrics_row(eval_episodes, progress=None if bar is None else EvaluationStatus(bar))
                 history.append(row)
                 if bar is not None and "eval_return" in row:
                     bar.set_postfix(eval_return=f"{row['eval_return']:.3g}", episodes=self.episodes)
@@ -146,6 +182,13 @@ class Agent(ABC):
             bar.close()
         self._assert_finite()
         return history
+
+    def _warn_if_nothing_is_learned(self, step_target: int | None) -> None:
+        first = self.first_learning_step()
+        if step_target is not None and first is not None and step_target < first[0]:
+            warnings.warn(f"{self.agent_id} learns nothing before env step {first[0]} ({first[1]}), and this "
+                          f"run ends at env step {step_target}: it only collects experience; give it more "
+                          "steps or an earlier start", stacklevel=3)
 
     def _step(self) -> None:
         if self._obs is None:
@@ -174,8 +217,11 @@ class Agent(ABC):
         """Drop the episode in progress (it is not counted); the next step starts a fresh one."""
         self._obs, self._episode_return, self._episode_length = None, 0.0, 0
 
-    def evaluate(self, episodes: int = 5, max_steps: int | None = None) -> dict[str, float]:
-        """Mean return and length of the greedy policy on a separate env (the training env is untouched)."""
+    def evaluate(self, episodes: int = 5, max_steps: int | None = None,
+                 progress: Callable[[int, int, int], None] | None = None) -> dict[str, float]:
+        """Mean return and length of the greedy policy on a separate env (the training env is untouched).
+
+        `progress(episode, episodes, step)` is called after every step, for a progress display."""
         if self._eval_env is None:
             self._eval_env = make_env(self.env_id, **self.env_kwargs)
         env = self._eval_env
@@ -193,6 +239,8 @@ class Agent(ABC):
                 self.hold_training_layout(env)
                 total += float(reward)
                 length += 1
+                if progress is not None:
+                    progress(episode, episodes, length)
                 done = terminated or truncated
             returns.append(total)
             lengths.append(length)
@@ -212,7 +260,8 @@ class Agent(ABC):
                 f"{self.agent_id} diverged: NaN or infinite values after {self.env_steps} env steps"
             )
 
-    def metrics_row(self, eval_episodes: int = 5) -> dict[str, float]:
+    def metrics_row(self, eval_episodes: int = 5,
+                    progress: Callable[[int, int, int], None] | None = None) -> dict[str, float]:
         self._assert_finite()
         recent = self.episode_returns[-RECENT_EPISODES:]
         row = {
@@ -221,7 +270,7 @@ class Agent(ABC):
             "wall_time": round(self.wall_time, 4),
             "episode_return": float(np.mean(recent)) if recent else math.nan,
         }
-        row.update(self.evaluate(eval_episodes) if eval_episodes > 0 else {})
+        row.update(self.evaluate(eval_episodes, progress=progress) if eval_episodes > 0 else {})
         row.update(self.metrics())
         return row
 
@@ -263,8 +312,8 @@ class Agent(ABC):
         self.episode_returns, self.episode_lengths = list(loop["episode_returns"]), list(loop["episode_lengths"])
         self._obs = loop["obs"]
         self._episode_return, self._episode_length = loop["episode_return"], loop["episode_length"]
-        if loop["env"] is not None:
-            self.env = restore_env(loop["env"])
+        if loop["env"] is None or not restore_env(self.env, loop["env"]):  # onto the env __init__ made
+            self.abandon_episode()  # the env could not be saved, or restored: its episode restarts
 
     @classmethod
     def from_checkpoint(cls, payload: dict[str, Any]) -> Agent:
@@ -272,6 +321,7 @@ class Agent(ABC):
             raise CheckpointError(f"this is a checkpoint of {payload.get('agent_id')!r}, not of {cls.agent_id!r}; "
                                   "modelrl.load(path) rebuilds whichever agent a checkpoint holds")
         try:
+            require_env_module_imported(payload["env_id"], "this checkpoint")
             config = build_config(cls.config_class, payload["config"], owner=cls.agent_id)
             agent = cls(payload["env_id"], config, seed=payload["seed"], env_kwargs=payload["env_kwargs"])
             agent._restore(payload)

@@ -23,13 +23,14 @@ from modelrl.buffers import ReplayBuffer
 from modelrl.device import restore_generator
 from modelrl.errors import ConfigError
 from modelrl.models.imagination import branched_rollouts
+from modelrl.models.training import ModelTrainer
 
 
 @dataclass
 class DeepDynaQConfig(DQNConfig, LearnedModelConfig):
     planning_steps: int = 10  # n: imagined transitions (and updates per real update) per real step
     model_train_every: int = 1024  # real steps between refits
-    imagined_buffer_size: int = 100_000
+    imagined_buffer_size: int = 100_000  # imagined transitions kept for replay
 
     def validate(self) -> None:
         super().validate()
@@ -44,6 +45,7 @@ class DeepDynaQConfig(DQNConfig, LearnedModelConfig):
 class DeepDynaQ(DQN):
     agent_id = "deep-dyna-q"
     config_class = DeepDynaQConfig
+    metric_names = (*DQN.metric_names, *ModelTrainer.metric_names, "imagine_seconds")
 
     def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
         super().__init__(env_id, config, seed, env_kwargs)
@@ -53,7 +55,7 @@ class DeepDynaQ(DQN):
         self.model = self.trainer.model
         self.generator = torch.Generator(self.device).manual_seed(self.seed)
         self.imagined = ReplayBuffer(config.imagined_buffer_size, self.env.observation_space.shape, (),
-                                     action_dtype=np.int64)
+                                     action_dtype=np.int64, name="imagined_buffer_size")
         self._fit_step: int | None = None
         self.imagine_seconds = 0.0
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from modelrl.agents.base import Agent
 from modelrl.buffers import ReplayBuffer
+from modelrl.config import check_range
 from modelrl.device import resolve_device
 from modelrl.errors import ConfigError, IncompatibleEnvError
 from modelrl.models.mlp import mlp
@@ -25,35 +26,36 @@ class DQNConfig:
     """Defaults: rl-baselines3-zoo's tuned CartPole-v1 values (Mnih et al.'s Atari values need millions of
     frames); the exploration decay is its 16% of a 50k-step run. Double Q is on, as in van Hasselt et al."""
 
-    lr: float = 2.3e-3
-    gamma: float = 0.99
-    batch_size: int = 64
-    buffer_size: int = 100_000
-    learning_starts: int = 1000
+    lr: float = 2.3e-3  # Adam learning rate
+    gamma: float = 0.99  # discount factor
+    batch_size: int = 64  # transitions per gradient update
+    buffer_size: int = 100_000  # real transitions kept for replay
+    learning_starts: int = 1000  # random actions (and no updates) before this many steps
     train_freq: int = 256  # env steps between bursts of updates
     gradient_steps: int = 128  # updates per burst
     target_update_interval: int = 10  # env steps between copies into the target network
-    exploration_initial_eps: float = 1.0
-    exploration_final_eps: float = 0.04
-    exploration_steps: int = 8_000
-    hidden_size: int = 256
-    num_layers: int = 2
-    double_q: bool = True
-    max_grad_norm: float = 10.0
-    device: str = "auto"
+    exploration_initial_eps: float = 1.0  # epsilon at the start of the decay
+    exploration_final_eps: float = 0.04  # epsilon after the decay
+    exploration_steps: int = 8_000  # env steps over which epsilon decays linearly
+    hidden_size: int = 256  # units per hidden layer of the Q network
+    num_layers: int = 2  # hidden layers of the Q network
+    double_q: bool = True  # the online network picks the next action, the target values it
+    max_grad_norm: float = 10.0  # gradient norm clip
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
 
     def validate(self) -> None:
         for name in ("batch_size", "buffer_size", "train_freq", "target_update_interval", "hidden_size",
                      "num_layers", "exploration_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.learning_starts < 0 or self.gradient_steps < 0:
-            raise ConfigError("learning_starts and gradient_steps must be >= 0")
+        check_range(self, "learning_starts", 0)
+        check_range(self, "gradient_steps", 0)
         for name in ("exploration_initial_eps", "exploration_final_eps"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.lr <= 0 or self.max_grad_norm <= 0 or not 0 <= self.gamma <= 1:
-            raise ConfigError("need lr > 0, max_grad_norm > 0 and gamma in [0, 1]")
+        check_range(self, "lr", 0, low_open=True)
+        check_range(self, "max_grad_norm", 0, low_open=True)
+        check_range(self, "gamma", 0, 1)
 
     def epsilon(self, step: int) -> float:
         progress = min(1.0, step / self.exploration_steps)
@@ -116,6 +118,7 @@ class DQNLearner:
 class DQN(Agent):
     agent_id = "dqn"
     config_class = DQNConfig
+    metric_names = ("epsilon", "updates", "q_loss")
 
     def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
         super().__init__(env_id, config, seed, env_kwargs)
@@ -125,7 +128,8 @@ class DQN(Agent):
         with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
             torch.manual_seed(self.seed)
             self.learner = DQNLearner(obs_shape[0], self.num_actions, self.config, self.device)
-        self.buffer = ReplayBuffer(self.config.buffer_size, obs_shape, (), action_dtype=np.int64)
+        self.buffer = ReplayBuffer(self.config.buffer_size, obs_shape, (), action_dtype=np.int64,
+                                   name="buffer_size")
         self._loss: torch.Tensor | None = None
 
     def check_env(self, env: gym.Env) -> None:
@@ -144,6 +148,11 @@ class DQN(Agent):
             return int(self.rng.integers(self.num_actions))
         state = torch.as_tensor(np.asarray(obs, np.float32), device=self.device)
         return int(self.learner.greedy(state))
+
+    def first_learning_step(self) -> tuple[int, str]:
+        config = self.config
+        first = -(-max(1, config.learning_starts) // config.train_freq) * config.train_freq
+        return first, f"learning_starts={config.learning_starts}, train_freq={config.train_freq}"
 
     def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
         self.buffer.add(obs, action, reward, next_obs, terminated, truncated)

@@ -14,7 +14,6 @@ the Dyna maze is the same for every n, as in Example 8.1.
 
 from __future__ import annotations
 
-import copy
 import heapq
 import itertools
 import math
@@ -28,6 +27,16 @@ from modelrl.envs import is_deterministic
 from modelrl.errors import ConfigError
 from modelrl.models.tabular import Outcome, TabularModel
 
+# A planning update takes about a microsecond, so this many already cost a second or more per real step.
+MAX_PLANNING_STEPS = 1_000_000
+PLANNING_CHUNK = 4096  # draws made at once: memory stays bounded and Ctrl-C acts between chunks
+
+
+def check_planning_steps(planning_steps: int) -> None:
+    if not 0 <= planning_steps <= MAX_PLANNING_STEPS:
+        raise ConfigError(f"planning_steps must be from 0 to {MAX_PLANNING_STEPS:,} (planning updates per real "
+                          f"step, each about a microsecond), got {planning_steps:,}")
+
 
 @dataclass
 class DynaQConfig(QLearningConfig):
@@ -38,8 +47,7 @@ class DynaQConfig(QLearningConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.planning_steps < 0:
-            raise ConfigError(f"planning_steps must be >= 0, got {self.planning_steps}")
+        check_planning_steps(self.planning_steps)
 
 
 @dataclass
@@ -68,6 +76,8 @@ class PrioritizedSweepingConfig(DynaQConfig):
 class _ModelBasedTabular(TabularAgent):
     """A tabular agent with a table model of its env."""
 
+    metric_names = (*TabularAgent.metric_names, "model_pairs")
+
     def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
         super().__init__(env_id, config, seed, env_kwargs)
         kind = self.config.model
@@ -80,11 +90,15 @@ class _ModelBasedTabular(TabularAgent):
         return self.planning_rng.random(n).tolist() if self.model.stochastic else itertools.repeat(0.0, n)
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "model": self.model, "planning_rng": self.planning_rng.bit_generator.state}
+        return {**super().state_dict(), "model": self.model.state_dict(),
+                "planning_rng": self.planning_rng.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.model = copy.deepcopy(state["model"])  # never shared with the agent the state came from
+        model = state["model"]
+        if isinstance(model, TabularModel):  # a format-1 checkpoint held the model itself
+            model = model.state_dict()
+        self.model = TabularModel.from_state_dict(model)  # new lists: never shared with the state's owner
         self.planning_rng.bit_generator.state = state["planning_rng"]
 
     def metrics(self) -> dict[str, float]:
@@ -106,22 +120,22 @@ class DynaQ(_ModelBasedTabular):
 
     def plan(self, n: int) -> None:
         """n one-step Q-learning updates on pairs drawn from the model (`TabularModel.draw`)."""
-        if n == 0:
-            return
         q, model = self.q_rows, self.model
         lr, gamma = self.config.lr, self.config.gamma
-        bonus = self.planning_bonus()
+        bonus = self.planning_bonus() if n else None
         pairs = model.pairs
-        for (u_state, u_action), u in zip(self.planning_rng.random((n, 2)).tolist(), self._draws(n)):
-            i = model.draw(u_state, u_action)
-            state, action = pairs[i]
-            reward, next_state, terminated = model.sample(i, u)
-            if bonus is not None:
-                reward += bonus[state][action]
-            row = q[state]
-            target = reward if terminated else reward + gamma * max(q[next_state])
-            row[action] += lr * (target - row[action])
-        self.updates += n
+        for done in range(0, n, PLANNING_CHUNK):
+            chunk = min(PLANNING_CHUNK, n - done)
+            for (u_state, u_action), u in zip(self.planning_rng.random((chunk, 2)).tolist(), self._draws(chunk)):
+                i = model.draw(u_state, u_action)
+                state, action = pairs[i]
+                reward, next_state, terminated = model.sample(i, u)
+                if bonus is not None:
+                    reward += bonus[state][action]
+                row = q[state]
+                target = reward if terminated else reward + gamma * max(q[next_state])
+                row[action] += lr * (target - row[action])
+            self.updates += chunk
 
 
 class DynaQPlus(DynaQ):
@@ -155,6 +169,7 @@ class PrioritizedSweeping(_ModelBasedTabular):
 
     agent_id = "prioritized-sweeping"
     config_class = PrioritizedSweepingConfig
+    metric_names = (*_ModelBasedTabular.metric_names, "queue_length")
 
     def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
         super().__init__(env_id, config, seed, env_kwargs)
@@ -184,12 +199,16 @@ class PrioritizedSweeping(_ModelBasedTabular):
     def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
         self.model.observe(obs, action, reward, next_obs, terminated)
         self._push(obs, action, self._expected_change(obs, action, reward, next_obs, terminated))
-        draws = iter(self._draws(self.config.planning_steps))
-        for _ in range(self.config.planning_steps):
+        n = self.config.planning_steps
+        # drawn a chunk at a time (the first whether used or not), reversed so that pop() takes them in order
+        draws = list(self._draws(min(PLANNING_CHUNK, n)))[::-1]
+        for done in range(n):
             if not self._priority:
                 break
+            if not draws:
+                draws = list(self._draws(min(PLANNING_CHUNK, n - done)))[::-1]
             state, action = self._pop()
-            self.q_update(state, action, *self.model.sample(self.model.index(state, action), next(draws)))
+            self.q_update(state, action, *self.model.sample(self.model.index(state, action), draws.pop()))
             for (prev_state, prev_action), (prev_reward, prev_terminated) in self.model.predecessors.get(
                 state, {}
             ).items():

@@ -15,17 +15,17 @@ from modelrl.models.training import ModelTrainer
 
 @dataclass
 class LearnedModelConfig:
-    ensemble_size: int = 5
-    num_elites: int = 5
-    model_hidden_size: int = 200
-    model_layers: int = 3
-    model_activation: Literal["silu", "relu", "leaky_relu", "tanh"] = "silu"
-    model_lr: float = 1e-3
-    model_weight_decay: float = 5e-5
-    model_batch_size: int = 256
-    model_holdout_ratio: float = 0.2
-    model_patience: int = 5
-    model_max_epochs: int = 20
+    ensemble_size: int = 5  # members of the dynamics ensemble
+    num_elites: int = 5  # members that imagine (best on held-out data)
+    model_hidden_size: int = 200  # units per hidden layer of each member
+    model_layers: int = 3  # hidden layers of each member
+    model_activation: Literal["silu", "relu", "leaky_relu", "tanh"] = "silu"  # members' hidden activation
+    model_lr: float = 1e-3  # the model's Adam learning rate
+    model_weight_decay: float = 5e-5  # the model's L2 weight decay
+    model_batch_size: int = 256  # model training batch size
+    model_holdout_ratio: float = 0.2  # share of the data held out to pick elites and stop early
+    model_patience: int = 5  # epochs without held-out improvement before a refit stops
+    model_max_epochs: int = 20  # epochs per refit at most
 
     def validate_model(self) -> None:
         if not 1 <= self.num_elites <= self.ensemble_size:

@@ -24,6 +24,7 @@ from modelrl.buffers import ReplayBuffer
 from modelrl.envs.known import lookup_known
 from modelrl.errors import ConfigError
 from modelrl.models.imagination import branched_rollouts
+from modelrl.models.training import ModelTrainer
 
 # Rollout length schedules of the paper (appendix C) by task, whatever the env version: (start epoch, end
 # epoch, min length, max length); k rises linearly from min to max between the two epochs. Tasks not
@@ -43,15 +44,16 @@ class MBPOConfig(SACConfig, LearnedModelConfig):
 
     updates_per_step: int = 20  # G
     learning_starts: int = 5000  # random steps before the first model fit
-    real_ratio: float = 0.05
+    real_ratio: float = 0.05  # share of real transitions in each SAC batch (the rest imagined)
     ensemble_size: int = 7
     model_layers: int = 4
     model_max_epochs: int = 1000
-    model_train_every: int = 250
+    model_train_every: int = 250  # real steps between model refits (each followed by new rollouts)
     rollouts_per_step: int = 400  # M: 100k rollouts per refit
     rollout_schedule: str = "auto"  # "start_epoch,end_epoch,min_length,max_length"; auto: the task's
+    # real steps per epoch, the unit of the rollout schedule and of model_retain_epochs
     epoch_length: int = 1000
-    model_retain_epochs: int = 1
+    model_retain_epochs: int = 1  # epochs of rollouts the model buffer keeps
 
     def validate(self) -> None:
         super().validate()
@@ -99,6 +101,8 @@ def rollout_length(schedule: tuple[int, int, int, int], epoch: int) -> int:
 class MBPO(SAC):
     agent_id = "mbpo"
     config_class = MBPOConfig
+    metric_names = (*SAC.metric_names, *ModelTrainer.metric_names, "rollout_length", "model_buffer",
+                    "imagined_reward", "imagined_terminated", "rollout_seconds", "policy_seconds")
 
     def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
         super().__init__(env_id, config, seed, env_kwargs)
@@ -117,7 +121,8 @@ class MBPO(SAC):
     def _new_model_buffer(self, length: int) -> ReplayBuffer:
         config = self.config
         capacity = config.rollouts_per_step * config.epoch_length * length * config.model_retain_epochs
-        return ReplayBuffer(capacity, self.env.observation_space.shape, self.env.action_space.shape)
+        return ReplayBuffer(capacity, self.env.observation_space.shape, self.env.action_space.shape,
+                            name="rollouts_per_step x epoch_length x rollout length x model_retain_epochs")
 
     def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
         self.buffer.add(obs, self.scale.to_unit(action), reward, next_obs, terminated, truncated)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from modelrl.agents.base import Agent
+from modelrl.config import check_range
 from modelrl.device import resolve_device, restore_generator
 from modelrl.envs.known import known_functions
 from modelrl.errors import ConfigError, IncompatibleEnvError
@@ -26,22 +27,24 @@ from modelrl.planning.trajectory import ModelObjective, SimulatorObjective
 class PlannerConfig:
     """Planning settings; defaults are mbrl-lib's PETS cart-pole tutorial (Chua et al. 2018's CEM)."""
 
+    # the planner: CEM, iCEM, MPPI or random shooting
     optimizer: Literal["cem", "icem", "mppi", "random"] = "cem"
-    horizon: int = 15
+    horizon: int = 15  # planned steps ahead (H)
     population: int = 500  # iCEM: the first iteration's population
-    iterations: int = 5
+    iterations: int = 5  # refits of the sampling distribution per planned step (random shooting: one draw)
     elite_ratio: float = 0.1  # CEM
     alpha: float = 0.1  # share of the old mean and variance kept at each refit (CEM, iCEM; MPPI has none)
     temperature: float = 1.0  # MPPI, in return units
     icem_elites: int = 10  # iCEM (Pinneri et al. 2020): elites, population decay, kept share, noise colour
-    icem_decay: float = 1.25
-    icem_keep_elites: float = 0.3
-    noise_beta: float = 2.0
-    particles: int = 20
+    icem_decay: float = 1.25  # iCEM: population shrinks by this factor each iteration
+    icem_keep_elites: float = 0.3  # iCEM: share of the last iteration's elites carried into the next
+    noise_beta: float = 2.0  # iCEM: colour of the sampled noise (0 white, 2 pink-red; smoother actions)
+    particles: int = 20  # model rollouts per candidate sequence (PETS trajectory sampling)
+    # particles' ensemble members: TS-inf keeps one per particle, TS1 redraws each step, mean averages
     propagation: Literal["ts-inf", "ts1", "mean"] = "ts-inf"
     gamma: float = 1.0  # PETS sums undiscounted rewards over the horizon
     planning_reward: Literal["env", "shaped"] = "env"  # shaped: the env's labelled dense planning reward
-    device: str = "auto"
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
 
     def validate(self) -> None:
         for name in ("horizon", "population", "iterations", "particles", "icem_elites"):
@@ -51,8 +54,9 @@ class PlannerConfig:
             raise ConfigError(f"elite_ratio must be in (0, 1], got {self.elite_ratio}")
         if not 0 <= self.alpha < 1:
             raise ConfigError(f"alpha must be in [0, 1), got {self.alpha}")
-        if self.temperature <= 0 or self.icem_decay < 1 or not 0 <= self.icem_keep_elites <= 1:
-            raise ConfigError("need temperature > 0, icem_decay >= 1 and icem_keep_elites in [0, 1]")
+        check_range(self, "temperature", 0, low_open=True)
+        check_range(self, "icem_decay", 1)
+        check_range(self, "icem_keep_elites", 0, 1)
         if not 0 < self.gamma <= 1:
             raise ConfigError(f"gamma must be in (0, 1], got {self.gamma}")
 
@@ -78,6 +82,8 @@ class MPCConfig(PlannerConfig):
 class MPCAgent(Agent):
     agent_id = "mpc"
     config_class = MPCConfig
+    plans_every_step = True
+    metric_names = ("plan_seconds",)
 
     def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
         super().__init__(env_id, config, seed, env_kwargs)

@@ -15,6 +15,7 @@ import numpy as np
 
 from modelrl.agents.mpc import MPCAgent, PlannerConfig
 from modelrl.buffers import ReplayBuffer
+from modelrl.config import check_range
 from modelrl.errors import ConfigError
 from modelrl.models.dynamics import ModelSpec
 from modelrl.models.training import ModelTrainer
@@ -23,22 +24,22 @@ from modelrl.planning.trajectory import ModelObjective
 
 @dataclass
 class PETSConfig(PlannerConfig):
-    ensemble_size: int = 5
-    num_elites: int = 5
-    hidden_size: int = 200
-    num_layers: int = 3
+    ensemble_size: int = 5  # members of the probabilistic ensemble
+    num_elites: int = 5  # members used for planning (best on held-out data)
+    hidden_size: int = 200  # units per hidden layer of each member
+    num_layers: int = 3  # hidden layers of each member
     activation: Literal["leaky_relu", "silu", "relu", "tanh"] = "leaky_relu"  # the tutorial's; PETS: silu
-    probabilistic: bool = True
+    probabilistic: bool = True  # members predict a Gaussian (NLL loss) rather than a mean (MSE)
     learned_reward: bool = False  # learn reward and termination instead of the env's known functions
-    lr: float = 1e-3
-    weight_decay: float = 5e-5
-    batch_size: int = 32
+    lr: float = 1e-3  # the model's Adam learning rate
+    weight_decay: float = 5e-5  # the model's L2 weight decay
+    batch_size: int = 32  # model training batch size
     model_epochs: int = 50  # per refit; with patience = epochs there is no early stop (the tutorial's)
-    model_patience: int = 50
-    holdout_ratio: float = 0.05
+    model_patience: int = 50  # epochs without held-out improvement before a refit stops
+    holdout_ratio: float = 0.05  # share of the data held out to pick elites and stop early
     random_steps: int = 200  # one 200-step trial of random actions
     train_every: int = 0  # refit every this many steps; 0: at each episode's end
-    buffer_size: int = 1_000_000
+    buffer_size: int = 1_000_000  # real transitions kept for model fitting
 
     def validate(self) -> None:
         super().validate()
@@ -49,8 +50,9 @@ class PETSConfig(PlannerConfig):
                      "buffer_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_layers < 0 or self.train_every < 0 or self.lr <= 0 or self.weight_decay < 0:
-            raise ConfigError("need num_layers >= 0, train_every >= 0, lr > 0 and weight_decay >= 0")
+        for name in ("num_layers", "train_every", "weight_decay"):
+            check_range(self, name, 0)
+        check_range(self, "lr", 0, low_open=True)
         if not 0 <= self.holdout_ratio < 1:
             raise ConfigError(f"holdout_ratio must be in [0, 1), got {self.holdout_ratio}")
 
@@ -58,6 +60,7 @@ class PETSConfig(PlannerConfig):
 class PETS(MPCAgent):
     agent_id = "pets"
     config_class = PETSConfig
+    metric_names = (*MPCAgent.metric_names, *ModelTrainer.metric_names)
 
     def build_objective(self) -> ModelObjective:
         config, env = self.config, self.env
@@ -77,7 +80,7 @@ class PETS(MPCAgent):
         self.model = self.trainer.model
         self.buffer = ReplayBuffer(config.buffer_size, env.observation_space.shape,
                                    () if discrete else env.action_space.shape,
-                                   action_dtype=np.int64 if discrete else np.float32)
+                                   action_dtype=np.int64 if discrete else np.float32, name="buffer_size")
         reward = None if config.learned_reward else self.known_reward()
         termination = None if config.learned_reward else self.known.termination
         return ModelObjective(self.model, reward, termination, particles=config.particles,
@@ -97,6 +100,9 @@ class PETS(MPCAgent):
         due = (terminated or truncated) if every == 0 else self.env_steps % every == 0
         if self.env_steps == self.config.random_steps or (self.env_steps > self.config.random_steps and due):
             self.fit_model()
+
+    def first_learning_step(self) -> tuple[int, str]:
+        return self.config.random_steps, f"random_steps={self.config.random_steps}"
 
     def fit_model(self):
         return self.trainer.fit(self.buffer, self.generator)

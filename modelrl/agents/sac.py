@@ -23,6 +23,7 @@ from torch.func import functional_call, grad_and_value
 
 from modelrl.agents.base import Agent
 from modelrl.buffers import ReplayBuffer
+from modelrl.config import check_range
 from modelrl.device import resolve_device, restore_generator
 from modelrl.envs import make_env
 from modelrl.errors import ConfigError, IncompatibleEnvError
@@ -45,24 +46,24 @@ GRAPH_WARMUP_STEPS = 3  # eager updates before a CUDA graph is captured
 class SACConfig:
     """Defaults: Haarnoja et al. 2018b, table 1; `learning_starts` is stable-baselines3's."""
 
-    lr: float = 3e-4
+    lr: float = 3e-4  # Adam learning rate of critics, temperature (and actor unless actor_lr)
     actor_lr: float | None = None  # None: lr (mbrl-lib's MBPO Hopper slows the actor to 3e-5)
-    gamma: float = 0.99
+    gamma: float = 0.99  # discount factor
     tau: float = 0.005  # Polyak step of the target critics
     target_update_every: int = 1  # updates between Polyak steps
-    batch_size: int = 256
-    buffer_size: int = 1_000_000
-    hidden_size: int = 256
-    num_layers: int = 2
+    batch_size: int = 256  # transitions per gradient update
+    buffer_size: int = 1_000_000  # real transitions kept for replay
+    hidden_size: int = 256  # units per hidden layer of actor and critics
+    num_layers: int = 2  # hidden layers of actor and critics
     critic_layer_norm: bool = False  # LayerNorm before each hidden ReLU of the critics
     # "bfloat16": hidden layers' matmuls autocast to bfloat16 (output layers, losses and weights stay float32)
     precision: str = "float32"
     learning_starts: int = 100  # uniform random actions (and no updates) before this many steps
-    updates_per_step: int = 1
-    init_alpha: float = 1.0
-    autotune_alpha: bool = True
+    updates_per_step: int = 1  # gradient updates per real env step
+    init_alpha: float = 1.0  # starting entropy temperature
+    autotune_alpha: bool = True  # learn the temperature so the entropy tracks target_entropy
     target_entropy: float | None = None  # None: -|A|
-    device: str = "auto"
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
     # On CUDA, replay each update as one captured CUDA graph: the eager update is bound by its ~100 kernel
     # launches, not by the GPU. Ignored on CPU.
     cuda_graph: bool = True
@@ -76,14 +77,16 @@ class SACConfig:
         for name in ("batch_size", "buffer_size", "hidden_size", "num_layers", "target_update_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.learning_starts < 0 or self.updates_per_step < 0:
-            raise ConfigError("learning_starts and updates_per_step must be >= 0")
+        check_range(self, "learning_starts", 0)
+        check_range(self, "updates_per_step", 0)
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
         if self.actor_lr is not None and self.actor_lr <= 0:
             raise ConfigError(f"actor_lr must be > 0 (or None: lr), got {self.actor_lr}")
-        if self.lr <= 0 or self.init_alpha <= 0 or not 0 < self.tau <= 1 or not 0 <= self.gamma <= 1:
-            raise ConfigError("need lr > 0, init_alpha > 0, tau in (0, 1] and gamma in [0, 1]")
+        check_range(self, "lr", 0, low_open=True)
+        check_range(self, "init_alpha", 0, low_open=True)
+        check_range(self, "tau", 0, 1, low_open=True)
+        check_range(self, "gamma", 0, 1)
 
 
 class SquashedGaussianActor(nn.Module):
@@ -426,6 +429,7 @@ class ActionScale:
 class SAC(Agent):
     agent_id = "sac"
     config_class = SACConfig
+    metric_names = ("critic_loss", "actor_loss", "alpha", "entropy", "q_value", "updates")
 
     def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
         super().__init__(env_id, config, seed, env_kwargs)
@@ -436,7 +440,8 @@ class SAC(Agent):
         with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
             torch.manual_seed(self.seed)
             self.learner = SACLearner(obs_dim, action_dim, self.config, self.device, self.generator)
-        self.buffer = ReplayBuffer(self.config.buffer_size, self.env.observation_space.shape, (action_dim,))
+        self.buffer = ReplayBuffer(self.config.buffer_size, self.env.observation_space.shape, (action_dim,),
+                                   name="buffer_size")
         self._losses: dict[str, torch.Tensor] = {}
 
     def check_env(self, env: gym.Env) -> None:
@@ -448,6 +453,9 @@ class SAC(Agent):
             return self.rng.uniform(self.scale.low, self.scale.high).astype(self.scale.dtype)
         state = torch.as_tensor(np.asarray(obs, np.float32), device=self.device)
         return self.scale.to_env(self.learner.act(state, deterministic).cpu().numpy())
+
+    def first_learning_step(self) -> tuple[int, str]:
+        return max(1, self.config.learning_starts), f"learning_starts={self.config.learning_starts}"
 
     def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
         self.buffer.add(obs, self.scale.to_unit(action), reward, next_obs, terminated, truncated)

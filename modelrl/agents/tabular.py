@@ -16,14 +16,15 @@ from gymnasium import spaces
 from modelrl.agents.base import Agent
 from modelrl.envs import make_env
 from modelrl.errors import ConfigError, IncompatibleEnvError
+from modelrl.memory import require_memory
 
 
 @dataclass
 class QLearningConfig:
     lr: float = 0.1  # step size alpha
-    gamma: float = 0.95
-    epsilon: float = 0.1
-    initial_q: float = 0.0
+    gamma: float = 0.95  # discount factor
+    epsilon: float = 0.1  # probability of a random action while training (epsilon-greedy)
+    initial_q: float = 0.0  # starting value of every Q-table entry (optimistic values explore)
 
     def validate(self) -> None:
         if not 0.0 < self.lr <= 1.0:
@@ -37,10 +38,15 @@ class QLearningConfig:
 class TabularAgent(Agent):
     """An agent whose value function is a table `q[state, action]`."""
 
+    metric_names = ("updates",)
+
     def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
         super().__init__(env_id, config, seed, env_kwargs)
         self.n_states = int(self.env.observation_space.n)
         self.n_actions = int(self.env.action_space.n)
+        # a list of rows of pointers to one shared float: 8 bytes an entry, 56 a row
+        require_memory(self.n_states * (8 * self.n_actions + 56),
+                       f"a Q-table of {self.n_states:,} states x {self.n_actions:,} actions ({self.env_id})")
         # Rows of Python floats: planning is a loop of scalar reads and writes, where a list is about ten
         # times faster than indexing a NumPy array. `q` gives the table as an array.
         self.q_rows = [[float(self.config.initial_q)] * self.n_actions for _ in range(self.n_states)]

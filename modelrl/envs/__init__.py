@@ -7,10 +7,13 @@ Importing modelrl registers `modelrl/GridWorld-v0`, `modelrl/DynaMaze-v0`, `mode
 from __future__ import annotations
 
 import difflib
-import pickle
+import importlib
+import sys
 
 import gymnasium as gym
+import numpy as np
 
+from modelrl.envs.snapshot import restore_env, save_env_state  # noqa: F401  (re-exported)
 from modelrl.errors import UnknownEnvError
 
 _OWN_ENVS = {
@@ -29,8 +32,37 @@ for _env_id, _entry_point in _OWN_ENVS.items():
         gym.register(id=_env_id, entry_point=_entry_point, max_episode_steps=_MAX_EPISODE_STEPS.get(_env_id))
 
 
+def require_env_module_imported(env_id: str, source: str) -> None:
+    """Loading a file never imports code: an env id naming a module (`module:EnvId`) read from `source` is
+    accepted only once that module is imported (by `--import`, or the user's own `import`)."""
+    module, colon, _ = env_id.rpartition(":")
+    if colon and module not in sys.modules:
+        raise UnknownEnvError(f"{source} names the env '{env_id}', whose module '{module}' is not imported, and "
+                              f"loading a file never imports code: import it first (CLI: --import {module})")
+
+
+def import_modules(modules: list[str] | None) -> None:
+    """The CLI's --import: modules the user asks for, e.g. the one registering the env of a run to resume."""
+    for module in modules or []:
+        try:
+            importlib.import_module(module)
+        except Exception as error:  # noqa: BLE001  (a user's module may raise anything on import)
+            raise UnknownEnvError(f"--import {module}: it cannot be imported "
+                                  f"({error.__class__.__name__}: {error})") from None
+
+
 def resolve_env_id(env_id: str) -> str:
-    """Accept modelrl's own envs without their namespace ('DynaMaze-v0'); raise on an unknown id."""
+    """Accept modelrl's own envs without their namespace ('DynaMaze-v0') and Gymnasium's `module:EnvId`
+    form (the module is imported, registering its envs, and the id keeps the module so that a resumed run
+    imports it again); raise on an unknown id."""
+    module, colon, name = env_id.rpartition(":")
+    if colon:
+        try:
+            importlib.import_module(module)
+        except Exception as error:  # noqa: BLE001  (a user's module may raise anything on import)
+            raise UnknownEnvError(f"environment '{env_id}': its module '{module}' cannot be imported "
+                                  f"({error.__class__.__name__}: {error})") from None
+        return f"{module}:{resolve_env_id(name)}"
     if env_id in gym.registry:
         return env_id
     if f"modelrl/{env_id}" in gym.registry:
@@ -41,51 +73,54 @@ def resolve_env_id(env_id: str) -> str:
 
 
 def make_env(env_id: str, *, render_mode: str | None = None, **kwargs) -> gym.Env:
-    """`gymnasium.make` with modelrl's ids resolved and failures turned into one-line errors."""
+    """`gymnasium.make` with modelrl's ids resolved and failures turned into one-line errors.
+
+    An env built with arguments is first tried for one step on a copy of its own: many envs take any value
+    at construction and fail, or turn NaN, only when it is used."""
     env_id = resolve_env_id(env_id)
+    if kwargs:
+        _try_first_step(env_id, kwargs)
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
+    return _make(env_id, kwargs)
+
+
+def _make(env_id: str, kwargs: dict) -> gym.Env:
     try:
         return gym.make(env_id, **kwargs)
     except (TypeError, ValueError) as error:  # an unknown argument, or a known one's bad value
         raise UnknownEnvError(f"environment '{env_id}' rejected its arguments {kwargs}: {error}") from None
+    except gym.error.DependencyNotInstalled as error:
+        if "mujoco" in str(error).lower():
+            raise UnknownEnvError(f"environment '{env_id}' needs MuJoCo, an optional part of modelrl: "
+                                  "pip install 'modelrl[mujoco]'") from None
+        raise UnknownEnvError(f"environment '{env_id}' could not be made: {error}") from None
     except (gym.error.Error, ImportError) as error:
         raise UnknownEnvError(f"environment '{env_id}' could not be made: {error}") from None
 
 
-def save_env_state(env: gym.Env) -> dict[str, bytes] | None:
-    """Bytes that continue `env` exactly where it stands (`restore_env`), or None for an env that cannot be
-    saved (it then restarts). Gymnasium's MuJoCo envs pickle only their constructor's arguments, so their
-    simulator data and both random streams (the env's and its action space's) are saved beside the pickle."""
+def _try_first_step(env_id: str, kwargs: dict) -> None:
+    env = _make(env_id, dict(kwargs))
     try:
-        state = {"env": pickle.dumps(env)}
-        core = env.unwrapped
-        if _is_mujoco(core):
-            state["mujoco"] = pickle.dumps((core.data, core.np_random, core.action_space))
-    except Exception:  # noqa: BLE001  (any env may refuse pickling)
-        return None
-    return state
+        obs, _ = env.reset(seed=0)
+        env.action_space.seed(0)
+        next_obs, reward, *_ = env.step(env.action_space.sample())
+    except Exception as error:  # noqa: BLE001  (a bad argument can fail anywhere inside the env)
+        raise UnknownEnvError(f"environment '{env_id}' with arguments {kwargs} failed its first step: "
+                              f"{error.__class__.__name__}: {error}") from None
+    finally:
+        env.close()
+    if not all(_finite(x) for x in (obs, next_obs, reward)):
+        raise UnknownEnvError(f"environment '{env_id}' with arguments {kwargs} gives NaN or infinite "
+                              "observations or rewards")
 
 
-def restore_env(state: dict[str, bytes] | bytes) -> gym.Env:
-    """The env `save_env_state` saved (checkpoints written before MuJoCo state was saved hold bare bytes)."""
-    if isinstance(state, bytes):
-        return pickle.loads(state)
-    env = pickle.loads(state["env"])
-    if "mujoco" in state:
-        core = env.unwrapped
-        core.data, core._np_random, core.action_space = pickle.loads(state["mujoco"])
-        if getattr(core, "mujoco_renderer", None) is not None:
-            core.mujoco_renderer.data = core.data
-    return env
-
-
-def _is_mujoco(core: gym.Env) -> bool:
+def _finite(value) -> bool:
+    """False only for numbers (or arrays of them) holding NaN or infinity; other observations pass."""
     try:
-        from gymnasium.envs.mujoco import MujocoEnv
-    except ImportError:  # mujoco not installed: no env can be one
-        return False
-    return isinstance(core, MujocoEnv)
+        return bool(np.isfinite(np.asarray(value, dtype=np.float64)).all())
+    except (TypeError, ValueError):
+        return True
 
 
 def is_deterministic(env: gym.Env) -> bool:

@@ -26,9 +26,9 @@ from modelrl.config import build_config
 from modelrl.device import check_device_name
 from modelrl.envs import make_env, resolve_env_id
 from modelrl.errors import ConfigError, ModelRLError, RunDirError
-from modelrl.experiment.logger import read_metrics
 from modelrl.experiment.plots import plot_curves, seed_curves
-from modelrl.experiment.runner import check_run_settings, default_eval_every, train
+from modelrl.experiment.runner import check_run_settings, default_evaluation, train
+from modelrl.threads import check_threads, choose_threads, set_threads
 
 
 @dataclass
@@ -57,6 +57,8 @@ def parse_agent_spec(text: str) -> AgentSpec:
 
 
 def _train_one(job: dict[str, Any]) -> dict[str, Any]:
+    # A fresh interpreter per worker: its thread count is set before anything else runs.
+    set_threads(job.pop("threads"))
     result = train(progress=False, **job)
     return {"run_dir": str(result.run_dir), "label": job["label"], "seed": job["seed"]}
 
@@ -132,19 +134,20 @@ def markdown_table(summary: list[dict], metric: str) -> str:
 
 # Every metrics row holds these (the eval ones when eval_episodes > 0); agents add their own.
 ROW_METRICS = ("eval_return", "eval_length", "episode_return", "episodes", "wall_time")
+OUTPUTS = ("compare.json", "compare.md", "compare.png")
 
 
-def _check_metric(metric: str, eval_episodes: int, agent_metrics: set[str]) -> bool:
-    """Raise on a metric no run will log; False when only an agent's later rows can tell (e.g. a loss)."""
+def check_metric(metric: str, eval_episodes: int, specs: list[AgentSpec]) -> None:
+    """Raise on a metric that not every run will log."""
     if metric in ("eval_return", "eval_length") and eval_episodes < 1:
         raise ConfigError(f"metric '{metric}' needs evaluations, but eval_episodes is {eval_episodes}")
-    known = set(ROW_METRICS) | agent_metrics
-    if metric in known:
-        return True
-    close = difflib.get_close_matches(metric, sorted(known), n=1)
-    if close:
-        raise ConfigError(f"unknown metric '{metric}'; did you mean {close[0]}?")
-    return False
+    for spec in specs:
+        known = set(ROW_METRICS) | set(agent_class(spec.agent_id).metric_names)
+        if metric in known:
+            continue
+        close = difflib.get_close_matches(metric, sorted(known), n=1)
+        hint = f"; did you mean {close[0]}?" if close else f"; it logs {', '.join(sorted(known))}"
+        raise ConfigError(f"unknown metric '{metric}' for agent spec '{spec.label}'{hint}")
 
 
 def compare(
@@ -162,10 +165,14 @@ def compare(
     jobs: int | None = None,
     progress: bool = True,
     tensorboard: bool = False,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Train every spec on every seed, then write compare.json, compare.md and compare.png into `out_dir`.
 
-    Every input is checked before any process starts; the first run that fails stops the comparison.
+    `jobs` processes (default: one per core) each give torch `threads` threads. Every agent is evaluated
+    alike: `eval_every` and `eval_episodes` default to `default_evaluation`'s choice for the costliest
+    agent (a planner's when any agent plans). Every input is checked before any process starts; the first
+    run that fails stops the comparison. An `out_dir` holding a comparison is refused, never overwritten.
     """
     if not specs:
         raise ConfigError("compare needs at least one agent spec")
@@ -179,11 +186,15 @@ def compare(
         raise ConfigError(f"seeds must differ; {repeated} given more than once")
     if jobs is not None and jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
-    eval_every = default_eval_every(total_steps) if eval_every is None else eval_every
+    check_threads(threads)
     for seed in seeds:
         check_run_settings(total_steps=total_steps, eval_every=eval_every, eval_episodes=eval_episodes,
                            seed=seed)
     out_dir = Path(out_dir)
+    taken = [name for name in OUTPUTS if (out_dir / name).exists()]
+    if taken:
+        raise RunDirError(f"{out_dir} already holds a comparison ({', '.join(taken)}); give compare another "
+                          "output directory")
     slugs: dict[str, str] = {}
     for spec in specs:
         other = slugs.setdefault(_slug(spec.label), spec.label)
@@ -193,7 +204,8 @@ def compare(
                               "letters or digits")
     env_id = resolve_env_id(env_id)
     make_env(env_id, **(env_kwargs or {})).close()
-    agent_metrics: set[str] = set()
+    choose_threads()
+    evaluations = []
     for spec in specs:  # every mistake surfaces before any process starts; building an agent takes moments
         try:
             overrides = dict(spec.overrides)
@@ -206,9 +218,12 @@ def compare(
             agent = make_agent(spec.agent_id, env=env_id, seed=seeds[0], env_kwargs=env_kwargs, **overrides)
         except ModelRLError as error:
             raise type(error)(f"agent spec '{spec.label}': {error}") from None
-        agent_metrics |= set(agent.metrics())
+        evaluations.append(default_evaluation(agent, total_steps))
         agent.env.close()
-    metric_known = _check_metric(metric, eval_episodes, agent_metrics)
+    default_every, default_episodes = max(evaluations)  # the fewest evaluations any agent asks for
+    eval_every = default_every if eval_every is None else eval_every
+    eval_episodes = default_episodes if eval_episodes is None else eval_episodes
+    check_metric(metric, eval_episodes, specs)
     jobs_list = [
         {
             "agent_id": spec.agent_id,
@@ -222,6 +237,7 @@ def compare(
             "run_dir": out_dir / "runs" / f"{_slug(spec.label)}-s{seed}",
             "label": spec.label,
             "tensorboard": tensorboard,  # off by default: importing it costs each worker about a second
+            "threads": threads,
         }
         for spec in specs
         for seed in seeds
@@ -251,12 +267,6 @@ def compare(
                 except ModelRLError as error:
                     raise type(error)(f"run '{job['label']}' seed {job['seed']} failed, so the comparison "
                                       f"stops: {error}") from None
-                if not metric_known:
-                    logged = {key for row in read_metrics(job["run_dir"] / "metrics.csv") for key in row}
-                    if metric not in logged:
-                        raise ConfigError(f"the runs log no metric '{metric}'; they log "
-                                          f"{', '.join(sorted(logged))}")
-                    metric_known = True
                 finished.append(done)
         except BaseException:
             # Runs not yet started never start; the ones running finish (a process cannot be stopped cleanly).
@@ -279,7 +289,9 @@ def compare(
         "threshold": threshold,
         "total_steps": total_steps,
         "eval_every": eval_every,
+        "eval_episodes": eval_episodes,
         "seeds": seeds,
+        "threads_per_worker": threads,
         "specs": [spec.__dict__ for spec in specs],
         "summary": summary,
         "runs": run_dirs,

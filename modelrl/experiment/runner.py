@@ -3,7 +3,7 @@
     runs/<agent>-<env>-s<seed>-<time>/
         config.yaml          what was asked for (agent, env, seed, steps, eval schedule, full agent config)
         metrics.csv          one row per evaluation
-        tb/                  TensorBoard events
+        tb/                  TensorBoard events (`train`; `compare` only with --tensorboard, `demo` never)
         checkpoints/last.pt  written atomically after every evaluation and at the end
         plots/learning_curve.png
 """
@@ -11,21 +11,41 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 import modelrl
 from modelrl.agents import Agent, agent_class, make_agent
+from modelrl.agents.base import DEFAULT_EVAL_MAX_STEPS
 from modelrl.checkpoint import atomic_write, load_checkpoint
 from modelrl.config import config_to_dict
-from modelrl.errors import ConfigError, RunDirError, require_at_least
+from modelrl.envs import require_env_module_imported
+from modelrl.errors import ConfigError, RunDirError, require_at_least, require_seed
 from modelrl.experiment.logger import MetricsLogger, read_metrics
+from modelrl.threads import choose_threads
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
+# What a run writes into its directory; a directory already holding any of them is not written into.
+RUN_FILES = ("config.yaml", "metrics.csv", "tb", "checkpoints", "plots")
+DEFAULT_EVAL_EPISODES = 5
+# A planner plans at every evaluation step as at every training step, so its evaluations are capped.
+PLANNER_EVAL_EPISODES = 1
+PLANNER_MAX_EVALUATIONS = 10
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: says where the run can be resumed from (`run_dir` None: nowhere, it was
+    removed because it had no checkpoint yet)."""
+
+    def __init__(self, run_dir: Path | None, env_steps: int):
+        super().__init__()
+        self.run_dir, self.env_steps = run_dir, env_steps
 
 
 @dataclasses.dataclass
@@ -39,14 +59,27 @@ def default_eval_every(total_steps: int) -> int:
     return max(1, total_steps // 20)
 
 
+def default_evaluation(agent: Agent, total_steps: int) -> tuple[int, int]:
+    """(eval_every, eval_episodes) when the user gives neither: 5 episodes 20 times a run, except for agents
+    that plan at every step (mpc, pets), whose evaluations cost as much per step as training: one episode,
+    at most 10 times, and together at most half the run's own steps."""
+    if not agent.plans_every_step:
+        return default_eval_every(total_steps), DEFAULT_EVAL_EPISODES
+    spec = agent.env.spec
+    episode = spec.max_episode_steps if spec and spec.max_episode_steps else DEFAULT_EVAL_MAX_STEPS
+    evaluations = max(1, min(PLANNER_MAX_EVALUATIONS, total_steps // (2 * episode * PLANNER_EVAL_EPISODES)))
+    return max(1, total_steps // evaluations), PLANNER_EVAL_EPISODES
+
+
 def check_run_settings(
     *, total_steps: int | None = None, eval_every: int | None = None, eval_episodes: int | None = None,
     seed: int | None = None,
 ) -> None:
     """One-line errors for settings learn() or the seeding would reject, raised before anything is written."""
     for name, value, minimum in (("total_steps", total_steps, 1), ("eval_every", eval_every, 1),
-                                 ("eval_episodes", eval_episodes, 0), ("seed", seed, 0)):
+                                 ("eval_episodes", eval_episodes, 0)):
         require_at_least(name, value, minimum)
+    require_seed("seed", seed)
 
 
 def new_run_dir(runs_root: str | Path, agent_id: str, env_id: str, seed: int) -> Path:
@@ -74,28 +107,28 @@ def train(
     overrides: dict[str, Any] | None = None,
     env_kwargs: dict[str, Any] | None = None,
     eval_every: int | None = None,
-    eval_episodes: int = 5,
+    eval_episodes: int | None = None,
     runs_root: str | Path = "runs",
     run_dir: str | Path | None = None,
     label: str | None = None,
     progress: bool = True,
     tensorboard: bool = True,
+    threads: int | None = None,
 ) -> RunResult:
     """Train a new agent for `total_steps` real env steps, logging and checkpointing into a run directory.
 
-    A run that fails before its first checkpoint could neither be resumed nor trained again in place, so
-    what this call created is removed then.
+    `eval_every` and `eval_episodes` default to `default_evaluation`'s choice for the agent. A run that
+    fails before its first checkpoint could neither be resumed nor trained again in place, so what this
+    call created is removed then.
     """
     check_run_settings(total_steps=total_steps, eval_every=eval_every, eval_episodes=eval_episodes, seed=seed)
     # Built before anything is written, so bad input leaves no half-made run directory.
-    agent = make_agent(agent_id, env=env_id, seed=seed, env_kwargs=env_kwargs, **(overrides or {}))
+    agent = make_agent(agent_id, env=env_id, seed=seed, env_kwargs=env_kwargs, threads=threads,
+                       **(overrides or {}))
     env_id = agent.env_id
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(runs_root, agent_id, env_id, seed)
-    if (run_dir / "config.yaml").exists():
-        if not (run_dir / CHECKPOINT).is_file():  # e.g. killed before its first evaluation
-            raise RunDirError(f"run directory {run_dir} holds a run with no checkpoint (still starting, or "
-                              "stopped before its first one); choose another, or delete it if it stopped")
-        raise RunDirError(f"run directory {run_dir} already holds a run; resume it or choose another")
+    check_run_dir_is_free(run_dir)
+    default_every, default_episodes = default_evaluation(agent, total_steps)
     run_config = {
         "agent": agent_id,
         "env": env_id,
@@ -103,9 +136,10 @@ def train(
         "seed": seed,
         "label": label or agent_id,
         "total_steps": total_steps,
-        "eval_every": default_eval_every(total_steps) if eval_every is None else eval_every,
-        "eval_episodes": eval_episodes,
+        "eval_every": default_every if eval_every is None else eval_every,
+        "eval_episodes": default_episodes if eval_episodes is None else eval_episodes,
         "config": config_to_dict(agent.config),
+        "threads": torch.get_num_threads(),  # torch's CPU threads in the process that started the run
         "modelrl_version": modelrl.__version__,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
@@ -115,10 +149,27 @@ def train(
     try:
         write_run_config(run_dir, run_config)
         return _run(agent, run_dir, run_config, MetricsLogger(run_dir, tensorboard=tensorboard), progress)
-    except BaseException:
-        if not (run_dir / CHECKPOINT).is_file():
+    except BaseException as error:
+        resumable = (run_dir / CHECKPOINT).is_file()
+        if not resumable:
             _remove_created(run_dir, created, before)
+        if isinstance(error, KeyboardInterrupt) and not isinstance(error, RunInterrupted):
+            raise RunInterrupted(run_dir if resumable else None, agent.env_steps) from None
         raise
+
+
+def check_run_dir_is_free(run_dir: Path) -> None:
+    """A new run writes only into a directory holding none of the files a run writes: never over a run, nor
+    over a user's own files of those names."""
+    if (run_dir / "config.yaml").exists():
+        if not (run_dir / CHECKPOINT).is_file():  # e.g. killed before its first evaluation
+            raise RunDirError(f"run directory {run_dir} holds a run with no checkpoint (still starting, or "
+                              "stopped before its first one); choose another, or delete it if it stopped")
+        raise RunDirError(f"run directory {run_dir} already holds a run; resume it or choose another")
+    taken = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if taken:
+        raise RunDirError(f"run directory {run_dir} already holds {', '.join(taken)}, which a run would "
+                          "overwrite; choose another directory")
 
 
 def _remove_created(run_dir: Path, created: list[Path], before: set[Path]) -> None:
@@ -145,6 +196,20 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
         raise RunDirError(f"{path} is not valid YAML") from None
     if not isinstance(config, dict) or not {"agent", "env", "total_steps"} <= set(config):
         raise RunDirError(f"{path} is not a modelrl run config")
+    for key in ("agent", "env"):
+        if not isinstance(config[key], str):
+            raise RunDirError(f"{path}: {key} must be a string, got {config[key]!r}")
+    for key, minimum in (("total_steps", 1), ("eval_every", 1), ("eval_episodes", 0), ("seed", 0)):
+        value = config.get(key, minimum)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+            raise RunDirError(f"{path}: {key} must be a whole number >= {minimum}, got {value!r}")
+    try:
+        require_seed("seed", config.get("seed", 0))
+    except ConfigError as error:
+        raise RunDirError(f"{path}: {error}") from None
+    for key in ("env_kwargs", "config"):
+        if not isinstance(config.get(key, {}), dict):
+            raise RunDirError(f"{path}: {key} must be a mapping of key: value, got {config[key]!r}")
     return config
 
 
@@ -176,12 +241,15 @@ def check_checkpoint_matches(payload: dict[str, Any], run_config: dict[str, Any]
 
 
 def resume(
-    run_dir: str | Path, *, total_steps: int | None = None, progress: bool = True, tensorboard: bool = True
+    run_dir: str | Path, *, total_steps: int | None = None, progress: bool = True, tensorboard: bool = True,
+    threads: int | None = None,
 ) -> RunResult:
     """Continue a run from its last checkpoint up to its `total_steps` (or a new, larger `total_steps`)."""
+    choose_threads(threads)
     run_dir = Path(run_dir)
     run_config = read_run_config(run_dir)
     check_run_settings(total_steps=total_steps)
+    require_env_module_imported(run_config["env"], str(run_dir / "config.yaml"))
     checkpoint = run_dir / CHECKPOINT
     if not checkpoint.is_file():
         raise RunDirError(f"{run_dir} has no checkpoint to resume from ({CHECKPOINT} is missing): it is "
@@ -196,7 +264,12 @@ def resume(
         write_run_config(run_dir, run_config)
     # Rows logged after the checkpoint was written describe steps that will be taken again.
     rows = [row for row in read_metrics(run_dir / "metrics.csv") if row["env_steps"] <= agent.env_steps]
-    return _run(agent, run_dir, run_config, MetricsLogger(run_dir, rows, tensorboard=tensorboard), progress)
+    try:
+        return _run(agent, run_dir, run_config, MetricsLogger(run_dir, rows, tensorboard=tensorboard), progress)
+    except KeyboardInterrupt as interrupt:
+        if isinstance(interrupt, RunInterrupted):
+            raise
+        raise RunInterrupted(run_dir, agent.env_steps) from None
 
 
 def _run(agent: Agent, run_dir: Path, run_config: dict, logger: MetricsLogger, progress: bool) -> RunResult:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modelrl.models.mlp import float32_output
+from modelrl.models.mlp import float32_output, require_network_memory
 
 INFERENCE_BLOCK_ROWS = 512  # rows per member per block in no-grad forward passes
 
@@ -88,6 +88,7 @@ class EnsembleMLP(nn.Module):
         self.ensemble_size, self.out_dim, self.probabilistic = ensemble_size, out_dim, probabilistic
         self.activation, self.activation_ = ACTIVATIONS[activation]
         sizes = [in_dim] + [hidden_size] * num_layers + [out_dim * (2 if probabilistic else 1)]
+        require_network_memory(sizes, ensemble_size, hidden_size)
         self.layers = nn.ModuleList(EnsembleLinear(ensemble_size, a, b) for a, b in itertools.pairwise(sizes))
         # LayerNorm before each hidden activation bounds the features the output layer sees, so values
         # cannot grow without bound off the data (Ball et al. 2023's fix for high update-to-data critics).

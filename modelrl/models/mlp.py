@@ -8,6 +8,18 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from modelrl.memory import require_memory
+
+# A trained parameter holds four float32 numbers: itself, its gradient and Adam's two moments.
+BYTES_PER_TRAINED_PARAMETER = 16
+
+
+def require_network_memory(sizes: list[int], copies: int, hidden_size: int) -> None:
+    """Refuse layer sizes whose weights (times `copies`: ensemble members) cannot fit in memory."""
+    parameters = copies * sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+    require_memory(parameters * BYTES_PER_TRAINED_PARAMETER,
+                   f"a network of {parameters:,} parameters (hidden size {hidden_size:,})")
+
 
 def float32_output(layer: Callable[..., torch.Tensor], x: torch.Tensor, *args) -> torch.Tensor:
     """`layer(x, *args)` in float32 even under autocast. Outputs are values and log-stds that targets and
@@ -28,6 +40,7 @@ class MLP(nn.Sequential):
 
 def mlp(in_dim: int, out_dim: int, hidden_size: int, num_layers: int) -> MLP:
     sizes = [in_dim] + [hidden_size] * num_layers
+    require_network_memory([*sizes, out_dim], 1, hidden_size)
     layers: list[nn.Module] = []
     for a, b in itertools.pairwise(sizes):
         layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]

@@ -9,7 +9,7 @@ Two kinds, one class (Sutton & Barto, section 8.2):
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Outcome(NamedTuple):
@@ -92,6 +92,26 @@ class TabularModel:
 
     def index(self, state: int, action: int) -> int:
         return self._index[(state, action)]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The model as plain lists, tuples and numbers (what a checkpoint may hold). Predecessors are kept
+        as they are, not rebuilt: their order decides prioritized sweeping's ties, and a pair's entry is its
+        latest outcome there, which the counts do not tell."""
+        return {"stochastic": self.stochastic, "pairs": list(self.pairs),
+                "outcomes": [[tuple(outcome) for outcome in outcomes] for outcomes in self._outcomes],
+                "counts": [list(counts) for counts in self._counts], "assumed": sorted(self._assumed),
+                "predecessors": {state: dict(pairs) for state, pairs in self.predecessors.items()}}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> TabularModel:
+        model = cls(stochastic=state["stochastic"])
+        for pair, outcomes, counts in zip(state["pairs"], state["outcomes"], state["counts"], strict=True):
+            i = model._add(tuple(pair))  # in the saved order: the pairs' numbers and the states' order return
+            model._outcomes[i] = [Outcome(*outcome) for outcome in outcomes]
+            model._counts[i] = list(counts)
+        model._assumed = set(state["assumed"])
+        model.predecessors = {next_state: dict(pairs) for next_state, pairs in state["predecessors"].items()}
+        return model
 
     def _add(self, pair: tuple[int, int]) -> int:
         i = len(self.pairs)

@@ -197,6 +197,8 @@ class ModelTrainer:
         self.fit_seconds += time.perf_counter() - started
         return self.last_fit
 
+    metric_names = ("model_fits", "fit_seconds", "model_loss", "model_epochs", "model_holdout_mse")
+
     def metrics(self) -> dict[str, float]:
         row = {"model_fits": self.fits, "fit_seconds": round(self.fit_seconds, 3)}
         if self.last_fit is not None:
@@ -212,9 +214,11 @@ class ModelTrainer:
         return {"model_spec": asdict(self.model.spec),
                 "model": {k: v.cpu() for k, v in self.model.state_dict().items()},
                 "model_optimizer": self.optimizer.state_dict(), "fits": self.fits, "fit_seconds": self.fit_seconds,
-                "last_fit": self.last_fit}
+                "last_fit": None if self.last_fit is None else asdict(self.last_fit)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["model_optimizer"])
-        self.fits, self.fit_seconds, self.last_fit = state["fits"], state["fit_seconds"], state["last_fit"]
+        self.fits, self.fit_seconds, last_fit = state["fits"], state["fit_seconds"], state["last_fit"]
+        # a format-1 checkpoint held the FitResult itself
+        self.last_fit = FitResult(**last_fit) if isinstance(last_fit, dict) else last_fit

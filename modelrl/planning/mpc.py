@@ -7,7 +7,7 @@ for iCEM, the elites carried over; `reset()` forgets both at an episode's start.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import fields
 from typing import Any
 
 import gymnasium as gym
@@ -63,11 +63,15 @@ class MPC:
         return first.cpu().numpy().astype(self.action_space.dtype)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"distribution": self.distribution, "carried_elites": self.carried_elites}
+        """The search distribution as its tensors by field name (a checkpoint holds no Python objects)."""
+        distribution = {field.name: getattr(self.distribution, field.name) for field in fields(self.distribution)}
+        return {"distribution": distribution, "carried_elites": self.carried_elites}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Checkpoints load onto the CPU; the plan moves to this planner's device."""
         distribution, elites = state["distribution"], state["carried_elites"]
-        self.distribution = replace(distribution, **{field.name: getattr(distribution, field.name).to(self.device)
-                                                     for field in fields(distribution)})
+        if not isinstance(distribution, dict):  # a format-1 checkpoint held the distribution object itself
+            distribution = {field.name: getattr(distribution, field.name) for field in fields(distribution)}
+        self.distribution = type(self.initial)(**{name: value.to(self.device)
+                                                  for name, value in distribution.items()})
         self.carried_elites = None if elites is None else elites.to(self.device)
