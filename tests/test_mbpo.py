@@ -63,6 +63,7 @@ def test_rollout_length_follows_the_schedule():
     assert [rollout_length(hopper, e) for e in (0, 20, 60, 100, 150)] == [1, 1, 8, 15, 15]
 
 
+@pytest.mark.mujoco
 def test_mbpo_fills_its_model_buffer_and_mixes_real_and_imagined_data():
     agent = modelrl.make_agent("mbpo", env="InvertedPendulum-v5", seed=0, **TINY)
     agent.learn(total_steps=49)
@@ -101,6 +102,7 @@ def test_mbpo_fills_its_model_buffer_and_mixes_real_and_imagined_data():
     assert agent.metrics()["model_buffer"] == 200
 
 
+@pytest.mark.mujoco
 def test_mbpo_rollouts_longer_than_one_step_regrow_the_model_buffer_and_survive_a_reload(tmp_path):
     # Epochs count from the random phase's end (step 50): k = 1 in epoch 0 (steps 50-99) and 2 from epoch 1
     # (step 100). The buffer is regrown and keeps its rows.
@@ -155,6 +157,7 @@ def test_mbpo_config_errors():
         modelrl.make_agent("mbpo", env="Hopper-v5", epoch_length=100)
 
 
+@pytest.mark.mujoco
 def test_rollout_schedules_and_known_terminations_follow_the_task_and_its_construction():
     # The paper's schedules are per task, whatever the Gymnasium version
     assert MBPOConfig().schedule("Hopper-v4") == MBPOConfig().schedule("Hopper-v5") == (20, 100, 1, 15)

@@ -432,6 +432,7 @@ def test_dqn_learns_cartpole():
     assert history[0]["eval_return"] < 300 and max(row["eval_return"] for row in history) >= 475
 
 
+@pytest.mark.mujoco
 @pytest.mark.parametrize("alpha", [0.0, 0.5])
 def test_sac_critic_bias_compares_the_critics_with_the_soft_return_that_followed(alpha):
     agent = modelrl.make_agent("sac", env="InvertedPendulum-v5", seed=0, gamma=0.9)

@@ -128,6 +128,7 @@ def test_model_report_cli(tmp_path, capsys):
     assert main(["model-report", str(tmp_path)]) == 2  # not a run directory
 
 
+@pytest.mark.mujoco
 def test_shaped_planning_reward_is_opt_in_and_refused_where_unknown():
     agent = modelrl.make_agent("pets", env="InvertedPendulum-v5", planning_reward="shaped", **TINY)
     upright, tilted = torch.zeros(1, 4), torch.tensor([[0.0, 0.15, 0.0, 0.0]])

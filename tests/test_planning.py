@@ -326,6 +326,7 @@ def test_discounting_weights_rewards_and_the_terminal_value():
         torch.testing.assert_close(objective(torch.zeros(1), torch.zeros(1, 3, 1)), expected)
 
 
+@pytest.mark.mujoco
 def test_simulator_copy_discounts_rewards():
     # Upright and unpushed, the pendulum stays up and earns 1 a step: 1 + 0.9 + ... + 0.9^4.
     from modelrl.planning.env_copy import EnvCopyObjective
@@ -444,11 +445,13 @@ def test_known_functions_match_the_env_on_random_steps(env_id):
         torch.testing.assert_close(known.simulator(o, a), n, atol=1e-4, rtol=0)
 
 
+@pytest.mark.mujoco
 def test_mpc_with_a_copy_of_the_mujoco_simulator_balances_the_inverted_pendulum():
     agent = modelrl.make_agent("mpc", env="InvertedPendulum-v5", seed=0, population=20, iterations=2, horizon=8)
     assert agent.evaluate(episodes=1, max_steps=40)["eval_return"] == 40.0
 
 
+@pytest.mark.mujoco
 def test_simulator_copy_scores_a_given_reward_on_the_states_it_visits():
     # The env's reward as a function of observations must reproduce the env's own, terminations included.
     from modelrl.envs.known import inverted_pendulum_reward

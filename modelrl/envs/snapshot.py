@@ -132,7 +132,7 @@ def _generator(state: dict[str, Any]) -> np.random.Generator:
 def _is_mujoco(core: gym.Env) -> bool:
     try:
         from gymnasium.envs.mujoco import MujocoEnv
-    except ImportError:  # mujoco not installed: no env can be one
+    except (ImportError, gym.error.DependencyNotInstalled):  # MuJoCo not installed: no env can be one
         return False
     return isinstance(core, MujocoEnv)
 
