@@ -21,8 +21,9 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/modelrl demo
 
+# The slowest tests are listed at the end, so a test that grows is seen before the suite passes 10 minutes.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow

@@ -417,21 +417,6 @@ def assert_equal_states(a, b) -> None:
         assert a == b
 
 
-@pytest.mark.slow
-def test_sac_learns_pendulum():
-    agent = modelrl.make_agent("sac", env="Pendulum-v1", seed=0)
-    history = agent.learn(total_steps=5000, eval_every=1000, eval_episodes=5)
-    assert history[0]["eval_return"] < -900 and history[-1]["eval_return"] > -300
-    assert math.isfinite(history[-1]["critic_loss"])
-
-
-@pytest.mark.slow
-def test_dqn_learns_cartpole():
-    agent = modelrl.make_agent("dqn", env="CartPole-v1", seed=0)
-    history = agent.learn(total_steps=40_000, eval_every=4000, eval_episodes=5)
-    assert history[0]["eval_return"] < 300 and max(row["eval_return"] for row in history) >= 475
-
-
 @pytest.mark.mujoco
 @pytest.mark.parametrize("alpha", [0.0, 0.5])
 def test_sac_critic_bias_compares_the_critics_with_the_soft_return_that_followed(alpha):
