@@ -1,4 +1,7 @@
-"""What every benchmark writes beside its numbers: the command, the machine, the date."""
+"""What every benchmark writes beside its numbers (the command, commit, machine, date), and the one protocol
+every sample-efficiency study ("real env steps until the return reaches a threshold") is measured by: see
+`Protocol`, `Ours`, `SB3`, `evaluate_on_seeds`, `steps_to_threshold`, `summarize` and `study_main` below.
+`python benchmarks/common.py` checks the protocol on a small DQN run."""
 
 from __future__ import annotations
 
@@ -6,34 +9,51 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def machine() -> dict:
-    cpu = "unknown"
+MATMUL_FLAGS = ("avx2", "avx512f", "avx512_bf16")  # and every amx_* flag
+
+
+def cpu_model_and_flags() -> tuple[str, list[str]]:
+    """The CPU's model name and which of the flags that decide matmul speed (AVX2, AVX-512, bfloat16, AMX) it
+    has: two machines with the same model name can differ in them (VMs hide some)."""
+    cpu, flags = "unknown", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu == "unknown":
                 cpu = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
+    return cpu, sorted(flag for flag in flags if flag in MATMUL_FLAGS or flag.startswith("amx"))
+
+
+def machine() -> dict:
     import importlib.metadata
 
     import numpy
     import torch
 
+    cpu, flags = cpu_model_and_flags()
     record = {
         "cpu": cpu,
+        "cpu_flags": flags,
         "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "python": platform.python_version(),
         "numpy": numpy.__version__,
         "torch": torch.__version__,
@@ -47,16 +67,56 @@ def machine() -> dict:
     return record
 
 
+def git_state() -> dict:
+    """The commit the benchmarks run from and whether the tree differs from it. Results written by earlier
+    runs (untracked files under benchmarks/results/) do not count as a change to the code."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args):
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+        return done.stdout.rstrip("\n") if done.returncode == 0 else None  # porcelain lines start with a space
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None, "note": f"{root} is not a git checkout"}
+    changes = [line for line in (git("status", "--porcelain") or "").splitlines()
+               if not line[3:].startswith("benchmarks/results/")]
+    return {"commit": commit, "dirty": bool(changes), "changes": changes[:20]}
+
+
+_SEGMENT: dict | None = None
+
+
+def this_segment() -> dict:
+    """This process's record: command, date, commit, machine. Taken once, at the first call, so the state of
+    the tree is the one the run started from (before it wrote any results)."""
+    global _SEGMENT
+    if _SEGMENT is None:
+        _SEGMENT = {"id": f"{platform.node()}-{os.getpid()}-{time.time():.0f}",
+                    "command": "python " + shlex.join([f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
+                    "date": time.strftime("%Y-%m-%d %H:%M:%S"), "git": git_state(), "machine": machine()}
+    return _SEGMENT
+
+
+def earlier_segments(record: dict) -> list[dict]:
+    """The segments a record already lists; a record from before segments existed counts as one."""
+    if "segments" in record:
+        return list(record["segments"])
+    if "command" in record:
+        return [{key: record.get(key) for key in ("command", "date", "machine")}]
+    return []
+
+
 def write_results(name: str, data: dict) -> Path:
-    """Write benchmarks/results/<name>.json with the command that made it."""
+    """Write benchmarks/results/<name>.json with the command, commit and machine that made it.
+
+    `data` may be a record read back from an earlier run that this one resumes: its segments are kept and
+    this process's is appended, and the top-level command, date and machine stay the first segment's."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    record = {
-        "benchmark": name,
-        "command": "python " + shlex.join([f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": machine(),
-        **data,
-    }
+    segments = [s for s in earlier_segments(data) if s.get("id") != this_segment()["id"]] + [this_segment()]
+    first = segments[0]
+    record = {**data, "benchmark": name, "command": first["command"], "date": first["date"],
+              "machine": first["machine"], "git": first.get("git"), "segments": segments}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(record, indent=2))
     print(f"results: {path}")
@@ -74,11 +134,16 @@ def load_result(name: str) -> dict:
 
 def read_results(names: list[str], into: str) -> tuple[list[dict], dict[str, str]]:
     """Earlier results to merge (one seed per process) into the result `into`: the records, and each one's
-    command by name. Merging a result into itself would overwrite the command it was made with."""
+    provenance (command, and each segment's commit and machine) by name. Merging a result into itself would overwrite the command it was made with."""
     if into in names:
         raise SystemExit(f"--merge {' '.join(names)}: cannot merge {into!r} into itself; pick another --name")
     parts = [load_result(name) for name in names]
-    return parts, {name: part["command"] for name, part in zip(names, parts, strict=True)}
+    return parts, {name: provenance(part) for name, part in zip(names, parts, strict=True)}
+
+
+def provenance(record: dict) -> dict:
+    """What a merged result keeps of each part: its command and every segment's date, commit and machine."""
+    return {"command": record.get("command"), "segments": earlier_segments(record)}
 
 
 def merged_runs(parts: list[dict], names: list[str], key: str) -> list[dict]:
@@ -140,3 +205,387 @@ def matmul_rate(batch: int, rows: int, inner: int, cols: int, reps: int = 20) ->
 def first_index(values, condition) -> int | None:
     """1-based position of the first value meeting `condition`, None if none does."""
     return next((i + 1 for i, v in enumerate(values) if condition(v)), None)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The sample-efficiency protocol, shared by every "steps until return >= threshold" study: every learner,
+# ours or stable-baselines3's, is evaluated on separate episodes (never its training ones), the same number,
+# at the same interval, from the same reset seeds; the threshold counts as reached at the first evaluation
+# from which the mean return holds for HOLD consecutive evaluations; a seed that never gets there counts as
+# later than every seed that did; each ratio of medians gets a bootstrap interval over seeds.
+
+EVAL_EPISODES = 10
+HOLD = 2  # consecutive evaluations at or above the threshold: one lucky evaluation is not "reached"
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_LEVEL = 0.90
+
+
+@dataclass(frozen=True)
+class Protocol:
+    env_id: str
+    threshold: float
+    eval_every: int  # env steps between evaluations, the same for every learner
+    episodes: int = EVAL_EPISODES
+    hold: int = HOLD
+
+    def describe(self) -> dict:
+        return {**asdict(self), "rule": f"reached at the first of {self.hold} consecutive evaluations whose mean "
+                f"return over {self.episodes} deterministic episodes is >= {self.threshold:g}; episode e of "
+                "evaluation k resets with modelrl.agents.base.evaluation_seed(seed, k, e) for every learner; "
+                "a seed not there by its budget counts as later than every seed that was (censored median)"}
+
+
+def evaluate_on_seeds(act, env, seed: int, evaluation: int, episodes: int) -> list[float]:
+    """Returns of `episodes` episodes of the policy `act(obs) -> action` on `env`, episode e reset with
+    `evaluation_seed(seed, evaluation, e)`: the initial states modelrl's `agent.evaluate` uses for its
+    `evaluation`-th call, so a baseline evaluated here sees the same ones as our agent of the same seed."""
+    from modelrl.agents.base import DEFAULT_EVAL_MAX_STEPS, evaluation_seed
+
+    max_steps = (env.spec.max_episode_steps if env.spec else None) or DEFAULT_EVAL_MAX_STEPS
+    returns = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=evaluation_seed(seed, evaluation, episode))
+        total, length, done = 0.0, 0, False
+        while not done and length < max_steps:
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            total += float(reward)
+            length += 1
+            done = terminated or truncated
+        returns.append(total)
+    return returns
+
+
+def steps_to_threshold(curve: dict, threshold: float, hold: int = HOLD) -> int | None:
+    """Env steps at the first evaluation from which `hold` consecutive evaluations are >= threshold."""
+    returns = curve["eval_return"]
+    for i in range(len(returns) - hold + 1):
+        if all(value >= threshold for value in returns[i:i + hold]):
+            return curve["env_steps"][i]
+    return None
+
+
+class CurveRecorder:
+    """One learner's learning curve under a protocol: adds evaluations, says when the run may stop."""
+
+    def __init__(self, protocol: Protocol, label: str, seed: int):
+        self.protocol, self.label, self.seed = protocol, label, seed
+        self.curve = {"seed": seed, "env_steps": [], "eval_return": [], "eval_seconds": 0.0}
+        self.started = time.perf_counter()
+
+    def add(self, env_steps: int, mean_return: float, eval_seconds: float) -> None:
+        self.curve["env_steps"].append(int(env_steps))
+        self.curve["eval_return"].append(round(float(mean_return), 2))
+        self.curve["eval_seconds"] += eval_seconds
+        print(f"{self.label} seed {self.seed}: {env_steps} steps, eval return {mean_return:.1f} "
+              f"({time.perf_counter() - self.started:.0f} s)", flush=True)
+
+    def established(self) -> bool:
+        return steps_to_threshold(self.curve, self.protocol.threshold, self.protocol.hold) is not None
+
+    def finish(self, budget: int, env_steps: int, extra: dict | None = None) -> dict:
+        seconds = time.perf_counter() - self.started
+        self.curve["eval_seconds"] = round(self.curve["eval_seconds"], 1)
+        return {**self.curve, "budget": budget, "stopped_at": int(env_steps), "seconds": round(seconds, 1),
+                "train_seconds": round(seconds - self.curve["eval_seconds"], 1), **(extra or {})}
+
+
+@dataclass(frozen=True)
+class Ours:
+    """A modelrl agent (`make_agent(agent_id, **overrides)`), evaluated by its own `agent.evaluate`."""
+
+    agent_id: str
+    budget: int
+    overrides: dict = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        return {"library": "modelrl", "agent": self.agent_id, "budget": self.budget, "overrides": self.overrides}
+
+    def curve(self, protocol: Protocol, seed: int, label: str) -> dict:
+        import modelrl
+
+        agent = modelrl.make_agent(self.agent_id, env=protocol.env_id, seed=seed, **self.overrides)
+        recorder = CurveRecorder(protocol, label, seed)
+        while agent.env_steps < self.budget and not recorder.established():
+            agent.learn(total_steps=min(protocol.eval_every, self.budget - agent.env_steps))
+            started = time.perf_counter()
+            value = agent.evaluate(protocol.episodes)["eval_return"]
+            recorder.add(agent.env_steps, value, time.perf_counter() - started)
+        metrics = {k: v for k, v in agent.metrics().items() if isinstance(v, (int, float))}
+        return recorder.finish(self.budget, agent.env_steps, {"final_metrics": metrics})
+
+
+@dataclass(frozen=True)
+class SB3:
+    """A stable-baselines3 algorithm learning in one `learn(budget)` call (so its schedules keep their
+    meaning), evaluated in a callback by `evaluate_on_seeds` with deterministic `predict`."""
+
+    algorithm: str
+    budget: int
+    hyperparameters: dict = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        return {"library": "stable-baselines3", "algorithm": self.algorithm, "budget": self.budget,
+                "hyperparameters": self.hyperparameters}
+
+    def curve(self, protocol: Protocol, seed: int, label: str) -> dict:
+        import stable_baselines3
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        import modelrl
+
+        eval_env = modelrl.make_env(protocol.env_id)
+        recorder = CurveRecorder(protocol, label, seed)
+        budget = self.budget
+
+        class Evaluate(BaseCallback):
+            def _on_step(self) -> bool:
+                if self.num_timesteps % protocol.eval_every and self.num_timesteps != budget:
+                    return True
+                started = time.perf_counter()
+                returns = evaluate_on_seeds(lambda obs: self.model.predict(obs, deterministic=True)[0], eval_env,
+                                            seed, len(recorder.curve["env_steps"]), protocol.episodes)
+                recorder.add(self.num_timesteps, float(np.mean(returns)), time.perf_counter() - started)
+                return not recorder.established()
+
+        model = getattr(stable_baselines3, self.algorithm)("MlpPolicy", modelrl.make_env(protocol.env_id),
+                                                           seed=seed, verbose=0, device="cpu",
+                                                           **self.hyperparameters)
+        model.learn(budget, callback=Evaluate())
+        return recorder.finish(budget, model.num_timesteps)
+
+
+# --- summaries: censored medians and bootstrap intervals over seeds
+
+def censored_array(values: list[int | None]) -> np.ndarray:
+    """Steps to the threshold with a seed that never got there as inf: later than every one that did."""
+    return np.array([np.inf if v is None else v for v in values], float)
+
+
+def json_ratio(value: float):
+    """A ratio as JSON can hold it: None when undefined, "inf" when the baseline never got there."""
+    return None if np.isnan(value) else ("inf" if np.isinf(value) else round(float(value), 2))
+
+
+def censored_median(values: list[int | None]) -> float:
+    """Median steps, a seed that never reached the threshold (None) counting as later than every one that
+    did: inf when the median itself was not reached."""
+    return float(np.median(censored_array(values))) if values else np.inf
+
+
+def bootstrap_ratio(baseline: list[int | None], ours: list[int | None], resamples: int = BOOTSTRAP_RESAMPLES,
+                    level: float = BOOTSTRAP_LEVEL, seed: int = 0) -> dict:
+    """Percentile interval of median(baseline) / median(ours), each arm's seeds resampled with replacement
+    apart. Censored seeds stay censored (inf), so a resample whose ours-median is censored gives 0 and one
+    whose baseline-median is censored gives inf; a resample with both censored has no ratio and is counted."""
+    rng = np.random.default_rng(seed)
+    base, mine = censored_array(baseline), censored_array(ours)
+    base_medians = np.median(rng.choice(base, (resamples, len(base))), axis=1)
+    our_medians = np.median(rng.choice(mine, (resamples, len(mine))), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = base_medians / our_medians
+    defined = ratios[~np.isnan(ratios)]
+    tail = (1 - level) / 2
+    low, high = (np.quantile(defined, [tail, 1 - tail], method="inverted_cdf") if len(defined)
+                 else (np.nan, np.nan))
+    return {"level": level, "resamples": resamples, "low": json_ratio(low), "high": json_ratio(high),
+            "resamples_without_ratio": int(len(ratios) - len(defined)), "method": "percentile, arms apart"}
+
+
+def summarize(record: dict) -> dict:
+    """Per-seed steps to the threshold, censored medians and, for each (baseline, ours) pair, the ratio of
+    medians over the seeds both ran with its bootstrap interval."""
+    protocol = record["protocol"]
+    arms = {}
+    for label, curves in record["curves"].items():
+        reached = {c["seed"]: steps_to_threshold(c, protocol["threshold"], protocol["hold"]) for c in curves}
+        median = censored_median(list(reached.values()))
+        arms[label] = {"steps_to_threshold": reached, "median": None if np.isinf(median) else median,
+                       "not_reached": [s for s, v in reached.items() if v is None],
+                       "seconds": {c["seed"]: c["seconds"] for c in curves}}
+    ratios = []
+    for baseline, ours in record["comparisons"]:
+        if not (arms.get(baseline) and arms.get(ours)):
+            continue
+        seeds = sorted(set(arms[baseline]["steps_to_threshold"]) & set(arms[ours]["steps_to_threshold"]))
+        if not seeds:
+            continue
+        base = [arms[baseline]["steps_to_threshold"][s] for s in seeds]
+        mine = [arms[ours]["steps_to_threshold"][s] for s in seeds]
+        b, o = censored_median(base), censored_median(mine)
+        ratio = None if np.isinf(o) else ("inf" if np.isinf(b) else round(b / o, 2))
+        ratios.append({"baseline": baseline, "ours": ours, "seeds": seeds, "baseline_median": None if np.isinf(b)
+                       else b, "ours_median": None if np.isinf(o) else o, "ratio": ratio,
+                       "note": "baseline median not reached: the ratio is at least budget / ours" if ratio == "inf"
+                       else None, "interval": bootstrap_ratio(base, mine)})
+    return {"arms": arms, "ratios": ratios}
+
+
+# --- plot
+
+def carried_mean(curves: list[dict]) -> tuple[list[int], list[float]]:
+    """Mean over seeds at every evaluation step, a seed that stopped early (having held the threshold, or
+    at its budget) counting with its last evaluation."""
+    grid = sorted({s for c in curves for s in c["env_steps"]})
+    means = []
+    for step in grid:
+        values = []
+        for c in curves:
+            seen = [r for s, r in zip(c["env_steps"], c["eval_return"], strict=True) if s <= step]
+            if seen:
+                values.append(seen[-1])
+        means.append(float(np.mean(values)))
+    return grid, means
+
+
+def plot_study(record: dict, name: str, title: str, log_x: bool = False) -> None:
+    import matplotlib.pyplot as plt
+
+    summary = record["summary"]["arms"]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for (label, curves), color in zip(record["curves"].items(), plt.cm.tab10.colors, strict=False):
+        if not curves:
+            continue
+        for curve in curves:
+            ax.plot(curve["env_steps"], curve["eval_return"], color=color, alpha=0.3, linewidth=0.8)
+        median = summary[label]["median"]
+        shown = f"{median:g}" if median is not None else "not reached"
+        ax.plot(*carried_mean(curves), color=color, linewidth=2,
+                label=f"{label} (median steps {shown}, {len(curves)} seeds)")
+    protocol = record["protocol"]
+    ax.axhline(protocol["threshold"], color="black", linestyle=":", linewidth=1,
+               label=f"threshold {protocol['threshold']:g} (held for {protocol['hold']} evaluations)")
+    ax.set(xlabel="real env steps", ylabel=f"mean eval return ({protocol['episodes']} episodes)",
+           title=f"{title}\nthin: seeds; thick: mean (a stopped seed keeps its last evaluation)")
+    if log_x:
+        ax.set_xscale("log")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{name}.png", dpi=110)
+    plt.close(fig)
+
+
+# --- running, resuming and merging a study
+
+def study_arguments(parser, default_name: str) -> None:
+    """The options every protocol study takes."""
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", nargs="+", metavar="LABEL", help="run only these learners")
+    parser.add_argument("--name", default=default_name)
+    parser.add_argument("--quick", action="store_true", help="a small budget and one seed, written as NAME_quick")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue results/NAME.json: run only the (learner, seed) pairs it lacks")
+    parser.add_argument("--merge", nargs="+", metavar="NAME", help="combine earlier results of disjoint seeds")
+
+
+def new_study(protocol: Protocol, arms: dict, comparisons: list[tuple[str, str]], seeds: list[int],
+              settings: dict | None = None) -> dict:
+    return {"protocol": protocol.describe(), "arms": {label: arm.describe() for label, arm in arms.items()},
+            "comparisons": [list(pair) for pair in comparisons], "seeds": seeds, **(settings or {}),
+            "curves": {label: [] for label in arms}}
+
+
+def resumed_study(name: str, fresh: dict) -> dict:
+    """results/NAME.json to continue, refused unless it was made under the same protocol, and every learner
+    it shares with this run has the same settings; learners new to it are added."""
+    record = load_result(name)
+    if record.get("protocol") != fresh["protocol"]:
+        raise SystemExit(f"--resume: {name!r} was run under {record.get('protocol')}, not {fresh['protocol']}")
+    for label, arm in fresh["arms"].items():
+        if label in record["arms"] and record["arms"][label] != arm:
+            raise SystemExit(f"--resume: {label!r} in {name!r} ran with {record['arms'][label]}, not {arm}")
+        record["arms"].setdefault(label, arm)
+        record["curves"].setdefault(label, [])
+    record["seeds"] = sorted(set(record["seeds"]) | set(fresh["seeds"]))
+    record["comparisons"] = [*record["comparisons"],
+                             *[pair for pair in fresh["comparisons"] if pair not in record["comparisons"]]]
+    return record
+
+
+def merged_study(names: list[str], into: str) -> dict:
+    """One study from results of disjoint seeds run apart (each part's commit and machine kept)."""
+    parts, merged_from = read_results(names, into=into)
+    record = shared_settings(parts, names, ("protocol",))
+    arms = {}
+    for name, part in zip(names, parts, strict=True):
+        for label, arm in part["arms"].items():
+            if arms.setdefault(label, arm) != arm:
+                raise SystemExit(f"--merge: {label!r} differs in {name!r}; only runs of the same settings merge")
+    comparisons = []
+    for part in parts:
+        comparisons += [pair for pair in part["comparisons"] if pair not in comparisons]
+    curves = {label: merged_runs([p["curves"] for p in parts], names, label) for label in arms}
+    return {**record, "arms": arms, "comparisons": comparisons,
+            "seeds": sorted({c["seed"] for cs in curves.values() for c in cs}), "merged_from": merged_from,
+            "curves": curves}
+
+
+def save_study(record: dict, name: str, title: str, log_x: bool = False) -> None:
+    record["summary"] = summarize(record)
+    write_results(name, record)
+    plot_study(record, name, title, log_x)
+
+
+def run_study(record: dict, arms: dict, name: str, title: str, log_x: bool = False) -> dict:
+    """Every learner on every seed, seed by seed (so a study cut short has all learners on its first seeds),
+    written after each curve; pairs the record already has are skipped."""
+    segment = len(earlier_segments(record))  # the index this process's segment will have
+    for seed in record["seeds"]:
+        for label, arm in arms.items():
+            if any(c["seed"] == seed for c in record["curves"][label]):
+                continue
+            curve = arm.curve(Protocol(**{k: record["protocol"][k] for k in
+                                          ("env_id", "threshold", "eval_every", "episodes", "hold")}), seed, label)
+            record["curves"][label].append({**curve, "segment": segment})
+            save_study(record, name, title, log_x)
+    return record
+
+
+def study_main(args, protocol: Protocol, arms: dict, comparisons: list, title: str, settings: dict | None = None,
+               log_x: bool = False) -> None:
+    """Run, resume or merge a study as its command line asks, on one torch thread."""
+    import torch
+
+    torch.set_num_threads(1)
+    name = f"{args.name}_quick" if args.quick else args.name
+    if args.merge:
+        save_study(merged_study(args.merge, into=name), name, title, log_x)
+        return
+    if args.only:
+        unknown = set(args.only) - set(arms)
+        if unknown:
+            raise SystemExit(f"--only: no learner {sorted(unknown)}; this study has {sorted(arms)}")
+        arms = {label: arm for label, arm in arms.items() if label in args.only}
+    seeds = [args.seeds[0]] if args.quick else args.seeds
+    record = new_study(protocol, arms, comparisons, seeds, settings)
+    if args.resume:
+        record = resumed_study(name, record)
+    run_study(record, arms, name, title, log_x)
+    print(json.dumps(record["summary"], indent=1))
+
+
+# --- a self-check of the protocol: `python benchmarks/common.py`
+
+def self_check() -> None:
+    """The shared evaluation function gives a modelrl agent exactly the returns its own `evaluate` does (so
+    both start from the same states); the threshold rule, censored median and bootstrap behave."""
+    import modelrl
+
+    agent = modelrl.make_agent("dqn", env="CartPole-v1", seed=3, learning_starts=200, train_freq=50,
+                               gradient_steps=20)
+    agent.learn(total_steps=600)
+    for k in range(2):
+        shared = evaluate_on_seeds(lambda obs: agent.act(obs, deterministic=True), modelrl.make_env("CartPole-v1"),
+                                   3, k, 4)
+        own = agent.evaluate(4)["eval_return"]
+        assert abs(float(np.mean(shared)) - own) < 1e-9, (shared, own)
+    curve = {"env_steps": [1, 2, 3, 4, 5], "eval_return": [0, 10, 0, 10, 10]}
+    assert steps_to_threshold(curve, 10) == 4 and steps_to_threshold(curve, 11) is None
+    assert censored_median([1, None, 3]) == 3 and np.isinf(censored_median([1, None, None]))
+    interval = bootstrap_ratio([10, 10, 10], [5, 5, 5])
+    assert interval["low"] == interval["high"] == 2.0
+    assert bootstrap_ratio([10, None, None], [None, None, 5])["resamples_without_ratio"] > 0
+    print("protocol self-check passed")
+
+
+if __name__ == "__main__":
+    self_check()

@@ -1,96 +1,67 @@
-"""(d) Deep Dyna-Q with n in {0, 5, 10} against our DQN and stable-baselines3's DQN on CartPole-v1: real env
-steps until the mean deterministic eval return (10 episodes, every 1,000 steps) reaches 475.
+"""(d) Deep Dyna-Q against DQN on CartPole-v1, under the shared protocol (benchmarks/common.py): real env steps
+until the mean deterministic eval return (10 episodes every 1,000 steps, the same reset seeds for every
+learner) holds >= 475 for two evaluations in a row; 50k-step budget.
 
-    python benchmarks/deep_dyna_q_cartpole.py [--seeds 0 1 2 --steps 50000 --n 0 5 10]
+    python benchmarks/deep_dyna_q_cartpole.py                    # seeds 0 1 2, all learners, one process
+    python benchmarks/deep_dyna_q_cartpole.py --quick            # one seed, 3k steps: a smoke test
+    python benchmarks/deep_dyna_q_cartpole.py --n 5 10 --seeds 3 4 --name RUN_B
+    python benchmarks/deep_dyna_q_cartpole.py --merge RUN_A RUN_B --name COMBINED
 
-Every learner uses rl-baselines3-zoo's tuned CartPole-v1 DQN hyperparameters (our `dqn` defaults, double Q
-on); "dqn single Q" turns double Q off, as stable-baselines3's DQN has it. Deep Dyna-Q adds n imagined
-one-step transitions and n imagined updates per real one.
-
-    python benchmarks/deep_dyna_q_cartpole.py --only "dqn single Q" --n --skip-sb3 --name dqn_single_q_cartpole
-    python benchmarks/deep_dyna_q_cartpole.py --merge RUN_A RUN_B --name COMBINED   # seeds run separately
+Learners: our `dqn` (rl-baselines3-zoo's tuned CartPole values, double Q), `deep-dyna-q` with n planning
+steps (default n = 10), our `dqn` given as many gradient updates per real step as deep-dyna-q n = 10 makes
+("dqn same updates"), and stable-baselines3's DQN with the zoo values. Deep-dyna-q's burst (every
+train_freq = 256 real steps) is gradient_steps = 128 real updates, each followed by n imagined ones:
+128 * (1 + n) updates, 1,408 for n = 10, against DQN's 128; the matched DQN runs gradient_steps = 1,408 on
+real batches, with everything else (target copy every 10 env steps, exploration) unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
 
-import matplotlib.pyplot as plt
-import torch
-from common import RESULTS, merged_runs, read_results, write_results
-from sb3_reference import ZOO_DQN_CARTPOLE, median_or_none, modelrl_curve, sb3_curve, steps_to
+from common import SB3, Ours, Protocol, study_arguments, study_main
+from sb3_reference import ZOO_DQN_CARTPOLE
 
-ENV, THRESHOLD = "CartPole-v1", 475.0
+from modelrl.agents.dqn import DQNConfig
+
+ENV, THRESHOLD, EVAL_EVERY, BUDGET = "CartPole-v1", 475.0, 1000, 50_000
+QUICK_BUDGET = 3000
 
 
-def save(record: dict, name: str) -> None:
-    """Summarise (steps to 475 per seed, medians, DQN's median over each), write the JSON and draw the plot."""
-    summary = {}
-    for learner, curves in record["curves"].items():
-        reached = [steps_to(c, THRESHOLD) for c in curves]
-        summary[learner] = {"steps_to_475": reached, "median": median_or_none(reached),
-                            "seconds": [c["seconds"] for c in curves]}
-    # DQN's median over the seeds each learner ran, so every ratio compares the same seeds
-    dqn = {c["seed"]: steps_to(c, THRESHOLD) for c in record["curves"].get("dqn", [])}
-    for learner, entry in summary.items():
-        seeds = [c["seed"] for c in record["curves"][learner]]
-        base = median_or_none([dqn[s] for s in seeds]) if dqn and set(seeds) <= set(dqn) else None
-        if base and entry["median"]:
-            entry["dqn_over_this"] = round(base / entry["median"], 2)
-    record["summary"] = summary
-    write_results(name, record)
+def updates_per_burst(planning_steps: int) -> int:
+    """Gradient updates deep-dyna-q makes per burst: each real update is followed by n imagined ones."""
+    return DQNConfig.gradient_steps * (1 + planning_steps)
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (learner, curves), color in zip(record["curves"].items(), plt.cm.tab10.colors, strict=False):
-        for i, curve in enumerate(curves):
-            ax.plot(curve["env_steps"], curve["eval_return"], color=color, alpha=0.7,
-                    label=learner if i == 0 else None)
-    ax.axhline(THRESHOLD, color="black", linestyle=":", linewidth=1)
-    ax.set(xlabel="real env steps", ylabel="mean eval return (10 episodes)",
-           title="CartPole-v1: deep Dyna-Q vs DQN")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(RESULTS / f"{name}.png", dpi=110)
-    plt.close(fig)
+
+def learners(n_values: list[int], budget: int) -> dict:
+    arms = {"dqn": Ours("dqn", budget)}
+    arms.update({f"deep-dyna-q n={n}": Ours("deep-dyna-q", budget, {"planning_steps": n}) for n in n_values})
+    if 10 in n_values:
+        arms["dqn same updates"] = Ours("dqn", budget, {"gradient_steps": updates_per_burst(10)})
+    arms["sb3 dqn"] = SB3("DQN", budget, ZOO_DQN_CARTPOLE)
+    return arms
+
+
+def comparisons(n_values: list[int]) -> list[tuple[str, str]]:
+    """(baseline, ours) pairs whose ratio of medians is reported."""
+    pairs = [("sb3 dqn", "dqn")]
+    for n in n_values:
+        pairs += [("dqn", f"deep-dyna-q n={n}"), ("sb3 dqn", f"deep-dyna-q n={n}")]
+    if 10 in n_values:
+        pairs.append(("dqn same updates", "deep-dyna-q n=10"))
+    return pairs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=50_000)
-    parser.add_argument("--n", type=int, nargs="*", default=[0, 5, 10])
-    parser.add_argument("--skip-sb3", action="store_true")
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these of our learners")
-    parser.add_argument("--name", default="deep_dyna_q_cartpole")
-    parser.add_argument("--merge", nargs="+", metavar="NAME",
-                        help="combine the seeds of earlier results into --name (a learner missing from one "
-                             "of them gets only the others' seeds)")
+    parser.add_argument("--n", type=int, nargs="*", default=[10], help="deep-dyna-q planning steps to run")
+    study_arguments(parser, default_name="deep_dyna_q_cartpole_protocol")
     args = parser.parse_args()
-    if args.merge:
-        parts, merged_from = read_results(args.merge, into=args.name)
-        learners = dict.fromkeys(learner for part in parts for learner in part["curves"])
-        curves = [part["curves"] for part in parts]
-        record = {"env": ENV, "threshold": THRESHOLD, "threads": 1, "steps": max(p["steps"] for p in parts),
-                  "merged_from": merged_from,
-                  "curves": {learner: merged_runs(curves, args.merge, learner) for learner in learners}}
-        save(record, args.name)
-        print(record["summary"])
-        return
-    torch.set_num_threads(1)
-    learners = {"dqn": ("dqn", {}), "dqn single Q": ("dqn", {"double_q": False}),
-                **{f"deep-dyna-q n={n}": ("deep-dyna-q", {"planning_steps": n}) for n in args.n}}
-    if args.only:
-        learners = {name: learner for name, learner in learners.items() if name in args.only}
-    record = {"env": ENV, "threshold": THRESHOLD, "threads": 1, "steps": args.steps,
-              "curves": {name: [] for name in [*learners, "sb3 dqn"]}}
-    for seed in args.seeds:
-        for name, (agent_id, overrides) in learners.items():
-            record["curves"][name].append(modelrl_curve(agent_id, ENV, seed, args.steps, THRESHOLD, **overrides))
-        if not args.skip_sb3:
-            record["curves"]["sb3 dqn"].append(sb3_curve("DQN", ENV, seed, args.steps, THRESHOLD,
-                                                         **ZOO_DQN_CARTPOLE))
-        save(record, args.name)
-        print(record["summary"], flush=True)
+    # --quick keeps the 50k schedules' shape out of reach, so it only smoke-tests the pipeline
+    budget = QUICK_BUDGET if args.quick else BUDGET
+    protocol = Protocol(ENV, THRESHOLD, EVAL_EVERY)
+    study_main(args, protocol, learners(args.n, budget), comparisons(args.n),
+               title="CartPole-v1: deep Dyna-Q vs DQN", settings={"threads": 1})
 
 
 if __name__ == "__main__":
