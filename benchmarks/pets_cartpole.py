@@ -39,7 +39,7 @@ TRIAL = 200
 
 def planner_overrides(args) -> dict:
     overrides = {"optimizer": args.optimizer, "population": args.population, "iterations": args.iterations,
-                 "horizon": args.horizon, "particles": args.particles, "activation": "leaky_relu"}
+                 "horizon": args.horizon, "particles": args.particles, "model_activation": "leaky_relu"}
     if args.optimizer == "icem":
         overrides.update(noise_beta=args.noise_beta, icem_elites=args.icem_elites)
     return overrides

@@ -23,10 +23,10 @@ import modelrl
 
 ENV = "HalfCheetah-v5"
 CPU_SIZED = {"optimizer": "icem", "population": 100, "iterations": 3, "horizon": 15, "particles": 5,
-             "num_layers": 4, "hidden_size": 200, "activation": "silu", "train_every": 250, "model_epochs": 25,
-             "model_patience": 5, "holdout_ratio": 0.1, "batch_size": 256, "random_steps": 1000}
+             "model_layers": 4, "model_hidden_size": 200, "model_activation": "silu", "train_every": 250, "model_max_epochs": 25,
+             "model_patience": 5, "model_holdout_ratio": 0.1, "model_batch_size": 256, "random_steps": 1000}
 PAPER = {"optimizer": "cem", "population": 500, "iterations": 5, "horizon": 30, "particles": 20,
-         "num_layers": 4, "hidden_size": 200, "activation": "silu"}
+         "model_layers": 4, "model_hidden_size": 200, "model_activation": "silu"}
 
 
 def time_plan(overrides: dict, calls: int = 3) -> float:

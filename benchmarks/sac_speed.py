@@ -29,7 +29,7 @@ import torch
 from common import RESULTS, gflops_rate, matmul_rate, write_results
 
 import modelrl
-from modelrl.agents.sac import cpu_has_native_bfloat16
+from modelrl.agents.sac_update import cpu_has_native_bfloat16
 
 BATCH = 256
 HIDDEN, LAYERS = 256, 2

@@ -17,6 +17,7 @@ import textwrap
 import tokenize
 import types
 import typing
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,7 @@ def build_config(config_class: type, overrides: Mapping[str, Any] | None = None,
     fields = config_fields(config_class)
     hints = _field_types(config_class)
     values = {}
-    for key, value in (overrides or {}).items():
+    for key, value in _renamed(config_class, overrides or {}, owner).items():
         if key not in fields:
             known = ", ".join(sorted(fields))
             raise ConfigError(f"unknown config key '{key}' for {owner}; known keys: {known}")
@@ -113,6 +114,23 @@ def build_config(config_class: type, overrides: Mapping[str, Any] | None = None,
     if validate is not None:
         validate()
     return config
+
+
+def _renamed(config_class: type, overrides: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """`overrides` with keys a config has renamed (its `renamed_keys`, old -> new) under their new names, with
+    a warning: old scripts and checkpoints keep working."""
+    renamed = getattr(config_class, "renamed_keys", {})
+    result = {}
+    for key, value in overrides.items():
+        new = renamed.get(key)
+        if new is None:
+            result[key] = value
+            continue
+        if new in overrides:
+            raise ConfigError(f"config keys '{key}' and '{new}' of {owner} are the same setting; give '{new}' only")
+        warnings.warn(f"config key '{key}' of {owner} is now called '{new}'", FutureWarning, stacklevel=4)
+        result[new] = value
+    return result
 
 
 def check_range(config, name: str, low: float | None = None, high: float | None = None, *,

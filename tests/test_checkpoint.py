@@ -201,7 +201,7 @@ EVERY_AGENT = {  # id: (env, its arguments, agent settings, real steps)
     "dyna-q-plus": ("BlockingMaze-v0", {"change_at": 30}, {}, 60),  # the maze's clock
     "prioritized-sweeping": ("GridWorld-v0", {}, {}, 60),
     "mpc": ("Pendulum-v1", {}, PLANNER, 3),
-    "pets": ("Pendulum-v1", {}, {**PLANNER, "hidden_size": 16, "random_steps": 10, "model_epochs": 2,
+    "pets": ("Pendulum-v1", {}, {**PLANNER, "model_hidden_size": 16, "random_steps": 10, "model_max_epochs": 2,
                                  "train_every": 5}, 17),
     "sac": ("Pendulum-v1", {}, LEARNER, 15),
     "dqn": ("CartPole-v1", {}, {**LEARNER, "train_freq": 4, "gradient_steps": 2}, 15),

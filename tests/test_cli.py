@@ -376,7 +376,7 @@ def test_python_dash_m_modelrl():
         ("sac", "Pendulum-v1", ["--set", "tau=2"], "tau must be in (0, 1], got 2.0"),
         ("dqn", "CartPole-v1", ["--set", "gamma=1.5"], "gamma must be in [0, 1], got 1.5"),
         ("dqn", "CartPole-v1", ["--set", "gradient_steps=-1"], "gradient_steps must be >= 0, got -1"),
-        ("pets", "Pendulum-v1", ["--set", "weight_decay=-1"], "weight_decay must be >= 0, got -1.0"),
+        ("pets", "Pendulum-v1", ["--set", "model_weight_decay=-1"], "model_weight_decay must be >= 0, got -1.0"),
         ("mpc", "Pendulum-v1", ["--set", "icem_decay=0.5"], "icem_decay must be >= 1, got 0.5"),
     ],
 )

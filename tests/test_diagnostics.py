@@ -181,9 +181,9 @@ MBPO = {"hidden_size": 32, "batch_size": 32, "learning_starts": 50, "updates_per
 DEEP_DYNA_Q = {"hidden_size": 32, "batch_size": 16, "learning_starts": 40, "train_freq": 20, "gradient_steps": 1,
                "planning_steps": 1, "ensemble_size": 3, "num_elites": 2, "model_hidden_size": 16, "model_layers": 2,
                "model_max_epochs": 3, "model_lr": 2e-3, "model_batch_size": 24, "model_weight_decay": 1e-4}
-PETS = {"hidden_size": 16, "num_layers": 2, "ensemble_size": 3, "num_elites": 2, "population": 20,
-        "iterations": 1, "particles": 2, "horizon": 3, "model_epochs": 3, "random_steps": 40, "lr": 2e-3,
-        "batch_size": 24, "weight_decay": 1e-4}
+PETS = {"model_hidden_size": 16, "model_layers": 2, "ensemble_size": 3, "num_elites": 2, "population": 20,
+        "iterations": 1, "particles": 2, "horizon": 3, "model_max_epochs": 3, "random_steps": 40, "model_lr": 2e-3,
+        "model_batch_size": 24, "model_weight_decay": 1e-4}
 
 
 @pytest.mark.parametrize("agent_id, env, config, steps", [

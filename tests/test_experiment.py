@@ -313,8 +313,8 @@ def test_evaluation_reports_its_progress():
 def test_every_agent_declares_the_metrics_it_logs():
     """compare checks a metric against these before any run starts, so they must be complete."""
     small = {"mpc": {"population": 8, "iterations": 1, "horizon": 3},
-             "pets": {"population": 8, "iterations": 1, "horizon": 3, "random_steps": 40, "model_epochs": 2,
-                      "hidden_size": 16, "train_every": 20},
+             "pets": {"population": 8, "iterations": 1, "horizon": 3, "random_steps": 40, "model_max_epochs": 2,
+                      "model_hidden_size": 16, "train_every": 20},
              "sac": {"learning_starts": 20, "batch_size": 8, "hidden_size": 16},
              "mbpo": {"learning_starts": 20, "batch_size": 8, "hidden_size": 16, "model_train_every": 20,
                       "epoch_length": 20, "rollouts_per_step": 2, "model_max_epochs": 2, "model_hidden_size": 16,

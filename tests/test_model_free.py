@@ -156,20 +156,20 @@ def test_sac_cuda_graph_update_matches_the_eager_update_and_survives_a_reload():
         data_batch = random_sac_batch(data)
         expected, got = eager.update(data_batch), graphed.update(data_batch)
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
-    assert len(graphed._graphs) == 1
+    assert len(graphed._step.graphs) == 1
     assert_same()
     # A checkpoint replaces the optimisers' state, so the graph is captured again and keeps matching.
     saved = io.BytesIO()  # through bytes, as a checkpoint goes: a live state dict would share Adam's moments
     torch.save(eager.state_dict(), saved)
     saved.seek(0)
     graphed.load_state_dict(torch.load(saved))
-    assert not graphed._graphs
+    assert not graphed._step.graphs
     graphed.generator.set_state(eager.generator.get_state())
     for _ in range(3):
         data_batch = random_sac_batch(data)
         eager.update(data_batch)
         graphed.update(data_batch)
-    assert len(graphed._graphs) == 1
+    assert len(graphed._step.graphs) == 1
     assert_same()
     assert graphed.updates == eager.updates == 11
 

@@ -11,7 +11,7 @@ from modelrl.cli import main
 from modelrl.errors import CheckpointError, ConfigError
 
 # Small enough for the fast suite; the planner still sees 1,200 sequences per step.
-TINY = {"population": 200, "iterations": 3, "particles": 10, "hidden_size": 64, "model_epochs": 20,
+TINY = {"population": 200, "iterations": 3, "particles": 10, "model_hidden_size": 64, "model_max_epochs": 20,
         "model_patience": 20, "random_steps": 100}
 
 
@@ -27,7 +27,7 @@ def test_pets_learns_to_balance_the_cartpole():
 
 
 def test_pets_saved_agent_acts_identically(tmp_path):
-    agent = modelrl.make_agent("pets", env="Pendulum-v1", seed=3, **{**TINY, "random_steps": 50, "model_epochs": 2})
+    agent = modelrl.make_agent("pets", env="Pendulum-v1", seed=3, **{**TINY, "random_steps": 50, "model_max_epochs": 2})
     agent.learn(total_steps=60)
     path = agent.save(tmp_path / "pets.pt")
     loaded = modelrl.load(path)
@@ -42,7 +42,7 @@ def test_pets_saved_agent_acts_identically(tmp_path):
 def test_evaluating_pets_leaves_its_training_as_it_was():
     # Evaluations fall in the random phase (step 10) and after the first fits (steps 20, 30).
     fast = {**TINY, "population": 40, "iterations": 2, "particles": 4, "horizon": 5, "random_steps": 15,
-            "train_every": 5, "model_epochs": 2}
+            "train_every": 5, "model_max_epochs": 2}
     plain, evaluated = (modelrl.make_agent("pets", env="Pendulum-v1", seed=2, **fast) for _ in range(2))
     plain.learn(total_steps=35)
     evaluated.learn(total_steps=35, eval_every=10, eval_episodes=1)
@@ -64,7 +64,7 @@ def test_a_checkpoint_missing_agent_state_is_refused_in_one_line(tmp_path):
 
 def test_pets_with_a_learned_reward_plans_on_envs_without_known_functions():
     agent = modelrl.make_agent("pets", env="MountainCarContinuous-v0", seed=0, learned_reward=True,
-                               **{**TINY, "random_steps": 30, "model_epochs": 2, "population": 20})
+                               **{**TINY, "random_steps": 30, "model_max_epochs": 2, "population": 20})
     agent.learn(total_steps=32)
     assert agent.model.spec.learn_reward and agent.model.spec.learn_termination
     assert agent.env.action_space.contains(agent.act(np.zeros(2, np.float32)))
@@ -111,7 +111,7 @@ def test_model_report_cli(tmp_path, capsys):
     run_dir = tmp_path / "run"
     args = ["train", "pets", "--env", "ContinuousCartPole-v0", "--steps", "120", "--eval-every", "120",
             "--eval-episodes", "0", "--run-dir", str(run_dir), "--no-progress"]
-    for key, value in {**TINY, "random_steps": 110, "model_epochs": 5}.items():
+    for key, value in {**TINY, "random_steps": 110, "model_max_epochs": 5}.items():
         args += ["--set", f"{key}={value}"]
     assert main(args) == 0
     assert main(["model-report", str(run_dir), "--episodes", "3", "--horizon", "5"]) == 0
@@ -138,3 +138,11 @@ def test_shaped_planning_reward_is_opt_in_and_refused_where_unknown():
         tilted, torch.zeros(1, 1), tilted) == 1  # the env's own: survival only
     with pytest.raises(ConfigError, match="no shaped reward"):
         modelrl.make_agent("pets", env="Pendulum-v1", planning_reward="shaped", **TINY)
+
+
+def test_renamed_model_keys_still_work_with_a_warning():
+    with pytest.warns(FutureWarning, match="config key 'hidden_size' of agent 'pets' is now called 'model_hidden_size'"):
+        agent = modelrl.make_agent("pets", env="Pendulum-v1", hidden_size=32)
+    assert agent.config.model_hidden_size == 32 and agent.model.spec.hidden_size == 32
+    with pytest.raises(modelrl.ModelRLError, match="'lr' and 'model_lr' of agent 'pets' are the same setting"):
+        modelrl.make_agent("pets", env="Pendulum-v1", lr=1e-3, model_lr=1e-3)

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import modelrl
-from modelrl.agents.mpc import PlannerConfig
 from modelrl.checkpoint import load_checkpoint, save_checkpoint
 from modelrl.envs.known import KNOWN
 from modelrl.errors import ConfigError, IncompatibleEnvError
 from modelrl.models.dynamics import DynamicsModel, ModelSpec
+from modelrl.planning import PlannerConfig
 from modelrl.planning.mpc import MPC
 from modelrl.planning.optimizers import cem, icem, mppi, random_shooting
 from modelrl.planning.sequences import CategoricalSequence, GaussianSequence, colored_noise

@@ -1,5 +1,6 @@
-"""The learned-model settings that agents training a `DynamicsModel` beside their learner share (MBPO,
-deep Dyna-Q): one config mixin with its checks, and the trainer it builds."""
+"""The learned-model settings of every agent that trains a `DynamicsModel` (PETS, MBPO, deep Dyna-Q): one
+config mixin, so the same key means the same thing in each (each agent sets its paper's defaults), with its
+checks and the trainer it builds."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Literal
 
 import torch
 
+from modelrl.config import check_range
 from modelrl.errors import ConfigError
 from modelrl.models.dynamics import ModelSpec
 from modelrl.models.training import ModelTrainer
@@ -26,24 +28,26 @@ class LearnedModelConfig:
     model_holdout_ratio: float = 0.2  # share of the data held out to pick elites and stop early
     model_patience: int = 5  # epochs without held-out improvement before a refit stops
     model_max_epochs: int = 20  # epochs per refit at most
+    model_probabilistic: bool = True  # members predict a Gaussian (NLL loss) rather than a mean (MSE)
 
     def validate_model(self) -> None:
         if not 1 <= self.num_elites <= self.ensemble_size:
             raise ConfigError(f"num_elites must be in [1, ensemble_size={self.ensemble_size}], got "
                               f"{self.num_elites}")
         for name in ("model_hidden_size", "model_batch_size", "model_patience", "model_max_epochs"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.model_holdout_ratio < 1:
-            raise ConfigError(f"model_holdout_ratio must be in [0, 1), got {self.model_holdout_ratio}")
+            check_range(self, name, 1)
+        check_range(self, "model_layers", 0)  # 0: a linear model
+        check_range(self, "model_lr", 0, low_open=True)
+        check_range(self, "model_weight_decay", 0)
+        check_range(self, "model_holdout_ratio", 0, 1, high_open=True)
 
     def model_trainer(self, obs_dim: int, action_dim: int, device: torch.device, seed: int,
                       **spec) -> ModelTrainer:
-        """A probabilistic ensemble learning reward (and whatever `spec` adds) with its trainer."""
+        """An ensemble learning state deltas and, unless `spec` says otherwise, reward, with its trainer."""
         spec = ModelSpec(obs_dim=obs_dim, action_dim=action_dim, ensemble_size=self.ensemble_size,
                          num_elites=self.num_elites, hidden_size=self.model_hidden_size,
-                         num_layers=self.model_layers, probabilistic=True, learn_reward=True,
-                         activation=self.model_activation, **spec)
+                         num_layers=self.model_layers, probabilistic=self.model_probabilistic,
+                         activation=self.model_activation, **{"learn_reward": True, **spec})
         return ModelTrainer(spec, device, seed=seed, lr=self.model_lr, weight_decay=self.model_weight_decay,
                             batch_size=self.model_batch_size, max_epochs=self.model_max_epochs,
                             holdout_ratio=self.model_holdout_ratio, patience=self.model_patience)

@@ -6,77 +6,26 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
 from modelrl.agents.base import Agent
-from modelrl.config import check_range
 from modelrl.device import resolve_device, restore_generator
 from modelrl.envs.known import known_functions
 from modelrl.errors import ConfigError, IncompatibleEnvError
 from modelrl.models.dynamics import DynamicsModel
+from modelrl.planning.config import PlannerConfig
 from modelrl.planning.env_copy import EnvCopyObjective
-from modelrl.planning.mpc import MPC
 from modelrl.planning.trajectory import ModelObjective, SimulatorObjective
-
-
-@dataclass
-class PlannerConfig:
-    """Planning settings; defaults are mbrl-lib's PETS cart-pole tutorial (Chua et al. 2018's CEM)."""
-
-    # the planner: CEM, iCEM, MPPI or random shooting
-    optimizer: Literal["cem", "icem", "mppi", "random"] = "cem"
-    horizon: int = 15  # planned steps ahead (H)
-    population: int = 500  # iCEM: the first iteration's population
-    iterations: int = 5  # refits of the sampling distribution per planned step (random shooting: one draw)
-    elite_ratio: float = 0.1  # CEM
-    alpha: float = 0.1  # share of the old mean and variance kept at each refit (CEM, iCEM; MPPI has none)
-    temperature: float = 1.0  # MPPI, in return units
-    icem_elites: int = 10  # iCEM (Pinneri et al. 2020): elites, population decay, kept share, noise colour
-    icem_decay: float = 1.25  # iCEM: population shrinks by this factor each iteration
-    icem_keep_elites: float = 0.3  # iCEM: share of the last iteration's elites carried into the next
-    noise_beta: float = 2.0  # iCEM: colour of the sampled noise (0 white, 2 pink-red; smoother actions)
-    particles: int = 20  # model rollouts per candidate sequence (PETS trajectory sampling)
-    # particles' ensemble members: TS-inf keeps one per particle, TS1 redraws each step, mean averages
-    propagation: Literal["ts-inf", "ts1", "mean"] = "ts-inf"
-    gamma: float = 1.0  # PETS sums undiscounted rewards over the horizon
-    planning_reward: Literal["env", "shaped"] = "env"  # shaped: the env's labelled dense planning reward
-    device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
-
-    def validate(self) -> None:
-        for name in ("horizon", "population", "iterations", "particles", "icem_elites"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 < self.elite_ratio <= 1:
-            raise ConfigError(f"elite_ratio must be in (0, 1], got {self.elite_ratio}")
-        if not 0 <= self.alpha < 1:
-            raise ConfigError(f"alpha must be in [0, 1), got {self.alpha}")
-        check_range(self, "temperature", 0, low_open=True)
-        check_range(self, "icem_decay", 1)
-        check_range(self, "icem_keep_elites", 0, 1)
-        if not 0 < self.gamma <= 1:
-            raise ConfigError(f"gamma must be in (0, 1], got {self.gamma}")
-
-    def optimizer_kwargs(self) -> dict[str, Any]:
-        if self.optimizer == "random":
-            return {"population": self.population}
-        if self.optimizer == "cem":
-            return {"iterations": self.iterations, "population": self.population,
-                    "elite_ratio": self.elite_ratio, "alpha": self.alpha}
-        if self.optimizer == "mppi":
-            return {"iterations": self.iterations, "population": self.population,
-                    "temperature": self.temperature}
-        return {"iterations": self.iterations, "population": self.population, "num_elites": self.icem_elites,
-                "decay": self.icem_decay, "keep_elites": self.icem_keep_elites, "noise_beta": self.noise_beta,
-                "alpha": self.alpha}
 
 
 @dataclass
 class MPCConfig(PlannerConfig):
     model_path: str = ""  # a saved dynamics model or PETS checkpoint; empty: the env's exact dynamics
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
 
 
 class MPCAgent(Agent):
@@ -96,9 +45,8 @@ class MPCAgent(Agent):
         self.known = known_functions(self.env_id, self.env_kwargs)
         self.objective = self.build_objective()
         # Training and evaluation episodes each keep their own warm start.
-        self.planners = {evaluation: MPC(self.env.action_space, self.config.horizon, self.config.optimizer,
-                                         self.config.optimizer_kwargs(), device=self.device,
-                                         generator=self.eval_generator if evaluation else self.generator)
+        self.planners = {evaluation: self.config.make_mpc(self.env.action_space, device=self.device,
+                                                          generator=self.eval_generator if evaluation else self.generator)
                          for evaluation in (False, True)}
         self.plan_seconds, self.plans = 0.0, 0
 

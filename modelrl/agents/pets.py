@@ -8,53 +8,48 @@ propagated through it. Defaults are mbrl-lib's PETS tutorial on the continuous c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
 
-from modelrl.agents.mpc import MPCAgent, PlannerConfig
+from modelrl.agents.learned_model import LearnedModelConfig
+from modelrl.agents.mpc import MPCAgent
 from modelrl.buffers import ReplayBuffer
 from modelrl.config import check_range
-from modelrl.errors import ConfigError
-from modelrl.models.dynamics import ModelSpec
 from modelrl.models.training import ModelTrainer
+from modelrl.planning.config import PlannerConfig
 from modelrl.planning.trajectory import ModelObjective
 
 
 @dataclass
-class PETSConfig(PlannerConfig):
-    ensemble_size: int = 5  # members of the probabilistic ensemble
-    num_elites: int = 5  # members used for planning (best on held-out data)
-    hidden_size: int = 200  # units per hidden layer of each member
-    num_layers: int = 3  # hidden layers of each member
-    activation: Literal["leaky_relu", "silu", "relu", "tanh"] = "leaky_relu"  # the tutorial's; PETS: silu
-    probabilistic: bool = True  # members predict a Gaussian (NLL loss) rather than a mean (MSE)
+class PETSConfig(PlannerConfig, LearnedModelConfig):
+    """The model's defaults are mbrl-lib's PETS tutorial (PETS itself used SiLU); with patience equal to the
+    epochs, a refit never stops early."""
+
+    model_activation: Literal["silu", "relu", "leaky_relu", "tanh"] = "leaky_relu"
+    model_batch_size: int = 32
+    model_holdout_ratio: float = 0.05
+    model_patience: int = 50
+    model_max_epochs: int = 50
     learned_reward: bool = False  # learn reward and termination instead of the env's known functions
-    lr: float = 1e-3  # the model's Adam learning rate
-    weight_decay: float = 5e-5  # the model's L2 weight decay
-    batch_size: int = 32  # model training batch size
-    model_epochs: int = 50  # per refit; with patience = epochs there is no early stop (the tutorial's)
-    model_patience: int = 50  # epochs without held-out improvement before a refit stops
-    holdout_ratio: float = 0.05  # share of the data held out to pick elites and stop early
     random_steps: int = 200  # one 200-step trial of random actions
     train_every: int = 0  # refit every this many steps; 0: at each episode's end
     buffer_size: int = 1_000_000  # real transitions kept for model fitting
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
+    # Before the model settings were shared with mbpo and deep-dyna-q, pets named them so.
+    renamed_keys: ClassVar[dict[str, str]] = {
+        "hidden_size": "model_hidden_size", "num_layers": "model_layers", "activation": "model_activation",
+        "probabilistic": "model_probabilistic", "lr": "model_lr", "weight_decay": "model_weight_decay",
+        "batch_size": "model_batch_size", "model_epochs": "model_max_epochs",
+        "holdout_ratio": "model_holdout_ratio"}
 
     def validate(self) -> None:
         super().validate()
-        if not 1 <= self.num_elites <= self.ensemble_size:
-            raise ConfigError(f"num_elites must be in [1, ensemble_size={self.ensemble_size}], got "
-                              f"{self.num_elites}")
-        for name in ("hidden_size", "batch_size", "model_epochs", "model_patience", "random_steps",
-                     "buffer_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("num_layers", "train_every", "weight_decay"):
-            check_range(self, name, 0)
-        check_range(self, "lr", 0, low_open=True)
-        if not 0 <= self.holdout_ratio < 1:
-            raise ConfigError(f"holdout_ratio must be in [0, 1), got {self.holdout_ratio}")
+        self.validate_model()
+        check_range(self, "random_steps", 1)
+        check_range(self, "buffer_size", 1)
+        check_range(self, "train_every", 0)
 
 
 class PETS(MPCAgent):
@@ -66,18 +61,10 @@ class PETS(MPCAgent):
         config, env = self.config, self.env
         discrete = isinstance(env.action_space, gym.spaces.Discrete)
         action_dim = int(env.action_space.n) if discrete else int(env.action_space.shape[0])
-        self.spec = ModelSpec(
-            obs_dim=int(env.observation_space.shape[0]), action_dim=action_dim, discrete_actions=discrete,
-            ensemble_size=config.ensemble_size, num_elites=config.num_elites, hidden_size=config.hidden_size,
-            num_layers=config.num_layers, probabilistic=config.probabilistic,
-            learn_reward=config.learned_reward, learn_termination=config.learned_reward,
-            activation=config.activation,
-        )
-        self.trainer = ModelTrainer(self.spec, self.device, seed=self.seed, lr=config.lr,
-                                    weight_decay=config.weight_decay, batch_size=config.batch_size,
-                                    max_epochs=config.model_epochs, holdout_ratio=config.holdout_ratio,
-                                    patience=config.model_patience)
-        self.model = self.trainer.model
+        self.trainer = config.model_trainer(int(env.observation_space.shape[0]), action_dim, self.device, self.seed,
+                                            discrete_actions=discrete, learn_reward=config.learned_reward,
+                                            learn_termination=config.learned_reward)
+        self.model, self.spec = self.trainer.model, self.trainer.model.spec
         self.buffer = ReplayBuffer(config.buffer_size, env.observation_space.shape,
                                    () if discrete else env.action_space.shape,
                                    action_dtype=np.int64 if discrete else np.float32, name="buffer_size")

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad_and_value
 
 from modelrl.agents.base import Agent
+from modelrl.agents.sac_update import CompiledStep, CudaGraphStep, cpu_has_native_bfloat16
 from modelrl.buffers import ReplayBuffer
 from modelrl.config import check_range
 from modelrl.device import resolve_device, restore_generator
@@ -34,12 +34,6 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 LOG_2 = math.log(2.0)
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
-
-
-def cpu_has_native_bfloat16() -> bool:
-    """AVX512-BF16 or AMX: without them a CPU emulates bfloat16 matmuls, tens of times slower than float32."""
-    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
-GRAPH_WARMUP_STEPS = 3  # eager updates before a CUDA graph is captured
 
 
 @dataclass
@@ -149,8 +143,6 @@ class SACLearner:
         self.target_entropy = -float(action_dim) if config.target_entropy is None else config.target_entropy
         self.graphed = config.cuda_graph and device.type == "cuda"
         self.compiled = config.compile and not self.graphed
-        if self.compiled and device.type == "cpu":
-            require_cpp_compiler()
         # Fused Adam updates all of a network's parameters in one kernel; capturable keeps its step count on
         # the device, as graph replay needs.
         adam = {"lr": config.lr, "fused": True, "capturable": self.graphed}
@@ -162,52 +154,24 @@ class SACLearner:
         self._target_params = list(self.critic_target.parameters())
         self._actor_params = list(self.actor.parameters())
         self.updates = 0
-        self._graphs: dict[tuple, tuple] = {}  # batch shapes -> (graph, its input tensors, its outputs)
-        self._eager_warmups = 0
-        self._compiled_step = torch.compile(functional_gradient_step, fullgraph=True) if self.compiled else None
+        # How a gradient step runs: eagerly, replayed from a captured CUDA graph, or as one compiled graph.
+        if self.graphed:
+            self._step = CudaGraphStep(self._gradient_step, generator, device)
+        elif self.compiled:
+            self._step = CompiledStep(self)
+        else:
+            self._step = self._gradient_step
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One gradient step of critics, actor and temperature, then the targets' Polyak step when due;
         returns detached losses (no host sync). Under a CUDA graph they are the graph's output tensors, which
         the next update overwrites."""
-        if self.graphed:
-            losses = self._graphed_update(batch)
-        elif self.compiled:
-            losses = self._run_compiled_step(batch)
-        else:
-            losses = self._gradient_step(batch)
+        losses = self._step(batch)
         self.updates += 1
         if self.updates % self.config.target_update_every == 0:
             with torch.no_grad():
                 torch._foreach_lerp_(self._target_params, self._critic_params, self.config.tau)
         return losses
-
-    def _graphed_update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The gradient step replayed from a CUDA graph captured once per batch shape. The first few steps run
-        eagerly on a side stream, as capture needs (lazy cuBLAS and optimiser state are set up there)."""
-        key = tuple((name, tuple(value.shape), value.dtype) for name, value in batch.items())
-        if key in self._graphs:
-            graph, inputs, outputs = self._graphs[key]
-            for name, value in batch.items():
-                inputs[name].copy_(value)
-        elif self._eager_warmups < GRAPH_WARMUP_STEPS:
-            self._eager_warmups += 1
-            side, current = torch.cuda.Stream(self.device), torch.cuda.current_stream(self.device)
-            side.wait_stream(current)
-            with torch.cuda.stream(side), warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "This instance was constructed with capturable=True")
-                losses = self._gradient_step(batch)
-            current.wait_stream(side)
-            return losses
-        else:
-            inputs = {name: value.clone() for name, value in batch.items()}
-            graph = torch.cuda.CUDAGraph()
-            graph.register_generator_state(self.generator)  # its draws advance with every replay
-            with torch.cuda.graph(graph):
-                outputs = self._gradient_step(inputs)
-            self._graphs[key] = graph, inputs, outputs
-        graph.replay()
-        return outputs
 
     def _gradient_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         config = self.config
@@ -216,7 +180,7 @@ class SACLearner:
             target = self.bellman_target(batch["reward"], batch["next_obs"], batch["terminated"], alpha,
                                          self.generator)
             q = self.critic(batch["obs"], batch["action"])
-        critic_loss = bellman_error(q, target)
+        critic_loss = self.critic_loss(q, target)
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
@@ -238,18 +202,6 @@ class SACLearner:
         return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "alpha": alpha,
                 "entropy": -log_prob.mean(), "q_value": q.detach().mean()}
 
-    def _run_compiled_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """`functional_gradient_step`, compiled, on this learner's parameters and its optimisers' own state (so
-        a checkpoint is the same whichever step wrote it); the policy's noise is drawn here, in the eager
-        step's order (next observations first), since the compiled graph cannot take a generator."""
-        action = batch["action"]
-        next_noise, noise = (torch.randn(action.shape, generator=self.generator, device=action.device,
-                                         dtype=action.dtype) for _ in range(2))
-        with torch.no_grad():
-            return self._compiled_step(self, batch, next_noise, noise,
-                                       adam_state(self.critic_optimizer), adam_state(self.actor_optimizer),
-                                       adam_state(self.alpha_optimizer) if self.config.autotune_alpha else None)
-
     @torch.no_grad()
     def bellman_target(self, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor,
                        alpha: torch.Tensor | float, generator: torch.Generator | None = None,
@@ -260,6 +212,12 @@ class SACLearner:
         next_q = self.critic_target(next_obs, next_action).min(0).values
         not_done = 1.0 - terminated.to(next_q.dtype)
         return reward + self.config.gamma * not_done * (next_q - alpha * next_log_prob)
+
+    @staticmethod
+    def critic_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Half the squared error of each critic's Q against the Bellman target, batch-averaged, summed over
+        both."""
+        return 0.5 * (q - target).pow(2).mean(-1).sum()
 
     def policy_loss(self, obs: torch.Tensor, action: torch.Tensor, log_prob: torch.Tensor,
                     alpha: torch.Tensor) -> torch.Tensor:
@@ -296,99 +254,12 @@ class SACLearner:
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         self.updates = state["updates"]
-        self._graphs.clear()  # captured graphs hold the replaced optimiser state
+        if isinstance(self._step, CudaGraphStep):
+            self._step.graphs.clear()  # captured graphs hold the replaced optimiser state
 
     def parameters_finite(self) -> bool:
         params = [*self._actor_params, *self._critic_params, self.log_alpha]
         return bool(torch.stack([p.detach().isfinite().all() for p in params]).all())
-
-
-def bellman_error(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Half the squared error of each critic's Q against the Bellman target, batch-averaged, summed over both."""
-    return 0.5 * (q - target).pow(2).mean(-1).sum()
-
-
-def require_cpp_compiler() -> None:
-    """torch.compile's CPU kernels are C++: without a compiler the first update would fail deep in inductor."""
-    from torch._inductor import cpp_builder
-
-    try:
-        cpp_builder.get_cpp_compiler()
-    except Exception as error:
-        raise ConfigError("compile=True on the CPU needs a C++ compiler (install g++ or set CXX): "
-                          f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from error
-
-
-def adam_state(optimizer: torch.optim.Adam) -> dict[str, Any]:
-    """An Adam's parameters with their moments and step counts, created as `Adam.step` would (zeros, with a
-    float32 step on the parameter's device, as fused Adam keeps it) when it has not stepped yet."""
-    group = optimizer.param_groups[0]
-    params = group["params"]
-    for param in params:
-        state = optimizer.state[param]
-        if not state:
-            state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
-            state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-    states = [optimizer.state[param] for param in params]
-    return {"params": params, "lr": group["lr"], "betas": group["betas"], "eps": group["eps"],
-            "exp_avg": [state["exp_avg"] for state in states], "exp_avg_sq": [state["exp_avg_sq"] for state in states],
-            "step": [state["step"] for state in states]}
-
-
-def adam_update_(adam: dict[str, Any], grads: list[torch.Tensor]) -> None:
-    """torch.optim.Adam's step (no weight decay, no amsgrad) in place, written as plain tensor ops so that it
-    compiles into the same graph as the gradients."""
-    (beta1, beta2), params = adam["betas"], adam["params"]
-    torch._foreach_add_(adam["step"], 1.0)
-    step = adam["step"][0]
-    # beta ** step as exp(step log beta): the compiled kernels recompute these scalars in every vector
-    # iteration, and a scalar pow there made Adam three times slower (430 against 130 µs for the critics)
-    bias_correction1 = 1 - torch.exp(step * math.log(beta1))
-    bias_correction2 = 1 - torch.exp(step * math.log(beta2))
-    torch._foreach_lerp_(adam["exp_avg"], grads, 1 - beta1)
-    torch._foreach_mul_(adam["exp_avg_sq"], beta2)
-    torch._foreach_addcmul_(adam["exp_avg_sq"], grads, grads, 1 - beta2)
-    denominator = torch._foreach_div(torch._foreach_sqrt(adam["exp_avg_sq"]), bias_correction2.sqrt())
-    torch._foreach_add_(denominator, adam["eps"])
-    updates = torch._foreach_div(adam["exp_avg"], denominator)
-    torch._foreach_mul_(updates, -adam["lr"] / bias_correction1)
-    torch._foreach_add_(params, updates)
-
-
-def functional_gradient_step(learner: SACLearner, batch: dict[str, torch.Tensor], next_noise: torch.Tensor,
-                             noise: torch.Tensor, critic_adam: dict, actor_adam: dict,
-                             alpha_adam: dict | None) -> dict[str, torch.Tensor]:
-    """`SACLearner._gradient_step` as one traceable function: the same losses, in the same order, through the
-    same modules, with gradients from torch.func and Adam as `adam_update_`; meant for torch.compile."""
-    alpha = learner.log_alpha.exp()
-    with learner.precision():
-        target = learner.bellman_target(batch["reward"], batch["next_obs"], batch["terminated"], alpha,
-                                        noise=next_noise)
-    critic_names = [name for name, _ in learner.critic.named_parameters()]
-
-    def critic_loss(params):
-        with learner.precision():
-            q = functional_call(learner.critic, params, (batch["obs"], batch["action"]))
-        return bellman_error(q, target), q
-
-    grads, (loss, q) = grad_and_value(critic_loss, has_aux=True)(dict(zip(critic_names, critic_adam["params"],
-                                                                         strict=True)))
-    adam_update_(critic_adam, [grads[name] for name in critic_names])
-    actor_names = [name for name, _ in learner.actor.named_parameters()]
-
-    def actor_loss(params):
-        with learner.precision():
-            action, log_prob = functional_call(learner.actor, params, (batch["obs"],), {"noise": noise})
-            return learner.policy_loss(batch["obs"], action, log_prob, alpha), log_prob
-
-    grads, (policy_loss, log_prob) = grad_and_value(actor_loss, has_aux=True)(
-        dict(zip(actor_names, actor_adam["params"], strict=True)))
-    adam_update_(actor_adam, [grads[name] for name in actor_names])
-    if learner.config.autotune_alpha:  # d/d(log alpha) of -(log alpha (log pi + target entropy)).mean()
-        adam_update_(alpha_adam, [-(log_prob + learner.target_entropy).mean()])
-    return {"critic_loss": loss, "actor_loss": policy_loss, "alpha": alpha, "entropy": -log_prob.mean(),
-            "q_value": q.mean()}
 
 
 def soft_returns(rewards: np.ndarray, log_probs: np.ndarray, alpha: float, gamma: float) -> np.ndarray:

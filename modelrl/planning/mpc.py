@@ -1,7 +1,7 @@
 """Receding-horizon model predictive control: plan a sequence, execute its first action, replan.
 
-`MPC` owns the search distribution between real steps (the warm start: last plan shifted by one step) and,
-for iCEM, the elites carried over; `reset()` forgets both at an episode's start.
+`MPC` owns the search distribution between real steps (the warm start: last plan shifted by one step) and
+the elites an optimiser returns (iCEM's), carried over shifted; `reset()` forgets both at an episode's start.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class MPC:
 
     def plan(self, objective: Callable[[torch.Tensor], torch.Tensor]) -> PlanResult:
         kwargs = dict(self.optimizer_kwargs)
-        if self.optimizer == "icem":
+        if self.carried_elites is not None:  # only optimisers that return elites (iCEM) get them back
             kwargs["carried_elites"] = self.carried_elites
         result = OPTIMIZERS[self.optimizer](objective, self.distribution, self.generator, **kwargs)
         self.last = result
