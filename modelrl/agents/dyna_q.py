@@ -15,14 +15,13 @@ the Dyna maze is the same for every n, as in Example 8.1.
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from modelrl.agents.tabular import QLearningConfig, TabularAgent
+from modelrl.agents.tabular import QLearningConfig, QTable, TabularAgent
 from modelrl.envs import is_deterministic
 from modelrl.errors import ConfigError
 from modelrl.models.tabular import Outcome, TabularModel
@@ -73,60 +72,35 @@ class PrioritizedSweepingConfig(DynaQConfig):
             raise ConfigError(f"theta must be finite and >= 0, got {self.theta}")
 
 
-class _ModelBasedTabular(TabularAgent):
-    """A tabular agent with a table model of its env."""
+class DynaPlanning:
+    """Dyna-Q's planning (Sutton & Barto's Tabular Dyna-Q, steps e-f): the model learns each real step, then
+    `planning_steps` one-step Q-learning updates replay pairs drawn from it: a state uniformly among those seen,
+    then an action uniformly among those tried there. With a `bonus` (Dyna-Q+), planned rewards get its
+    exploration bonus."""
 
-    metric_names = (*TabularAgent.metric_names, "model_pairs")
+    learns_directly = True
 
-    def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
-        super().__init__(env_id, config, seed, env_kwargs)
-        kind = self.config.model
-        stochastic = (not is_deterministic(self.env)) if kind == "auto" else kind == "sample"
-        self.model = TabularModel(stochastic=stochastic)
-        self.planning_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 2]))
+    def __init__(self, table: QTable, model: TabularModel, rng: np.random.Generator, planning_steps: int,
+                 bonus: ExplorationBonus | None = None):
+        self.table, self.model, self.rng = table, model, rng
+        self.planning_steps, self.bonus = planning_steps, bonus
 
-    def _draws(self, n: int):
-        """Uniform numbers that pick among a pair's outcomes; a deterministic model needs none."""
-        return self.planning_rng.random(n).tolist() if self.model.stochastic else itertools.repeat(0.0, n)
+    def observe(self, state: int, action: int, reward: float, next_state: int, terminated: bool,
+                step: int) -> None:
+        if self.bonus is not None:
+            self.bonus.observe(state, action, step, self.model)
+        self.model.observe(state, action, reward, next_state, terminated)
+        self.plan(self.planning_steps, step)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "model": self.model.state_dict(),
-                "planning_rng": self.planning_rng.bit_generator.state}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        model = state["model"]
-        if isinstance(model, TabularModel):  # a format-1 checkpoint held the model itself
-            model = model.state_dict()
-        self.model = TabularModel.from_state_dict(model)  # new lists: never shared with the state's owner
-        self.planning_rng.bit_generator.state = state["planning_rng"]
-
-    def metrics(self) -> dict[str, float]:
-        return {**super().metrics(), "model_pairs": len(self.model)}
-
-
-class DynaQ(_ModelBasedTabular):
-    agent_id = "dyna-q"
-    config_class = DynaQConfig
-
-    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
-        self.q_update(obs, action, reward, next_obs, terminated)
-        self.model.observe(obs, action, reward, next_obs, terminated)
-        self.plan(self.config.planning_steps)
-
-    def planning_bonus(self) -> list[list[float]] | None:
-        """A table (rows of floats) added to planned rewards (Dyna-Q+), or None."""
-        return None
-
-    def plan(self, n: int) -> None:
+    def plan(self, n: int, step: int) -> None:
         """n one-step Q-learning updates on pairs drawn from the model (`TabularModel.draw`)."""
-        q, model = self.q_rows, self.model
-        lr, gamma = self.config.lr, self.config.gamma
-        bonus = self.planning_bonus() if n else None
-        pairs = model.pairs
+        q, model, pairs = self.table.rows, self.model, self.model.pairs
+        lr, gamma = self.table.lr, self.table.gamma
+        bonus = self.bonus.rows(step) if self.bonus is not None and n else None
         for done in range(0, n, PLANNING_CHUNK):
             chunk = min(PLANNING_CHUNK, n - done)
-            for (u_state, u_action), u in zip(self.planning_rng.random((chunk, 2)).tolist(), self._draws(chunk)):
+            pair_draws = self.rng.random((chunk, 2)).tolist()
+            for (u_state, u_action), u in zip(pair_draws, model.uniform_draws(self.rng, chunk)):
                 i = model.draw(u_state, u_action)
                 state, action = pairs[i]
                 reward, next_state, terminated = model.sample(i, u)
@@ -135,92 +109,156 @@ class DynaQ(_ModelBasedTabular):
                 row = q[state]
                 target = reward if terminated else reward + gamma * max(q[next_state])
                 row[action] += lr * (target - row[action])
-            self.updates += chunk
+            self.table.updates += chunk
 
-
-class DynaQPlus(DynaQ):
-    agent_id = "dyna-q-plus"
-    config_class = DynaQPlusConfig
-
-    def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
-        super().__init__(env_id, config, seed, env_kwargs)
-        self.last_tried = np.zeros((self.n_states, self.n_actions), dtype=np.int64)
-
-    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
-        self.last_tried[obs, action] = self.env_steps
-        if self.config.plan_untried_actions:
-            for other in range(self.n_actions):
-                self.model.assume(obs, other, Outcome(0.0, int(obs), False))
-        super().observe(obs, action, reward, next_obs, terminated, truncated)
-
-    def planning_bonus(self) -> list[list[float]]:
-        return (self.config.kappa * np.sqrt(self.env_steps - self.last_tried)).tolist()
+    def metrics(self) -> dict[str, float]:
+        return {"model_pairs": len(self.model)}
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "last_tried": self.last_tried.copy()}
+        bonus = {} if self.bonus is None else self.bonus.state_dict()
+        return {"model": self.model.state_dict(), "planning_rng": self.rng.bit_generator.state, **bonus}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
+        load_model_and_rng(self, state)
+        if self.bonus is not None:
+            self.bonus.load_state_dict(state)
+
+
+class ExplorationBonus:
+    """Dyna-Q+ (section 8.3): kappa sqrt(tau) added to planned rewards, tau being the real steps since the
+    pair was last tried; never-tried actions enter planning, modelled as staying put with reward 0 (the
+    book's footnote), when `plan_untried_actions`."""
+
+    def __init__(self, n_states: int, n_actions: int, kappa: float, plan_untried_actions: bool):
+        self.last_tried = np.zeros((n_states, n_actions), dtype=np.int64)
+        self.kappa, self.plan_untried_actions = kappa, plan_untried_actions
+
+    def observe(self, state: int, action: int, step: int, model: TabularModel) -> None:
+        self.last_tried[state, action] = step
+        if self.plan_untried_actions:
+            for other in range(self.last_tried.shape[1]):
+                model.assume(state, other, Outcome(0.0, int(state), False))
+
+    def rows(self, step: int) -> list[list[float]]:
+        """The bonus of every pair at real step `step`, as rows of floats (planning reads them one by one)."""
+        return (self.kappa * np.sqrt(step - self.last_tried)).tolist()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last_tried": self.last_tried.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.last_tried = state["last_tried"].copy()
 
 
-class PrioritizedSweeping(_ModelBasedTabular):
-    """Real steps only queue their pair; all Q updates come from the queue (Sutton & Barto, p. 170)."""
+class SweepingPlanning:
+    """Prioritized sweeping (section 8.4, p. 170): a real step only queues its pair, by its expected change;
+    all Q updates come from the queue, largest change first, each queueing the predecessors of its state."""
 
-    agent_id = "prioritized-sweeping"
-    config_class = PrioritizedSweepingConfig
-    metric_names = (*_ModelBasedTabular.metric_names, "queue_length")
+    learns_directly = False
 
-    def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
-        super().__init__(env_id, config, seed, env_kwargs)
-        self._heap: list[tuple[float, int, int]] = []  # (-priority, state, action); stale entries skipped
-        self._priority: dict[tuple[int, int], float] = {}  # the live priority of each queued pair
+    def __init__(self, table: QTable, model: TabularModel, rng: np.random.Generator, planning_steps: int,
+                 theta: float):
+        self.table, self.model, self.rng = table, model, rng
+        self.planning_steps, self.theta = planning_steps, theta
+        self.heap: list[tuple[float, int, int]] = []  # (-priority, state, action); stale entries skipped
+        self.priority: dict[tuple[int, int], float] = {}  # the live priority of each queued pair
 
-    def _expected_change(self, state, action, reward, next_state, terminated) -> float:
-        target = reward if terminated else reward + self.config.gamma * max(self.q_rows[next_state])
-        return abs(target - self.q_rows[state][action])
+    def expected_change(self, state: int, action: int, reward: float, next_state: int, terminated: bool) -> float:
+        return abs(self.table.target(reward, next_state, terminated) - self.table.rows[state][action])
 
-    def _push(self, state: int, action: int, priority: float) -> None:
-        if priority <= self.config.theta or self._priority.get((state, action), -1.0) >= priority:
+    def push(self, state: int, action: int, priority: float) -> None:
+        if priority <= self.theta or self.priority.get((state, action), -1.0) >= priority:
             return
-        self._priority[(state, action)] = priority
-        heapq.heappush(self._heap, (-priority, state, action))
-        if len(self._heap) > 4 * len(self._priority) + 1024:  # drop stale entries before they pile up
-            self._heap = [(-p, s, a) for (s, a), p in self._priority.items()]
-            heapq.heapify(self._heap)
+        self.priority[(state, action)] = priority
+        heapq.heappush(self.heap, (-priority, state, action))
+        if len(self.heap) > 4 * len(self.priority) + 1024:  # drop stale entries before they pile up
+            self.heap = [(-p, s, a) for (s, a), p in self.priority.items()]
+            heapq.heapify(self.heap)
 
-    def _pop(self) -> tuple[int, int]:
+    def pop(self) -> tuple[int, int]:
         while True:
-            negative_priority, state, action = heapq.heappop(self._heap)
-            if self._priority.get((state, action)) == -negative_priority:
-                del self._priority[(state, action)]
+            negative_priority, state, action = heapq.heappop(self.heap)
+            if self.priority.get((state, action)) == -negative_priority:
+                del self.priority[(state, action)]
                 return state, action
 
-    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
-        self.model.observe(obs, action, reward, next_obs, terminated)
-        self._push(obs, action, self._expected_change(obs, action, reward, next_obs, terminated))
-        n = self.config.planning_steps
+    def observe(self, state: int, action: int, reward: float, next_state: int, terminated: bool,
+                step: int) -> None:
+        model = self.model
+        model.observe(state, action, reward, next_state, terminated)
+        self.push(state, action, self.expected_change(state, action, reward, next_state, terminated))
+        n = self.planning_steps
         # drawn a chunk at a time (the first whether used or not), reversed so that pop() takes them in order
-        draws = list(self._draws(min(PLANNING_CHUNK, n)))[::-1]
+        draws = model.uniform_draws(self.rng, min(PLANNING_CHUNK, n))[::-1]
         for done in range(n):
-            if not self._priority:
+            if not self.priority:
                 break
             if not draws:
-                draws = list(self._draws(min(PLANNING_CHUNK, n - done)))[::-1]
-            state, action = self._pop()
-            self.q_update(state, action, *self.model.sample(self.model.index(state, action), draws.pop()))
-            for (prev_state, prev_action), (prev_reward, prev_terminated) in self.model.predecessors.get(
-                state, {}
+                draws = model.uniform_draws(self.rng, min(PLANNING_CHUNK, n - done))[::-1]
+            queued_state, queued_action = self.pop()
+            self.table.update(queued_state, queued_action,
+                              *model.sample(model.index(queued_state, queued_action), draws.pop()))
+            for (prev_state, prev_action), (prev_reward, prev_terminated) in model.predecessors.get(
+                queued_state, {}
             ).items():
-                change = self._expected_change(prev_state, prev_action, prev_reward, state, prev_terminated)
-                self._push(prev_state, prev_action, change)
+                change = self.expected_change(prev_state, prev_action, prev_reward, queued_state, prev_terminated)
+                self.push(prev_state, prev_action, change)
 
     def metrics(self) -> dict[str, float]:
-        return {**super().metrics(), "queue_length": len(self._priority)}
+        return {"model_pairs": len(self.model), "queue_length": len(self.priority)}
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "heap": list(self._heap), "priority": dict(self._priority)}
+        return {"model": self.model.state_dict(), "planning_rng": self.rng.bit_generator.state,
+                "heap": list(self.heap), "priority": dict(self.priority)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self._heap, self._priority = list(state["heap"]), dict(state["priority"])
+        load_model_and_rng(self, state)
+        self.heap, self.priority = list(state["heap"]), dict(state["priority"])
+
+
+def load_model_and_rng(planning: DynaPlanning | SweepingPlanning, state: dict[str, Any]) -> None:
+    model = state["model"]
+    if isinstance(model, TabularModel):  # a format-1 checkpoint held the model itself
+        model = model.state_dict()
+    planning.model = TabularModel.from_state_dict(model)  # new lists: never shared with the state's owner
+    planning.rng.bit_generator.state = state["planning_rng"]
+
+
+def table_model(agent: TabularAgent) -> TabularModel:
+    """The agent's table model: deterministic or sample, as its config's `model` says ("auto": by the env)."""
+    kind = agent.config.model
+    return TabularModel(stochastic=(not is_deterministic(agent.env)) if kind == "auto" else kind == "sample")
+
+
+def planning_rng(agent: TabularAgent) -> np.random.Generator:
+    """Planning's random stream, apart from acting's: the amount of planning never changes the actions taken."""
+    return np.random.default_rng(np.random.SeedSequence([agent.seed, 2]))
+
+
+class DynaQ(TabularAgent):
+    agent_id = "dyna-q"
+    config_class = DynaQConfig
+    metric_names = (*TabularAgent.metric_names, "model_pairs")
+
+    def make_planning(self) -> DynaPlanning:
+        return DynaPlanning(self.table, table_model(self), planning_rng(self), self.config.planning_steps)
+
+
+class DynaQPlus(TabularAgent):
+    agent_id = "dyna-q-plus"
+    config_class = DynaQPlusConfig
+    metric_names = DynaQ.metric_names
+
+    def make_planning(self) -> DynaPlanning:
+        bonus = ExplorationBonus(self.n_states, self.n_actions, self.config.kappa, self.config.plan_untried_actions)
+        return DynaPlanning(self.table, table_model(self), planning_rng(self), self.config.planning_steps, bonus)
+
+
+class PrioritizedSweeping(TabularAgent):
+    agent_id = "prioritized-sweeping"
+    config_class = PrioritizedSweepingConfig
+    metric_names = (*DynaQ.metric_names, "queue_length")
+
+    def make_planning(self) -> SweepingPlanning:
+        return SweepingPlanning(self.table, table_model(self), planning_rng(self), self.config.planning_steps,
+                                self.config.theta)

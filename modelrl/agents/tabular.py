@@ -7,7 +7,7 @@ Defaults are those of Sutton & Barto Example 8.1 (alpha=0.1, epsilon=0.1, gamma=
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -35,10 +35,49 @@ class QLearningConfig:
             raise ConfigError(f"epsilon must be in [0, 1], got {self.epsilon}")
 
 
-class TabularAgent(Agent):
-    """An agent whose value function is a table `q[state, action]`."""
+class QTable:
+    """`rows[state][action]`: Python floats, since planning is a loop of scalar reads and writes, where a list
+    is about ten times faster than indexing a NumPy array; and the one-step Q-learning update on them."""
 
-    metric_names = ("updates",)
+    def __init__(self, n_states: int, n_actions: int, initial: float, lr: float, gamma: float):
+        self.rows = [[float(initial)] * n_actions for _ in range(n_states)]
+        self.lr, self.gamma = lr, gamma
+        self.updates = 0  # real and planned: the cost axis of Example 8.4
+
+    def target(self, reward: float, next_state: int, terminated: bool) -> float:
+        return reward if terminated else reward + self.gamma * max(self.rows[next_state])
+
+    def update(self, state: int, action: int, reward: float, next_state: int, terminated: bool) -> None:
+        row = self.rows[state]
+        row[action] += self.lr * (self.target(reward, next_state, terminated) - row[action])
+        self.updates += 1
+
+    def array(self) -> np.ndarray:
+        return np.array(self.rows, dtype=np.float64)
+
+
+class Planning(Protocol):
+    """What a tabular agent does with each real step besides acting: Dyna's planning (`modelrl.agents.dyna_q`).
+    `learns_directly`: the real step also updates Q directly (prioritized sweeping only queues it)."""
+
+    learns_directly: bool
+    model: Any
+
+    def observe(self, state: int, action: int, reward: float, next_state: int, terminated: bool,
+                step: int) -> None: ...
+
+    def metrics(self) -> dict[str, float]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class TabularAgent(Agent):
+    """Q-learning on a table, and, for the Dyna family, a planning component (`make_planning`) that learns
+    a model from each real step and plans with it. One class per agent id, each one level below this."""
+
+    metric_names: ClassVar[tuple[str, ...]] = ("updates",)
 
     def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
         super().__init__(env_id, config, seed, env_kwargs)
@@ -47,11 +86,14 @@ class TabularAgent(Agent):
         # a list of rows of pointers to one shared float: 8 bytes an entry, 56 a row
         require_memory(self.n_states * (8 * self.n_actions + 56),
                        f"a Q-table of {self.n_states:,} states x {self.n_actions:,} actions ({self.env_id})")
-        # Rows of Python floats: planning is a loop of scalar reads and writes, where a list is about ten
-        # times faster than indexing a NumPy array. `q` gives the table as an array.
-        self.q_rows = [[float(self.config.initial_q)] * self.n_actions for _ in range(self.n_states)]
+        self.table = QTable(self.n_states, self.n_actions, self.config.initial_q, self.config.lr,
+                            self.config.gamma)
+        self.planning = self.make_planning()
         self._path_env = None
-        self.updates = 0  # Q-table updates, real and planned: the cost axis of Example 8.4
+
+    def make_planning(self) -> Planning | None:
+        """The component that plans after each real step; None: learn from real steps only."""
+        return None
 
     def check_env(self, env: gym.Env) -> None:
         for name, space in (("observation", env.observation_space), ("action", env.action_space)):
@@ -63,10 +105,19 @@ class TabularAgent(Agent):
     @property
     def q(self) -> np.ndarray:
         """The Q-table, shape (states, actions): a copy."""
-        return np.array(self.q_rows, dtype=np.float64)
+        return self.table.array()
+
+    @property
+    def updates(self) -> int:
+        return self.table.updates
+
+    @property
+    def model(self):
+        """The planning component's model of the env (a `TabularModel`), None without one."""
+        return None if self.planning is None else self.planning.model
 
     def act(self, obs, deterministic: bool = False) -> int:
-        values = self.q_rows[int(obs)]
+        values = self.table.rows[int(obs)]
         best_value = max(values)
         if deterministic:
             return values.index(best_value)
@@ -77,14 +128,11 @@ class TabularAgent(Agent):
             self._assert_finite()
         return best[0] if len(best) == 1 else best[int(self.rng.integers(len(best)))]
 
-    def q_update(self, state: int, action: int, reward: float, next_state: int, terminated: bool) -> None:
-        row = self.q_rows[state]
-        target = reward if terminated else reward + self.config.gamma * max(self.q_rows[next_state])
-        row[action] += self.config.lr * (target - row[action])
-        self.updates += 1
-
     def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
-        self.q_update(obs, action, reward, next_obs, terminated)
+        if self.planning is None or self.planning.learns_directly:
+            self.table.update(obs, action, reward, next_obs, terminated)
+        if self.planning is not None:
+            self.planning.observe(obs, action, reward, next_obs, terminated, self.env_steps)
 
     def greedy_path_length(self) -> int | None:
         """Steps the greedy policy takes from a fresh reset to termination, None if it never gets there.
@@ -109,19 +157,22 @@ class TabularAgent(Agent):
         return None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"q": self.q, "updates": self.updates}
+        planning = {} if self.planning is None else self.planning.state_dict()
+        return {"q": self.q, "updates": self.updates, **planning}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["q"].shape != (self.n_states, self.n_actions):
             raise IncompatibleEnvError(f"Q-table of shape {state['q'].shape} does not fit {self.env_id}")
-        self.q_rows = state["q"].tolist()
-        self.updates = state["updates"]
+        self.table.rows = state["q"].tolist()
+        self.table.updates = state["updates"]
+        if self.planning is not None:
+            self.planning.load_state_dict(state)
 
     def check_finite(self) -> bool:
         return bool(np.isfinite(self.q).all())
 
     def metrics(self) -> dict[str, float]:
-        return {"updates": self.updates}
+        return {"updates": self.updates, **({} if self.planning is None else self.planning.metrics())}
 
 
 class QLearning(TabularAgent):

@@ -84,6 +84,11 @@ class TabularModel:
                 return outcome
         return outcomes[-1]
 
+    def uniform_draws(self, rng, n: int) -> list[float]:
+        """The uniform numbers `sample` picks among a pair's outcomes with, for n samples: a deterministic
+        model needs none (zeros, and nothing drawn from `rng`)."""
+        return rng.random(n).tolist() if self.stochastic else [0.0] * n
+
     def draw(self, u_state: float, u_action: float) -> int:
         """The index of a pair: a state uniform among those seen, then an action uniform among those tried
         there (Sutton & Barto's Tabular Dyna-Q, step f); `u_state`, `u_action` in [0, 1)."""
