@@ -30,15 +30,16 @@ from modelrl.errors import (
     TrainingDivergedError,
     require_seed,
 )
+from modelrl.seeding import numpy_stream, stream_seed
 
 # Evaluation episodes of envs without a time limit stop here, so a policy that loops cannot hang a run.
 DEFAULT_EVAL_MAX_STEPS = 1000
 
 
 def evaluation_seed(seed: int, evaluation: int, episode: int) -> int:
-    """The reset seed of one evaluation episode: hashed from all three, so no two runs' evaluations share
+    """The reset seed of one evaluation episode: derived from all three, so no two runs' evaluations share
     initial states, however many evaluations they make."""
-    return int(np.random.SeedSequence([seed, evaluation, episode, 0x5EED]).generate_state(1)[0])
+    return stream_seed(seed, "evaluation", evaluation, episode)
 
 
 RECENT_EPISODES = 10  # the training `episode_return` in a metrics row averages this many
@@ -75,7 +76,7 @@ class Agent(ABC):
         self.seed = int(seed)
         self.env = make_env(self.env_id, **self.env_kwargs)
         self.check_env(self.env)
-        self.rng = np.random.default_rng(self.seed)
+        self.rng = numpy_stream(self.seed, "acting")  # exploration, random actions, replay batches
         self.env_steps = 0
         self.episodes = 0
         self.wall_time = 0.0
@@ -194,9 +195,9 @@ class Agent(ABC):
         if self._obs is None:
             # Only the very first reset is seeded; later ones continue the env's own random stream.
             first = self.env_steps == 0 and self.episodes == 0
-            self._obs, _ = self.env.reset(seed=self.seed if first else None)
+            self._obs, _ = self.env.reset(seed=stream_seed(self.seed, "env") if first else None)
             if first:
-                self.env.action_space.seed(self.seed)
+                self.env.action_space.seed(stream_seed(self.seed, "action space"))
             self.on_reset(evaluation=False)
         obs = self._obs
         action = self.act(obs)

@@ -24,6 +24,7 @@ from modelrl.device import restore_generator
 from modelrl.errors import ConfigError
 from modelrl.models.imagination import branched_rollouts
 from modelrl.models.training import ModelTrainer
+from modelrl.seeding import torch_stream
 
 
 @dataclass
@@ -51,9 +52,9 @@ class DeepDynaQ(DQN):
         super().__init__(env_id, config, seed, env_kwargs)
         config = self.config
         self.trainer = config.model_trainer(self.env.observation_space.shape[0], self.num_actions, self.device,
-                                            self.seed + 1, discrete_actions=True, learn_termination=True)
+                                            self.seed, discrete_actions=True, learn_termination=True)
         self.model = self.trainer.model
-        self.generator = torch.Generator(self.device).manual_seed(self.seed)
+        self.generator = torch_stream(self.seed, "imagination", self.device)  # model fits and imagined steps
         self.imagined = ReplayBuffer(config.imagined_buffer_size, self.env.observation_space.shape, (),
                                      action_dtype=np.int64, name="imagined_buffer_size")
         self._fit_step: int | None = None

@@ -19,6 +19,7 @@ from modelrl.config import check_range
 from modelrl.device import resolve_device
 from modelrl.errors import ConfigError, IncompatibleEnvError
 from modelrl.models.mlp import mlp
+from modelrl.seeding import seeded_weights
 
 
 @dataclass
@@ -125,8 +126,7 @@ class DQN(Agent):
         self.device = resolve_device(self.config.device)
         obs_shape = self.env.observation_space.shape
         self.num_actions = int(self.env.action_space.n)
-        with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
-            torch.manual_seed(self.seed)
+        with seeded_weights(self.seed):
             self.learner = DQNLearner(obs_shape[0], self.num_actions, self.config, self.device)
         self.buffer = ReplayBuffer(self.config.buffer_size, obs_shape, (), action_dtype=np.int64,
                                    name="buffer_size")

@@ -25,6 +25,7 @@ from modelrl.agents.tabular import QLearningConfig, QTable, TabularAgent
 from modelrl.envs import is_deterministic
 from modelrl.errors import ConfigError
 from modelrl.models.tabular import Outcome, TabularModel
+from modelrl.seeding import numpy_stream
 
 # A planning update takes about a microsecond, so this many already cost a second or more per real step.
 MAX_PLANNING_STEPS = 1_000_000
@@ -232,7 +233,7 @@ def table_model(agent: TabularAgent) -> TabularModel:
 
 def planning_rng(agent: TabularAgent) -> np.random.Generator:
     """Planning's random stream, apart from acting's: the amount of planning never changes the actions taken."""
-    return np.random.default_rng(np.random.SeedSequence([agent.seed, 2]))
+    return numpy_stream(agent.seed, "planning")
 
 
 class DynaQ(TabularAgent):

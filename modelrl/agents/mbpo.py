@@ -110,7 +110,7 @@ class MBPO(SAC):
         known = lookup_known(self.env_id, self.env_kwargs)
         self.termination_fn = known.termination if known is not None else None
         self.trainer = config.model_trainer(self.env.observation_space.shape[0], self.env.action_space.shape[0],
-                                            self.device, self.seed + 1, learn_termination=known is None)
+                                            self.device, self.seed, learn_termination=known is None)
         self.model = self.trainer.model
         self.schedule = config.schedule(self.env_id)
         self.rollout_length = rollout_length(self.schedule, 0)

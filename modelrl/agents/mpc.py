@@ -20,6 +20,7 @@ from modelrl.models.dynamics import DynamicsModel
 from modelrl.planning.config import PlannerConfig
 from modelrl.planning.env_copy import EnvCopyObjective
 from modelrl.planning.trajectory import ModelObjective, SimulatorObjective
+from modelrl.seeding import numpy_stream, torch_stream
 
 
 @dataclass
@@ -37,11 +38,10 @@ class MPCAgent(Agent):
     def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
         super().__init__(env_id, config, seed, env_kwargs)
         self.device = resolve_device(self.config.device)
-        self.generator = torch.Generator(self.device).manual_seed(self.seed)
+        self.generator = torch_stream(self.seed, "planning", self.device)
         # Evaluation draws from streams of its own, so evaluating never shifts a training run's draws.
-        eval_seed = int(np.random.SeedSequence([self.seed, 1]).generate_state(1)[0])
-        self.eval_generator = torch.Generator(self.device).manual_seed(eval_seed)
-        self.eval_rng = np.random.default_rng(eval_seed)
+        self.eval_generator = torch_stream(self.seed, "evaluation planning", self.device)
+        self.eval_rng = numpy_stream(self.seed, "evaluation acting")
         self.known = known_functions(self.env_id, self.env_kwargs)
         self.objective = self.build_objective()
         # Training and evaluation episodes each keep their own warm start.

@@ -29,6 +29,7 @@ from modelrl.envs import make_env
 from modelrl.errors import ConfigError, IncompatibleEnvError
 from modelrl.models.ensemble import EnsembleMLP
 from modelrl.models.mlp import mlp
+from modelrl.seeding import seeded_weights, torch_stream
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -305,11 +306,10 @@ class SAC(Agent):
     def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
         super().__init__(env_id, config, seed, env_kwargs)
         self.device = resolve_device(self.config.device)
-        self.generator = torch.Generator(self.device).manual_seed(self.seed)
+        self.generator = torch_stream(self.seed, "policy", self.device)  # the policy's and the update's noise
         obs_dim, action_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
         self.scale = ActionScale(self.env.action_space)
-        with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
-            torch.manual_seed(self.seed)
+        with seeded_weights(self.seed):
             self.learner = SACLearner(obs_dim, action_dim, self.config, self.device, self.generator)
         self.buffer = ReplayBuffer(self.config.buffer_size, self.env.observation_space.shape, (action_dim,),
                                    name="buffer_size")

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from modelrl.models.dynamics import DynamicsModel, ModelSpec
+from modelrl.seeding import seeded_weights
 
 BOUND_PENALTY = 0.01  # PETS's weight on the soft log-variance bounds
 
@@ -179,8 +180,7 @@ class ModelTrainer:
 
     def __init__(self, spec: ModelSpec, device: torch.device, *, seed: int, lr: float, weight_decay: float,
                  batch_size: int, max_epochs: int, holdout_ratio: float, patience: int):
-        with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
-            torch.manual_seed(seed)
+        with seeded_weights(seed, "model weights"):
             self.model = DynamicsModel(spec).to(device)
         # The fused Adam kernel runs all parameters in one pass (about a quarter off a small-batch epoch).
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
