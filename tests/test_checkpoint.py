@@ -32,7 +32,7 @@ def test_resumed_agent_ends_with_the_same_q_table(tmp_path, agent_id, env, env_k
     first.learn(737)
     # the saved agent has something to lose: reward in its Q-table, a queue for prioritized sweeping, and an
     # episode in progress
-    assert np.abs(first.q).sum() > 0 and first.metrics().get("queue_length", 1) > 0 and first._obs is not None
+    assert np.abs(first.q).sum() > 0 and first.metrics().get("queue_length", 1) > 0 and first.loop.slots[0].obs is not None
     first.save(tmp_path / "ckpt.pt")
     resumed = modelrl.load(tmp_path / "ckpt.pt")
     assert type(resumed) is type(first) and resumed.env_steps == 737
@@ -240,7 +240,7 @@ def test_every_agent_saves_plain_data_that_loads_without_unpickling_objects(tmp_
     path = agent.save(tmp_path / "agent.pt")
     payload = load_checkpoint(path)  # torch's restricted unpickler
     assert_plain(payload)
-    assert payload["loop"]["env"] is not None and agent._obs is not None  # an episode in progress went in too
+    assert payload["loop"]["env"] is not None and agent.loop.slots[0].obs is not None  # an episode in progress went in too
     # Beside torch's own, the file names NumPy's array and scalar builders and `bytes` alone.
     names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     assert all(name.startswith("numpy.") or name == "builtins.bytes" for name in names), names
@@ -248,7 +248,7 @@ def test_every_agent_saves_plain_data_that_loads_without_unpickling_objects(tmp_
     agent.learn(3)
     resumed.learn(3)
     assert (resumed.env_steps, resumed.episode_lengths) == (agent.env_steps, agent.episode_lengths)
-    np.testing.assert_array_equal(np.asarray(resumed._obs), np.asarray(agent._obs))
+    np.testing.assert_array_equal(np.asarray(resumed.loop.slots[0].obs), np.asarray(agent.loop.slots[0].obs))
 
 
 # After 30 steps of random actions the snapshot is taken; the next 220 cover at least `ends` episode ends and
@@ -287,11 +287,11 @@ def run(env, steps: int) -> list[tuple]:
 def test_an_env_holding_state_of_another_kind_restarts_its_episode_on_resume(tmp_path):
     agent = modelrl.make_agent("q-learning", env="GridWorld-v0", seed=0)
     agent.learn(7)
-    assert agent._obs is not None
+    assert agent.loop.slots[0].obs is not None
     agent.env.unwrapped.helper = object()  # state that no plain snapshot can hold
     assert save_env_state(agent.env) is None
     resumed = modelrl.load(agent.save(tmp_path / "agent.pt"))
-    assert resumed.env_steps == 7 and resumed._obs is None and resumed._episode_length == 0
+    assert resumed.env_steps == 7 and resumed.loop.slots[0].obs is None and resumed.loop.slots[0].episode_length == 0
     resumed.learn(3)
 
 
@@ -307,7 +307,7 @@ def test_format_1_checkpoints_load_but_their_pickled_env_is_never_unpickled(tmp_
     marker = tmp_path / "marker"
     agent = modelrl.make_agent("dyna-q", env="DynaMaze-v0", seed=0)
     agent.learn(30)
-    assert agent._obs is not None
+    assert agent.loop.slots[0].obs is not None
     payload = load_checkpoint(agent.save(tmp_path / "new.pt"))
     # As format 1 wrote them: the env pickled (bare, or beside MuJoCo's state), the table model as an object.
     env = pickle.dumps(agent.env)
@@ -324,7 +324,7 @@ def test_format_1_checkpoints_load_but_their_pickled_env_is_never_unpickled(tmp_
     with pytest.warns(UserWarning, match="holds its env as a pickle, which is not loaded"):
         resumed = modelrl.load(tmp_path / "old.pt")
     assert not marker.exists()
-    assert resumed.env_steps == 30 and resumed._obs is None and resumed._episode_length == 0  # restarts
+    assert resumed.env_steps == 30 and resumed.loop.slots[0].obs is None and resumed.loop.slots[0].episode_length == 0  # restarts
     np.testing.assert_array_equal(resumed.q, agent.q)
     assert resumed.model.state_dict() == agent.model.state_dict()
     resumed.learn(5)

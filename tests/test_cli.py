@@ -441,11 +441,11 @@ class _Interrupt:
 
         self.calls, original = 0, TabularAgent.observe
 
-        def observe(agent, *args):
+        def observe(agent, *args, **kwargs):
             self.calls += 1
             if self.calls == at:
                 raise KeyboardInterrupt
-            original(agent, *args)
+            original(agent, *args, **kwargs)
 
         monkeypatch.setattr(TabularAgent, "observe", observe)
 

@@ -198,10 +198,10 @@ def test_evaluation_sees_the_maze_as_the_training_env_does():
     agent = modelrl.make_agent("dyna-q", env="BlockingMaze-v0", seed=0, env_kwargs={"change_at": 100})
     agent.learn(99)
     agent.evaluate(1, max_steps=50)  # an evaluation's own steps do not move the layout on
-    assert agent._eval_env.unwrapped.walls is agent._eval_env.unwrapped._walls
+    assert agent.loop.eval_env.unwrapped.walls is agent.loop.eval_env.unwrapped._walls
     agent.learn(51)
     agent.evaluate(1)
-    assert agent._eval_env.unwrapped.walls is agent._eval_env.unwrapped._changed_walls
+    assert agent.loop.eval_env.unwrapped.walls is agent.loop.eval_env.unwrapped._changed_walls
 
 
 def test_greedy_path_length_is_measured_in_the_training_layout():
@@ -295,9 +295,9 @@ def test_no_two_runs_evaluate_from_the_same_initial_states():
     seen = []
     for seed in (0, 1):
         agent = modelrl.make_agent("q-learning", env="FrozenLake-v1", seed=seed)
-        agent._eval_env = modelrl.envs.make_env("FrozenLake-v1")  # the env evaluate() would make, recording seeds
-        reset = agent._eval_env.reset
-        agent._eval_env.reset = lambda seed=None, reset=reset, **kw: (seen.append(seed), reset(seed=seed, **kw))[1]
+        agent.loop.eval_env = modelrl.envs.make_env("FrozenLake-v1")  # the env evaluate() would make, recording seeds
+        reset = agent.loop.eval_env.reset
+        agent.loop.eval_env.reset = lambda seed=None, reset=reset, **kw: (seen.append(seed), reset(seed=seed, **kw))[1]
         for _ in range(12):
             agent.evaluate(2, max_steps=5)
     assert len(seen) == 48 and len(set(seen)) == 48

@@ -6,6 +6,8 @@ import difflib
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+
 from modelrl.agents.base import Agent
 from modelrl.agents.deep_dyna_q import DeepDynaQ
 from modelrl.agents.dqn import DQN
@@ -35,27 +37,28 @@ def agent_class(agent_id: str) -> type[Agent]:
 
 
 def make_agent(
-    agent_id: str, env: str, seed: int = 0, *, env_kwargs: dict | None = None, threads: int | None = None,
-    **overrides: Any,
+    agent_id: str, env: str | gym.Env, seed: int = 0, *, env_kwargs: dict | None = None, num_envs: int = 1,
+    threads: int | None = None, **overrides: Any,
 ) -> Agent:
-    """Build an agent on `env` with its paper-default config, changed by `overrides`.
-
-    `threads` sets torch's CPU threads for this process (default: see `modelrl.threads`).
+    """Build an agent on `env` (an env id, or a Gymnasium env instance) with its paper-default config,
+    changed by `overrides`. `num_envs` copies of the env are stepped together (a vector env); `threads`
+    sets torch's CPU threads for this process (default: see `modelrl.threads`).
     """
     choose_threads(threads)
     cls = agent_class(agent_id)
     config = build_config(cls.config_class, overrides, owner=f"agent '{agent_id}'")
-    return cls(env, config, seed=seed, env_kwargs=env_kwargs)
+    return cls(env, config, seed=seed, env_kwargs=env_kwargs, num_envs=num_envs)
 
 
-def load(path: str | Path, *, threads: int | None = None) -> Agent:
-    """Rebuild an agent from a checkpoint written by `agent.save(path)`."""
+def load(path: str | Path, *, env: gym.Env | None = None, threads: int | None = None) -> Agent:
+    """Rebuild an agent from a checkpoint written by `agent.save(path)`; `env`: the env instance it was
+    trained on, for an agent made with one rather than an env id."""
     choose_threads(threads)
     payload = load_checkpoint(path)
     agent_id = payload.get("agent_id")
     if agent_id not in AGENTS:
         raise CheckpointError(f"checkpoint {path} holds an unknown agent {agent_id!r}")
-    return AGENTS[agent_id].from_checkpoint(payload)
+    return AGENTS[agent_id].from_checkpoint(payload, env)
 
 
 __all__ = ["AGENTS", "Agent", "agent_class", "load", "make_agent"]

@@ -48,8 +48,8 @@ class DeepDynaQ(DQN):
     config_class = DeepDynaQConfig
     metric_names = (*DQN.metric_names, *ModelTrainer.metric_names, "imagine_seconds")
 
-    def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
-        super().__init__(env_id, config, seed, env_kwargs)
+    def __init__(self, env, config=None, seed: int = 0, env_kwargs: dict | None = None, num_envs: int = 1):
+        super().__init__(env, config, seed, env_kwargs, num_envs)
         config = self.config
         self.trainer = config.model_trainer(self.env.observation_space.shape[0], self.num_actions, self.device,
                                             self.seed, discrete_actions=True, learn_termination=True)

@@ -121,8 +121,8 @@ class DQN(Agent):
     config_class = DQNConfig
     metric_names = ("epsilon", "updates", "q_loss")
 
-    def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
-        super().__init__(env_id, config, seed, env_kwargs)
+    def __init__(self, env, config=None, seed: int = 0, env_kwargs: dict | None = None, num_envs: int = 1):
+        super().__init__(env, config, seed, env_kwargs, num_envs)
         self.device = resolve_device(self.config.device)
         obs_shape = self.env.observation_space.shape
         self.num_actions = int(self.env.action_space.n)
@@ -154,7 +154,7 @@ class DQN(Agent):
         first = -(-max(1, config.learning_starts) // config.train_freq) * config.train_freq
         return first, f"learning_starts={config.learning_starts}, train_freq={config.train_freq}"
 
-    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+    def observe(self, obs, action, reward, next_obs, terminated, truncated, info=None) -> None:
         self.buffer.add(obs, action, reward, next_obs, terminated, truncated)
         config, step = self.config, self.env_steps
         if step >= config.learning_starts and step % config.train_freq == 0:

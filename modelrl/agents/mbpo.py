@@ -75,7 +75,7 @@ class MBPOConfig(SACConfig, LearnedModelConfig):
 
     def schedule(self, env_id: str) -> tuple[int, int, int, int]:
         if self.rollout_schedule == "auto":
-            task = env_id.split("/")[-1].split("-v")[0]
+            task = (env_id or "").split("/")[-1].split(":")[-1].split("-v")[0]
             return ROLLOUT_SCHEDULES.get(task, DEFAULT_SCHEDULE)
         return parse_schedule(self.rollout_schedule)
 
@@ -104,8 +104,8 @@ class MBPO(SAC):
     metric_names = (*SAC.metric_names, *ModelTrainer.metric_names, "rollout_length", "model_buffer",
                     "imagined_reward", "imagined_terminated", "rollout_seconds", "policy_seconds")
 
-    def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
-        super().__init__(env_id, config, seed, env_kwargs)
+    def __init__(self, env, config=None, seed: int = 0, env_kwargs: dict | None = None, num_envs: int = 1):
+        super().__init__(env, config, seed, env_kwargs, num_envs)
         config = self.config
         known = lookup_known(self.env_id, self.env_kwargs)
         self.termination_fn = known.termination if known is not None else None
@@ -124,7 +124,7 @@ class MBPO(SAC):
         return ReplayBuffer(capacity, self.env.observation_space.shape, self.env.action_space.shape,
                             name="rollouts_per_step x epoch_length x rollout length x model_retain_epochs")
 
-    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+    def observe(self, obs, action, reward, next_obs, terminated, truncated, info=None) -> None:
         self.buffer.add(obs, self.scale.to_unit(action), reward, next_obs, terminated, truncated)
         config, step = self.config, self.env_steps
         if step < config.learning_starts:

@@ -33,10 +33,11 @@ class MPCAgent(Agent):
     agent_id = "mpc"
     config_class = MPCConfig
     plans_every_step = True
+    supports_num_envs = False  # the planner's warm start belongs to one episode
     metric_names = ("plan_seconds",)
 
-    def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
-        super().__init__(env_id, config, seed, env_kwargs)
+    def __init__(self, env, config=None, seed: int = 0, env_kwargs: dict | None = None, num_envs: int = 1):
+        super().__init__(env, config, seed, env_kwargs, num_envs)
         self.device = resolve_device(self.config.device)
         self.generator = torch_stream(self.seed, "planning", self.device)
         # Evaluation draws from streams of its own, so evaluating never shifts a training run's draws.
@@ -96,7 +97,7 @@ class MPCAgent(Agent):
         self.plans += 1
         return action
 
-    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+    def observe(self, obs, action, reward, next_obs, terminated, truncated, info=None) -> None:
         """A given model learns nothing."""
 
     def metrics(self) -> dict[str, float]:

@@ -81,7 +81,7 @@ class PETS(MPCAgent):
             return rng.uniform(space.low, space.high).astype(space.dtype)
         return super().act(obs, deterministic)
 
-    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+    def observe(self, obs, action, reward, next_obs, terminated, truncated, info=None) -> None:
         self.buffer.add(obs, action, reward, next_obs, terminated, truncated)
         every = self.config.train_every
         due = (terminated or truncated) if every == 0 else self.env_steps % every == 0

@@ -303,8 +303,8 @@ class SAC(Agent):
     config_class = SACConfig
     metric_names = ("critic_loss", "actor_loss", "alpha", "entropy", "q_value", "updates")
 
-    def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
-        super().__init__(env_id, config, seed, env_kwargs)
+    def __init__(self, env, config=None, seed: int = 0, env_kwargs: dict | None = None, num_envs: int = 1):
+        super().__init__(env, config, seed, env_kwargs, num_envs)
         self.device = resolve_device(self.config.device)
         self.generator = torch_stream(self.seed, "policy", self.device)  # the policy's and the update's noise
         obs_dim, action_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
@@ -328,7 +328,7 @@ class SAC(Agent):
     def first_learning_step(self) -> tuple[int, str]:
         return max(1, self.config.learning_starts), f"learning_starts={self.config.learning_starts}"
 
-    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+    def observe(self, obs, action, reward, next_obs, terminated, truncated, info=None) -> None:
         self.buffer.add(obs, self.scale.to_unit(action), reward, next_obs, terminated, truncated)
         if self.env_steps >= self.config.learning_starts:
             for _ in range(self.config.updates_per_step):

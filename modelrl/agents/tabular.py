@@ -79,8 +79,8 @@ class TabularAgent(Agent):
 
     metric_names: ClassVar[tuple[str, ...]] = ("updates",)
 
-    def __init__(self, env_id: str, config=None, seed: int = 0, env_kwargs: dict | None = None):
-        super().__init__(env_id, config, seed, env_kwargs)
+    def __init__(self, env, config=None, seed: int = 0, env_kwargs: dict | None = None, num_envs: int = 1):
+        super().__init__(env, config, seed, env_kwargs, num_envs)
         self.n_states = int(self.env.observation_space.n)
         self.n_actions = int(self.env.action_space.n)
         # a list of rows of pointers to one shared float: 8 bytes an entry, 56 a row
@@ -125,10 +125,10 @@ class TabularAgent(Agent):
             return int(self.rng.integers(self.n_actions))
         best = [a for a, v in enumerate(values) if v == best_value]  # ties broken at random, as in the book
         if not best:  # NaN compares unequal to everything
-            self._assert_finite()
+            self.assert_finite()
         return best[0] if len(best) == 1 else best[int(self.rng.integers(len(best)))]
 
-    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+    def observe(self, obs, action, reward, next_obs, terminated, truncated, info=None) -> None:
         if self.planning is None or self.planning.learns_directly:
             self.table.update(obs, action, reward, next_obs, terminated)
         if self.planning is not None:

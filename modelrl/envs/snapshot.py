@@ -41,7 +41,7 @@ def save_env_state(env: gym.Env) -> dict[str, Any] | None:
                 saved["generators"][name] = value.bit_generator.state
             elif isinstance(value, gym.spaces.Space):
                 saved["spaces"][name] = [_rng_state(space._np_random) for space in _spaces(value)]
-            elif _is_plain(value):
+            elif is_plain(value):
                 saved["values"][name] = value
             else:
                 return None
@@ -97,7 +97,7 @@ def _rebuilt_by_make_env(value, simulator: tuple) -> bool:
     return type(value).__module__.partition(".")[0] == "pygame"
 
 
-def _is_plain(value) -> bool:
+def is_plain(value) -> bool:
     """Data a checkpoint may hold as it is. Exact types: a subclass (a namedtuple, an enum) pickles as a
     class, which loading refuses."""
     kind = type(value)
@@ -106,9 +106,9 @@ def _is_plain(value) -> bool:
     if kind is np.ndarray or isinstance(value, np.generic):
         return type(value.dtype) in NUMPY_DTYPE_CLASSES
     if kind is list or kind is tuple:
-        return all(_is_plain(item) for item in value)
+        return all(is_plain(item) for item in value)
     if kind is dict:
-        return all(_is_plain(key) and _is_plain(item) for key, item in value.items())
+        return all(is_plain(key) and is_plain(item) for key, item in value.items())
     return False
 
 
