@@ -1,13 +1,31 @@
-"""Replay buffers: NumPy ring buffers of transitions, sampled in batches, saved and restored whole."""
+"""Replay buffers: NumPy ring buffers of transitions, sampled in batches.
+
+A buffer saves itself whole into a checkpoint, or, inside `files_beside(directory)` (what a run's periodic
+checkpoints use), as chunk files of `CHUNK_ROWS` rows in that directory: a chunk is written once per change,
+so a million-row buffer checkpointed at every evaluation writes each row about once, not at every save.
+Chunk files never change once written (a changed chunk gets a new name); the checkpoint lists the ones it
+needs, and `BufferFiles.keep_only` removes the others after the checkpoint is safely in place, so a kill
+mid-save leaves the previous checkpoint whole.
+"""
 
 from __future__ import annotations
 
+import contextvars
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from modelrl.errors import CheckpointError
 from modelrl.memory import require_memory
+
+CHUNK_ROWS = 65_536  # about 6 MB a chunk for MuJoCo-sized transitions
 
 FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
 LEARNING_FIELDS = FIELDS[:5]
@@ -35,6 +53,10 @@ class ReplayBuffer:
             "truncated": np.zeros(capacity, bool),
         }
         self.position, self.size = 0, 0
+        # What changed since which save: each chunk's version is the write that last touched it.
+        self.uid = uuid.uuid4().hex
+        self.writes = 0
+        self.chunk_versions = np.zeros(-(-self.capacity // CHUNK_ROWS), np.int64)
 
     def __len__(self) -> int:
         return self.size
@@ -53,6 +75,8 @@ class ReplayBuffer:
         index = (self.position + np.arange(n)) % self.capacity
         for key, value in zip(FIELDS, (obs, action, reward, next_obs, terminated, truncated)):
             self.data[key][index] = value
+        self.writes += 1
+        self.chunk_versions[np.unique(index // CHUNK_ROWS)] = self.writes
         self.position = (self.position + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
@@ -83,6 +107,9 @@ class ReplayBuffer:
         return {key: torch.as_tensor(value, device=device) for key, value in self.all().items()}
 
     def state_dict(self) -> dict[str, Any]:
+        files = _BUFFER_FILES.get()
+        if files is not None:
+            return {"capacity": self.capacity, "files": files.write(self)}
         # Sampling draws memory indices, so the save also says where the oldest row sits: restored there, a
         # resumed run draws the very rows the uninterrupted one would. `all` gathers, so these are copies.
         oldest = self.position if self.size == self.capacity else 0
@@ -91,6 +118,13 @@ class ReplayBuffer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["capacity"] != self.capacity:
             raise ValueError(f"buffer capacity {self.capacity} differs from the saved {state['capacity']}")
+        if "files" in state:
+            files = _BUFFER_FILES.get()
+            if files is None:
+                raise CheckpointError("this checkpoint keeps its replay buffers in files beside it; load it "
+                                      "from its path (modelrl.load), not from its bytes")
+            files.read(self, state["files"])
+            return
         data = state["data"]
         size, oldest = len(data["obs"]), state.get("oldest", 0)  # saves before "oldest" restore from row 0
         if size > self.capacity or not 0 <= oldest < self.capacity:
@@ -100,3 +134,98 @@ class ReplayBuffer:
         self.position, self.size = oldest, 0  # appended from the oldest row's place, each row lands where it sat
         if size:
             self.add_batch(**data)
+
+
+_BUFFER_FILES: contextvars.ContextVar[BufferFiles | None] = contextvars.ContextVar("buffer_files", default=None)
+
+
+def buffers_beside(checkpoint: str | Path) -> Path:
+    """Where a checkpoint saved with its buffers beside it keeps their chunk files."""
+    return Path(f"{checkpoint}.buffers")
+
+
+@contextmanager
+def files_beside(directory: str | Path) -> Iterator[BufferFiles]:
+    """Replay buffers saved or loaded inside keep their rows in chunk files under `directory`."""
+    files = BufferFiles(Path(directory))
+    token = _BUFFER_FILES.set(files)
+    try:
+        yield files
+    finally:
+        _BUFFER_FILES.reset(token)
+
+
+class BufferFiles:
+    """A directory of buffers' chunk files: `<uid>/<chunk>-<version>.npz`, each holding a chunk's rows."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.written: set[Path] = set()  # by this save: every file its checkpoint refers to
+
+    def write(self, buffer: ReplayBuffer) -> dict[str, Any]:
+        """Write the chunks of `buffer` not already here in their current version; return its manifest."""
+        used = -(-(min(buffer.capacity, buffer.size)) // CHUNK_ROWS)
+        chunks = {}
+        for chunk in range(used):
+            name = f"{buffer.uid}/{chunk:06d}-{int(buffer.chunk_versions[chunk])}.npz"
+            path = self.directory / name
+            if not path.is_file():
+                rows = slice(chunk * CHUNK_ROWS, min((chunk + 1) * CHUNK_ROWS, buffer.capacity))
+                _write_npz(path, {key: value[rows] for key, value in buffer.data.items()})
+            self.written.add(path)
+            chunks[chunk] = name
+        return {"uid": buffer.uid, "position": buffer.position, "size": buffer.size, "chunk_rows": CHUNK_ROWS,
+                "writes": buffer.writes, "chunks": chunks}
+
+    def read(self, buffer: ReplayBuffer, manifest: dict[str, Any]) -> None:
+        """Fill `buffer` from the chunk files `manifest` lists, each row where it sat."""
+        rows_per_chunk = manifest["chunk_rows"]
+        for value in buffer.data.values():
+            value[:] = 0
+        for chunk, name in manifest["chunks"].items():
+            path = self.directory / name
+            try:
+                with np.load(path, allow_pickle=False) as saved:
+                    start = int(chunk) * rows_per_chunk
+                    for key, value in buffer.data.items():
+                        part = saved[key]
+                        if part.shape[1:] != value.shape[1:] or start + len(part) > buffer.capacity:
+                            raise ValueError(f"{key} of shape {part.shape} does not fit the buffer")
+                        value[start : start + len(part)] = part
+            except (OSError, KeyError, ValueError) as error:
+                raise CheckpointError(f"replay buffer file {path} is missing or damaged "
+                                      f"({type(error).__name__}: {error})") from None
+        buffer.position, buffer.size = manifest["position"], manifest["size"]
+        # The files hold these rows as they are now: the next save to the same place writes none of them.
+        buffer.uid, buffer.writes = manifest["uid"], manifest["writes"]
+        buffer.chunk_versions[:] = 0
+        for chunk, name in manifest["chunks"].items():
+            buffer.chunk_versions[int(chunk)] = int(name.rsplit("-", 1)[1].removesuffix(".npz"))
+
+    def keep_only(self, paths: set[Path]) -> None:
+        """Remove chunk files (and emptied buffer folders) that `paths`, the latest checkpoint's, leave out."""
+        if not self.directory.is_dir():
+            return
+        for folder in self.directory.iterdir():
+            if not folder.is_dir():
+                continue
+            for file in folder.glob("*.npz"):
+                if file not in paths:
+                    file.unlink(missing_ok=True)
+            if not any(folder.iterdir()):
+                folder.rmdir()
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """An .npz written whole or not at all (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -343,3 +343,47 @@ def test_format_1_planner_and_model_fit_objects_still_load(tmp_path):
     for flag, planner in agent.planners.items():
         for name in ("mean", "std", "low", "high"):
             assert torch.equal(getattr(resumed.planners[flag].distribution, name), getattr(planner.distribution, name))
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    import modelrl.buffers
+
+    monkeypatch.setattr(modelrl.buffers, "CHUNK_ROWS", 64)
+
+
+def chunk_files(path):
+    return sorted(p.relative_to(path) for p in path.rglob("*.npz"))
+
+
+def test_buffers_beside_a_checkpoint_are_written_only_where_they_changed(tmp_path, small_chunks):
+    config = {"learning_starts": 50, "train_freq": 25, "gradient_steps": 2, "hidden_size": 16, "buffer_size": 500}
+    whole = modelrl.make_agent("dqn", env="CartPole-v1", seed=4, **config)
+    whole.learn(900)
+
+    agent = modelrl.make_agent("dqn", env="CartPole-v1", seed=4, **config)
+    path, written = tmp_path / "last.pt", []
+    for _ in range(3):
+        before = {p: p.stat().st_mtime_ns for p in (tmp_path / "last.pt.buffers").rglob("*.npz")}
+        agent.learn(100)
+        agent.save(path, buffers="beside")
+        after = {p: p.stat().st_mtime_ns for p in (tmp_path / "last.pt.buffers").rglob("*.npz")}
+        written.append(sorted(p.name for p in after if before.get(p) != after[p]))
+    # 100 new rows touch two or three 64-row chunks: only those are written again, the rest stay untouched
+    assert [len(w) for w in written] == [2, 3, 2] and len(chunk_files(tmp_path)) == 5  # 300 rows in 5 chunks
+    assert path.stat().st_size < 200_000  # the buffer is not in the checkpoint itself
+
+    agent.learn(400)  # the 500-row ring wraps: chunks are rewritten, and the superseded files removed
+    agent.save(path, buffers="beside")
+    assert len(chunk_files(tmp_path)) == 8  # ceil(500 / 64)
+    resumed = modelrl.load(path)
+    np.testing.assert_array_equal(resumed.buffer.all()["obs"], agent.buffer.all()["obs"])
+    resumed.learn(200)
+    for a, b in zip(whole.learner.q.parameters(), resumed.learner.q.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # as if never stopped
+
+    inline = modelrl.load(resumed.save(tmp_path / "whole.pt"))  # the default: one self-contained file
+    assert not (tmp_path / "whole.pt.buffers").exists() and len(inline.buffer) == 500
+    next(iter((tmp_path / "last.pt.buffers").rglob("*.npz"))).unlink()
+    with pytest.raises(CheckpointError, match="replay buffer file .* is missing or damaged"):
+        modelrl.load(path)

@@ -128,3 +128,40 @@ def test_info_and_the_recurrent_state_reach_the_policy_and_restart_with_each_epi
     assert [(obs, state) for _, obs, state, _ in training] == [(0, 0), (1, 1), (2, 2)] * 2
     assert [legal for *_, legal in training[:3]] == [[False, True], [True, True], [True, True]]
     assert [(obs, state) for _, obs, state, _ in evaluation] == [(0, 0), (1, 1), (2, 2)]
+
+
+class Frames(gym.Env):
+    """Image observations (8 x 8 RGB frames, uint8) that show the step count; 5-step episodes."""
+
+    observation_space = spaces.Box(0, 255, (8, 8, 3), np.uint8)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros((8, 8, 3), np.uint8), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.full((8, 8, 3), self.t, np.uint8), 1.0, self.t == 5, False, {}
+
+
+class FrameCounter(StepCounter):
+    agent_id = "test-frame-counter"
+
+    def policy(self, obs, state, info, deterministic=False):
+        self.seen.append((obs.shape, obs.dtype, int(obs[0, 0, 0]), state))
+        return 0, state + 1
+
+    def observe(self, obs, action, reward, next_obs, terminated, truncated, info=None):
+        pass
+
+
+def test_image_observations_pass_through_and_resume_mid_episode(tmp_path):
+    agent = FrameCounter(Frames(), seed=0)
+    agent.learn(7)
+    assert agent.seen[0] == ((8, 8, 3), np.uint8, 0, 0) and agent.seen[-1][2:] == (1, 1)
+    assert agent.loop.slots[0].obs.dtype == np.uint8 and agent.loop.slots[0].state == 2
+    resumed = FrameCounter.load(agent.save(tmp_path / "frames.pt"), env=Frames())
+    resumed.learn(1)
+    assert resumed.seen == [((8, 8, 3), np.uint8, 2, 2)]  # the frame and the state it stopped at

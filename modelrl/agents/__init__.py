@@ -17,6 +17,7 @@ from modelrl.agents.mpc import MPCAgent
 from modelrl.agents.pets import PETS
 from modelrl.agents.sac import SAC
 from modelrl.agents.tabular import QLearning
+from modelrl.buffers import buffers_beside, files_beside
 from modelrl.checkpoint import load_checkpoint
 from modelrl.config import build_config
 from modelrl.errors import CheckpointError, UnknownAgentError
@@ -58,7 +59,8 @@ def load(path: str | Path, *, env: gym.Env | None = None, threads: int | None = 
     agent_id = payload.get("agent_id")
     if agent_id not in AGENTS:
         raise CheckpointError(f"checkpoint {path} holds an unknown agent {agent_id!r}")
-    return AGENTS[agent_id].from_checkpoint(payload, env)
+    with files_beside(buffers_beside(path)):  # where a run's checkpoint keeps its replay buffers
+        return AGENTS[agent_id].from_checkpoint(payload, env)
 
 
 __all__ = ["AGENTS", "Agent", "agent_class", "load", "make_agent"]

@@ -23,11 +23,13 @@ import copy
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
 
+from modelrl.buffers import buffers_beside, files_beside
 from modelrl.checkpoint import load_checkpoint, save_checkpoint
 from modelrl.config import build_config, config_to_dict
 from modelrl.envs import make_env, require_env_module_imported, resolve_env_id
@@ -217,14 +219,22 @@ class Agent(ABC):
             )
 
     # --- checkpoints --------------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write everything needed to continue exactly where this agent stands, atomically."""
-        loop = self.loop.state_dict()
-        loop["rng"] = self.rng.bit_generator.state
-        return save_checkpoint(path, {"agent_id": self.agent_id, "env_id": self.env_id,
-                                      "env_kwargs": self.env_kwargs, "num_envs": self.num_envs, "seed": self.seed,
-                                      "config": config_to_dict(self.config), "agent": self.state_dict(),
-                                      "loop": loop})
+    def save(self, path: str | Path, buffers: str = "inline") -> Path:
+        """Write everything needed to continue exactly where this agent stands, atomically. `buffers`:
+        "inline" puts replay buffers in the file; "beside" keeps them as chunk files in `<path>.buffers/`,
+        written only where they changed since the last save there (a run's checkpoints at each evaluation)."""
+        if buffers not in ("inline", "beside"):
+            raise ConfigError(f"buffers must be 'inline' or 'beside', got {buffers!r}")
+        with files_beside(buffers_beside(path)) if buffers == "beside" else nullcontext() as files:
+            loop = self.loop.state_dict()
+            loop["rng"] = self.rng.bit_generator.state
+            written = save_checkpoint(path, {"agent_id": self.agent_id, "env_id": self.env_id,
+                                             "env_kwargs": self.env_kwargs, "num_envs": self.num_envs,
+                                             "seed": self.seed, "config": config_to_dict(self.config),
+                                             "agent": self.state_dict(), "loop": loop})
+        if files is not None:  # the checkpoint is in place: chunk files it no longer needs can go
+            files.keep_only(files.written)
+        return written
 
     @classmethod
     def from_checkpoint(cls, payload: dict[str, Any], env: gym.Env | None = None) -> Agent:
@@ -255,4 +265,6 @@ class Agent(ABC):
     @classmethod
     def load(cls, path: str | Path, env: gym.Env | None = None) -> Agent:
         """Rebuild this kind of agent from a checkpoint (`modelrl.load` takes any kind)."""
-        return cls.from_checkpoint(load_checkpoint(path), env)
+        payload = load_checkpoint(path)
+        with files_beside(buffers_beside(path)):
+            return cls.from_checkpoint(payload, env)

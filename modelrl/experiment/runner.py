@@ -23,6 +23,7 @@ import yaml
 import modelrl
 from modelrl.agents import Agent, agent_class, make_agent
 from modelrl.agents.base import DEFAULT_EVAL_MAX_STEPS
+from modelrl.buffers import buffers_beside, files_beside
 from modelrl.checkpoint import atomic_write, load_checkpoint
 from modelrl.config import config_to_dict
 from modelrl.envs import require_env_module_imported
@@ -256,7 +257,8 @@ def resume(
                           "still starting, or stopped before its first one; then delete it and train again")
     payload = load_checkpoint(checkpoint)
     check_checkpoint_matches(payload, run_config, checkpoint)
-    agent = agent_class(payload["agent_id"]).from_checkpoint(payload)
+    with files_beside(buffers_beside(checkpoint)):
+        agent = agent_class(payload["agent_id"]).from_checkpoint(payload)
     if total_steps is not None:
         if total_steps < agent.env_steps:
             raise ConfigError(f"total_steps {total_steps} is below the {agent.env_steps} steps already taken")
@@ -277,7 +279,7 @@ def _run(agent: Agent, run_dir: Path, run_config: dict, logger: MetricsLogger, p
 
     def on_evaluation(row: dict[str, float]) -> None:
         logger.log(row)
-        agent.save(checkpoint)
+        agent.save(checkpoint, buffers="beside")
 
     try:
         history = agent.learn(
@@ -290,7 +292,7 @@ def _run(agent: Agent, run_dir: Path, run_config: dict, logger: MetricsLogger, p
     finally:
         # An interrupted step may be half done, so the last whole checkpoint stays the one to resume from.
         logger.close()
-    agent.save(checkpoint)
+    agent.save(checkpoint, buffers="beside")
     if logger.rows:
         from modelrl.experiment.plots import plot_runs
 
