@@ -563,6 +563,32 @@ def study_main(args, protocol: Protocol, arms: dict, comparisons: list, title: s
     print(json.dumps(record["summary"], indent=1))
 
 
+# --- tables for a study's .md: `python benchmarks/common.py table NAME`
+
+def steps_text(steps: float | None) -> str:
+    return "not reached" if steps is None else f"{steps:g}"
+
+
+def study_table(record: dict) -> str:
+    """Markdown: steps to the threshold per seed and the median for each learner, then each ratio."""
+    arms = record["summary"]["arms"]
+    seeds = record["seeds"]
+    lines = [f"| learner | {' | '.join(f'seed {s}' for s in seeds)} | median | seconds per seed |",
+             f"|---|{'---|' * len(seeds)}---|---|"]
+    for label, arm in arms.items():
+        per_seed = {int(k): v for k, v in arm["steps_to_threshold"].items()}
+        seconds = {int(k): v for k, v in arm["seconds"].items()}
+        cells = [steps_text(per_seed[s]) if s in per_seed else "not run" for s in seeds]
+        lines.append(f"| {label} | {' | '.join(cells)} | {steps_text(arm['median'])} | "
+                     f"{' / '.join(f'{seconds[s]:.0f}' for s in seeds if s in seconds)} |")
+    lines += ["", "| baseline / ours | ratio of medians | interval |", "|---|---|---|"]
+    for ratio in record["summary"]["ratios"]:
+        interval = ratio["interval"]
+        lines.append(f"| {ratio['baseline']} / {ratio['ours']} | {ratio['ratio']} | {interval['low']} to "
+                     f"{interval['high']} ({interval['level']:.0%}, {interval['resamples']} resamples) |")
+    return "\n".join(lines)
+
+
 # --- a self-check of the protocol: `python benchmarks/common.py`
 
 def self_check() -> None:
@@ -588,4 +614,7 @@ def self_check() -> None:
 
 
 if __name__ == "__main__":
-    self_check()
+    if sys.argv[1:2] == ["table"]:
+        print(study_table(load_result(sys.argv[2])))
+    else:
+        self_check()
