@@ -42,7 +42,8 @@ class ReplayBuffer:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         row = (2 * np.dtype(obs_dtype).itemsize * int(np.prod(obs_shape))
                + np.dtype(action_dtype).itemsize * int(np.prod(action_shape)) + 4 + 2)
-        require_memory(int(capacity) * row, f"{name}={capacity:,} (a replay buffer of {row} bytes a transition)")
+        require_memory(int(capacity) * row,
+                       f"{name}={capacity:,} (a replay buffer of {row} bytes a transition)")
         self.capacity = int(capacity)
         self.data = {
             "obs": np.zeros((capacity, *obs_shape), obs_dtype),
@@ -128,15 +129,18 @@ class ReplayBuffer:
         data = state["data"]
         size, oldest = len(data["obs"]), state.get("oldest", 0)  # saves before "oldest" restore from row 0
         if size > self.capacity or not 0 <= oldest < self.capacity:
-            raise ValueError(f"saved buffer of {size} rows from row {oldest} does not fit capacity {self.capacity}")
+            raise ValueError(f"saved buffer of {size} rows from row {oldest} does not fit capacity "
+                             f"{self.capacity}")
         for value in self.data.values():
             value[:] = 0
-        self.position, self.size = oldest, 0  # appended from the oldest row's place, each row lands where it sat
+        # appended from the oldest row's place, each row lands where it sat
+        self.position, self.size = oldest, 0
         if size:
             self.add_batch(**data)
 
 
-_BUFFER_FILES: contextvars.ContextVar[BufferFiles | None] = contextvars.ContextVar("buffer_files", default=None)
+_BUFFER_FILES: contextvars.ContextVar[BufferFiles | None] = contextvars.ContextVar(
+    "buffer_files", default=None)
 
 
 def buffers_beside(checkpoint: str | Path) -> Path:
@@ -203,7 +207,8 @@ class BufferFiles:
             buffer.chunk_versions[int(chunk)] = int(name.rsplit("-", 1)[1].removesuffix(".npz"))
 
     def keep_only(self, paths: set[Path]) -> None:
-        """Remove chunk files (and emptied buffer folders) that `paths`, the latest checkpoint's, leave out."""
+        """Remove chunk files (and emptied buffer folders) that `paths`, the latest checkpoint's, leave
+        out."""
         if not self.directory.is_dir():
             return
         for folder in self.directory.iterdir():

@@ -27,7 +27,8 @@ import torch
 from modelrl.errors import CheckpointError
 
 FORMAT = "modelrl-checkpoint"
-# 2: no Python objects but tensors and arrays; the env in progress as plain data (`modelrl.envs.save_env_state`)
+# 2: no Python objects but tensors and arrays; the env in progress as plain data
+# (`modelrl.envs.save_env_state`)
 FORMAT_VERSION = 2
 
 # The NumPy dtypes a checkpoint may hold: bools, integers, floats, bytes and str. Object, structured and
@@ -112,8 +113,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except pickle.UnpicklingError as error:
         refused = _refused_globals(path, allowed, error)
         if refused:
-            raise CheckpointError(f"checkpoint {path} refused: it holds {', '.join(refused)}, which modelrl does "
-                                  "not load because loading it could run code") from None
+            raise CheckpointError(f"checkpoint {path} refused: it holds {', '.join(refused)}, which modelrl "
+                                  "does not load because loading it could run code") from None
         raise CheckpointError(f"{corrupt} (UnpicklingError)") from None
     except OSError as error:
         if error.errno == errno.EINVAL:  # a cut-off zip points torch at offsets before the file's start

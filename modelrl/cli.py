@@ -23,9 +23,10 @@ from modelrl.errors import ConfigError, ModelRLError, require_at_least, require_
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # Gymnasium colours its warnings; a log file should not get codes
-IMPORT_HELP = ("import MODULE first (repeatable), e.g. the module registering the env of a run or checkpoint: "
-               "loading a file never imports code by itself")
+# Gymnasium colours its warnings; a log file should not get codes
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+IMPORT_HELP = ("import MODULE first (repeatable), e.g. the module registering the env of a run or "
+               "checkpoint: loading a file never imports code by itself")
 THREADS_HELP = "torch CPU threads (default: half the cores, 1 to 4; OMP_NUM_THREADS is respected)"
 
 # With --resume a run continues with what its config.yaml holds, so these would be silently ignored.
@@ -76,7 +77,8 @@ def cmd_train(args) -> None:
             raise ConfigError(f"--resume continues a run with the settings in its config.yaml; only --steps "
                               "(a new total), --threads, --import and --no-progress go with it, not "
                               f"{', '.join(given)}")
-        result = resume(args.resume, total_steps=args.steps, progress=not args.no_progress, threads=args.threads)
+        result = resume(args.resume, total_steps=args.steps, progress=not args.no_progress,
+                        threads=args.threads)
     else:
         if not args.agent or not args.env:
             raise ModelRLError("train needs an AGENT and --env (or --resume RUN_DIR)")
@@ -256,14 +258,16 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train an agent, logging to a run directory")
     train.add_argument("agent", nargs="?", help="agent id, e.g. dyna-q (see `modelrl list`)")
     train.add_argument("--env", help="environment id, e.g. DynaMaze-v0 or FrozenLake-v1")
-    train.add_argument("--steps", type=int, help="real env steps in all (default 10000; with --resume, a new total)")
+    train.add_argument("--steps", type=int,
+                       help="real env steps in all (default 10000; with --resume, a new total)")
     train.add_argument("--seed", type=int, help="random seed, >= 0 (default 0)")
-    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a config key (repeatable)")
     train.add_argument("--config", help="YAML file of config overrides (--set wins)")
     train.add_argument("--env-arg", action="append", metavar="KEY=VALUE", help="env constructor argument")
     train.add_argument("--eval-every", type=int,
-                       help="env steps between evaluations (default steps/20; planners: at most 10 evaluations, "
-                            "together at most half the run's steps)")
+                       help="env steps between evaluations (default steps/20; planners: at most 10 "
+                            "evaluations, together at most half the run's steps)")
     train.add_argument("--eval-episodes", type=int,
                        help="episodes per evaluation (default 5, planners 1; 0: none)")
     train.add_argument("--runs-root", help="where new run directories go (default runs)")
@@ -357,8 +361,8 @@ def _interrupted(interrupt: KeyboardInterrupt) -> str:
     if not isinstance(interrupt, RunInterrupted):
         return "modelrl: interrupted"
     if interrupt.run_dir is None:
-        return ("modelrl: interrupted before the run's first checkpoint; its directory was removed, so there is "
-                "nothing to resume")
+        return ("modelrl: interrupted before the run's first checkpoint; its directory was removed, so there "
+                "is nothing to resume")
     return (f"modelrl: interrupted at env step {interrupt.env_steps}; `modelrl train --resume "
             f"{shlex.quote(str(interrupt.run_dir))}` continues the run from its last checkpoint")
 

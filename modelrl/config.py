@@ -127,7 +127,8 @@ def _renamed(config_class: type, overrides: Mapping[str, Any], owner: str) -> di
             result[key] = value
             continue
         if new in overrides:
-            raise ConfigError(f"config keys '{key}' and '{new}' of {owner} are the same setting; give '{new}' only")
+            raise ConfigError(f"config keys '{key}' and '{new}' of {owner} are the same setting; "
+                              f"give '{new}' only")
         warnings.warn(f"config key '{key}' of {owner} is now called '{new}'", FutureWarning, stacklevel=4)
         result[new] = value
     return result
@@ -240,6 +241,6 @@ def describe_config(config_class: type) -> list[tuple[str, str, str, str]]:
     rows = []
     for f in dataclasses.fields(config_class):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        rows.append((f.name, _type_name(hints[f.name]), repr(default) if isinstance(default, str) else str(default),
-                     docs.get(f.name, "")))
+        rows.append((f.name, _type_name(hints[f.name]),
+                     repr(default) if isinstance(default, str) else str(default), docs.get(f.name, "")))
     return rows

@@ -104,7 +104,8 @@ def k_step_errors(model: DynamicsModel, trajectories: list[Trajectory], horizon:
     if not starts:
         raise ValueError(f"no held-out trajectory is {horizon} steps long; lower the horizon")
     device = model.device
-    obs = torch.as_tensor(np.stack([trajectories[i].obs[t : t + horizon + 1] for i, t in starts]), device=device)
+    obs = torch.as_tensor(np.stack([trajectories[i].obs[t : t + horizon + 1] for i, t in starts]),
+                          device=device)
     actions = torch.as_tensor(np.stack([trajectories[i].actions[t : t + horizon] for i, t in starts]),
                               device=device)
     if torch.is_floating_point(actions):
@@ -244,8 +245,8 @@ def plot_report(report: dict, out_dir, obs_labels: list[str] | None = None) -> l
         colors = {name: f"C{j}" for j, name in enumerate(models)}
         ax = axes[0]
         for name, entry in gaussian.items():
-            ax.plot(entry["coverage"]["nominal"], entry["coverage"]["observed"], marker="o", color=colors[name],
-                    label=f"{name} (mean z^2 {entry['mean_z2']:.3g})")
+            ax.plot(entry["coverage"]["nominal"], entry["coverage"]["observed"], marker="o",
+                    color=colors[name], label=f"{name} (mean z^2 {entry['mean_z2']:.3g})")
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="calibrated")
         ax.set(xlabel="nominal coverage of the central interval", ylabel="observed coverage", xlim=(0, 1),
                ylim=(0, 1), title="Predictive Gaussian: interval coverage")

@@ -69,13 +69,15 @@ class EnvSlot:
 class TransitionLoop:
     """Real env steps one transition at a time, each handed to the agent as it happens."""
 
-    def __init__(self, agent: Agent, env: gym.Env | gym.vector.VectorEnv, make_eval_env: Callable[[], gym.Env]):
+    def __init__(self, agent: Agent, env: gym.Env | gym.vector.VectorEnv,
+                 make_eval_env: Callable[[], gym.Env]):
         self.agent, self.env, self.make_eval_env = agent, env, make_eval_env
         self.vector = isinstance(env, gym.vector.VectorEnv)
         if self.vector:
             mode = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
             if mode != gym.vector.AutoresetMode.NEXT_STEP:
-                raise IncompatibleEnvError(f"vector envs must reset in Gymnasium's NEXT_STEP mode, not {mode}")
+                raise IncompatibleEnvError(f"vector envs must reset in Gymnasium's NEXT_STEP mode, "
+                                           f"not {mode}")
         self.num_envs = env.num_envs if self.vector else 1
         self.slots = [EnvSlot() for _ in range(self.num_envs)]
         self.resetting = [False] * self.num_envs  # a vector env resets these on its next step
@@ -86,9 +88,9 @@ class TransitionLoop:
         self.eval_env: gym.Env | None = None
 
     # --- training ---------------------------------------------------------------------------------
-    def run(self, total_steps: int | None = None, *, episodes: int | None = None, eval_every: int | None = None,
-            eval_episodes: int = 5, callback: Callable[[dict], None] | None = None,
-            progress: bool = False) -> list[dict]:
+    def run(self, total_steps: int | None = None, *, episodes: int | None = None,
+            eval_every: int | None = None, eval_episodes: int = 5,
+            callback: Callable[[dict], None] | None = None, progress: bool = False) -> list[dict]:
         """See `Agent.learn`. With several envs a step takes one from each, so a run may end up to
         `num_envs - 1` steps past `total_steps`, and evaluations fall at the first step past each multiple
         of `eval_every`."""
@@ -180,7 +182,8 @@ class TransitionLoop:
                          truncations[i], split_info(infos, i))
             self.resetting[i] = slot.obs is None
 
-    def _record(self, slot: EnvSlot, obs, action, reward, next_obs, terminated, truncated, info: dict) -> None:
+    def _record(self, slot: EnvSlot, obs, action, reward, next_obs, terminated, truncated,
+                info: dict) -> None:
         self.env_steps += 1
         slot.episode_return += float(reward)
         slot.episode_length += 1
@@ -259,7 +262,8 @@ class TransitionLoop:
             kept = env_state is not None
             state.update(obs=slot.obs if kept else None, episode_return=slot.episode_return if kept else 0.0,
                          episode_length=slot.episode_length if kept else 0, env=env_state,
-                         policy_state=slot.state if kept else None, info=plain_info(slot.info) if kept else {})
+                         policy_state=slot.state if kept else None,
+                         info=plain_info(slot.info) if kept else {})
             return state
         # A vector env's sub-envs are saved where they can be reached (a SyncVectorEnv's); otherwise every
         # episode in progress restarts.
@@ -267,15 +271,17 @@ class TransitionLoop:
                       ] if hasattr(self.env, "envs") else [None] * self.num_envs
         kept = all(s is not None for s in env_states) and not any(self.resetting)
         state["vector"] = {"envs": env_states if kept else None,
-                           "slots": [{"obs": slot.obs, "episode_return": slot.episode_return,
-                                      "episode_length": slot.episode_length, "policy_state": slot.state,
-                                      "info": plain_info(slot.info)} for slot in self.slots] if kept else None}
+                           "slots": ([{"obs": slot.obs, "episode_return": slot.episode_return,
+                                       "episode_length": slot.episode_length, "policy_state": slot.state,
+                                       "info": plain_info(slot.info)} for slot in self.slots]
+                                     if kept else None)}
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.env_steps, self.episodes = state["env_steps"], state["episodes"]
         self.wall_time, self.evaluations = state["wall_time"], state["evaluations"]
-        self.episode_returns, self.episode_lengths = list(state["episode_returns"]), list(state["episode_lengths"])
+        self.episode_returns, self.episode_lengths = (list(state["episode_returns"]),
+                                                      list(state["episode_lengths"]))
         self.abandon_episodes()
         if not self.vector:
             slot = self.slots[0]

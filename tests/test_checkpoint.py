@@ -32,7 +32,8 @@ def test_resumed_agent_ends_with_the_same_q_table(tmp_path, agent_id, env, env_k
     first.learn(737)
     # the saved agent has something to lose: reward in its Q-table, a queue for prioritized sweeping, and an
     # episode in progress
-    assert np.abs(first.q).sum() > 0 and first.metrics().get("queue_length", 1) > 0 and first.loop.slots[0].obs is not None
+    assert (np.abs(first.q).sum() > 0 and first.metrics().get("queue_length", 1) > 0
+            and first.loop.slots[0].obs is not None)
     first.save(tmp_path / "ckpt.pt")
     resumed = modelrl.load(tmp_path / "ckpt.pt")
     assert type(resumed) is type(first) and resumed.env_steps == 737
@@ -50,7 +51,8 @@ def test_loaded_agent_acts_identically(tmp_path):
     agent.save(tmp_path / "a.pt")
     loaded = modelrl.load(tmp_path / "a.pt")
     assert loaded.config == agent.config
-    assert [loaded.act(s, deterministic=True) for s in range(25)] == [agent.act(s, deterministic=True) for s in range(25)]
+    assert ([loaded.act(s, deterministic=True) for s in range(25)]
+            == [agent.act(s, deterministic=True) for s in range(25)])
 
 
 def test_a_checkpoint_loads_only_as_its_own_agent_kind_and_whole(tmp_path):
@@ -90,7 +92,8 @@ def test_a_failed_write_leaves_the_previous_checkpoint_whole(tmp_path, monkeypat
     path = tmp_path / "ckpt.pt"
     save_checkpoint(path, {"value": 1})
 
-    def crash_mid_write(payload, f, *args, **kwargs):  # some bytes land wherever the save writes, then it fails
+    # some bytes land wherever the save writes, then it fails
+    def crash_mid_write(payload, f, *args, **kwargs):
         with open(f, "wb") if isinstance(f, str | os.PathLike) else nullcontext(f) as out:
             out.write(b"half a checkpoint")
             out.flush()
@@ -158,13 +161,16 @@ class Evaluates(Foreign):
         return eval, (f"open({self.marker!r}, 'w').close()",)
 
 
-@pytest.mark.parametrize("make, name", [(Foreign, "Foreign"), (RunsACommand, "system"), (Evaluates, "builtins.eval")])
+@pytest.mark.parametrize("make, name", [(Foreign, "Foreign"), (RunsACommand, "system"),
+                                        (Evaluates, "builtins.eval")])
 def test_a_checkpoint_carrying_a_foreign_object_is_refused_without_running_it(tmp_path, make, name):
     marker = tmp_path / "marker"
-    payload = load_checkpoint(modelrl.make_agent("q-learning", env="GridWorld-v0").save(tmp_path / "agent.pt"))
+    payload = load_checkpoint(
+        modelrl.make_agent("q-learning", env="GridWorld-v0").save(tmp_path / "agent.pt"))
     payload["agent"]["extra"] = make(marker)
     evil = save_checkpoint(tmp_path / "evil.pt", payload)
-    with pytest.raises(CheckpointError, match=rf"evil.pt refused: it holds \S*{name}, .*could run code") as error:
+    with pytest.raises(CheckpointError,
+                       match=rf"evil.pt refused: it holds \S*{name}, .*could run code") as error:
         modelrl.load(evil)
     assert "\n" not in str(error.value) and not marker.exists()
     if make is not Foreign:  # the control: full unpickling would have run it
@@ -195,7 +201,8 @@ def test_reading_a_checkpoint_leaves_torchs_allowed_globals_as_they_were(tmp_pat
 
 # Every agent on a small env, with settings that let `steps` real steps fill its buffers and fit its models.
 LEARNER = {"hidden_size": 16, "batch_size": 8, "learning_starts": 10}
-MODEL = {"ensemble_size": 2, "num_elites": 1, "model_hidden_size": 16, "model_layers": 1, "model_max_epochs": 2}
+MODEL = {"ensemble_size": 2, "num_elites": 1, "model_hidden_size": 16, "model_layers": 1,
+         "model_max_epochs": 2}
 PLANNER = {"population": 20, "iterations": 2, "horizon": 5, "particles": 4}
 EVERY_AGENT = {  # id: (env, its arguments, agent settings, real steps)
     "q-learning": ("GridWorld-v0", {}, {}, 60),
@@ -203,8 +210,8 @@ EVERY_AGENT = {  # id: (env, its arguments, agent settings, real steps)
     "dyna-q-plus": ("BlockingMaze-v0", {"change_at": 30}, {}, 60),  # the maze's clock
     "prioritized-sweeping": ("GridWorld-v0", {}, {}, 60),
     "mpc": ("Pendulum-v1", {}, PLANNER, 3),
-    "pets": ("Pendulum-v1", {}, {**PLANNER, "model_hidden_size": 16, "random_steps": 10, "model_max_epochs": 2,
-                                 "train_every": 5}, 17),
+    "pets": ("Pendulum-v1", {}, {**PLANNER, "model_hidden_size": 16, "random_steps": 10,
+                                 "model_max_epochs": 2, "train_every": 5}, 17),
     "sac": ("Pendulum-v1", {}, LEARNER, 15),
     "dqn": ("CartPole-v1", {}, {**LEARNER, "train_freq": 4, "gradient_steps": 2}, 15),
     "deep-dyna-q": ("CartPole-v1", {}, {**LEARNER, "train_freq": 4, "gradient_steps": 2, "planning_steps": 2,
@@ -240,7 +247,8 @@ def test_every_agent_saves_plain_data_that_loads_without_unpickling_objects(tmp_
     path = agent.save(tmp_path / "agent.pt")
     payload = load_checkpoint(path)  # torch's restricted unpickler
     assert_plain(payload)
-    assert payload["loop"]["env"] is not None and agent.loop.slots[0].obs is not None  # an episode in progress went in too
+    # an episode in progress went in too
+    assert payload["loop"]["env"] is not None and agent.loop.slots[0].obs is not None
     # Beside torch's own, the file names NumPy's array and scalar builders and `bytes` alone.
     names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     assert all(name.startswith("numpy.") or name == "builtins.bytes" for name in names), names
@@ -256,7 +264,8 @@ def test_every_agent_saves_plain_data_that_loads_without_unpickling_objects(tmp_
 # falls and holes. The blocking maze's walls change at 40 lifetime steps.
 @pytest.mark.parametrize("env_id, env_kwargs, ends", [
     ("BlockingMaze-v0", {"change_at": 40}, 0), ("FrozenLake-v1", {}, 2), ("CartPole-v1", {}, 2),
-    ("Pendulum-v1", {}, 1), ("ContinuousCartPole-v0", {}, 2), ("InvertedPendulum-v5", {}, 2), ("Hopper-v5", {}, 2)])
+    ("Pendulum-v1", {}, 1), ("ContinuousCartPole-v0", {}, 2), ("InvertedPendulum-v5", {}, 2),
+    ("Hopper-v5", {}, 2)])
 def test_an_env_restored_from_its_plain_snapshot_continues_exactly(tmp_path, env_id, env_kwargs, ends):
     env = make_env(env_id, **env_kwargs)
     env.reset(seed=0)
@@ -291,7 +300,8 @@ def test_an_env_holding_state_of_another_kind_restarts_its_episode_on_resume(tmp
     agent.env.unwrapped.helper = object()  # state that no plain snapshot can hold
     assert save_env_state(agent.env) is None
     resumed = modelrl.load(agent.save(tmp_path / "agent.pt"))
-    assert resumed.env_steps == 7 and resumed.loop.slots[0].obs is None and resumed.loop.slots[0].episode_length == 0
+    assert (resumed.env_steps == 7 and resumed.loop.slots[0].obs is None
+            and resumed.loop.slots[0].episode_length == 0)
     resumed.learn(3)
 
 
@@ -303,7 +313,8 @@ def test_a_snapshot_is_not_forced_onto_an_env_of_other_layers():
 
 
 @pytest.mark.parametrize("env_format", ["bytes", "dict"])
-def test_format_1_checkpoints_load_but_their_pickled_env_is_never_unpickled(tmp_path, monkeypatch, env_format):
+def test_format_1_checkpoints_load_but_their_pickled_env_is_never_unpickled(tmp_path, monkeypatch,
+                                                                            env_format):
     marker = tmp_path / "marker"
     agent = modelrl.make_agent("dyna-q", env="DynaMaze-v0", seed=0)
     agent.learn(30)
@@ -324,7 +335,8 @@ def test_format_1_checkpoints_load_but_their_pickled_env_is_never_unpickled(tmp_
     with pytest.warns(UserWarning, match="holds its env as a pickle, which is not loaded"):
         resumed = modelrl.load(tmp_path / "old.pt")
     assert not marker.exists()
-    assert resumed.env_steps == 30 and resumed.loop.slots[0].obs is None and resumed.loop.slots[0].episode_length == 0  # restarts
+    assert (resumed.env_steps == 30 and resumed.loop.slots[0].obs is None
+            and resumed.loop.slots[0].episode_length == 0)  # restarts
     np.testing.assert_array_equal(resumed.q, agent.q)
     assert resumed.model.state_dict() == agent.model.state_dict()
     resumed.learn(5)
@@ -342,7 +354,8 @@ def test_format_1_planner_and_model_fit_objects_still_load(tmp_path):
     assert resumed.trainer.last_fit == agent.trainer.last_fit
     for flag, planner in agent.planners.items():
         for name in ("mean", "std", "low", "high"):
-            assert torch.equal(getattr(resumed.planners[flag].distribution, name), getattr(planner.distribution, name))
+            assert torch.equal(getattr(resumed.planners[flag].distribution, name),
+                               getattr(planner.distribution, name))
 
 
 @pytest.fixture
@@ -357,7 +370,8 @@ def chunk_files(path):
 
 
 def test_buffers_beside_a_checkpoint_are_written_only_where_they_changed(tmp_path, small_chunks):
-    config = {"learning_starts": 50, "train_freq": 25, "gradient_steps": 2, "hidden_size": 16, "buffer_size": 500}
+    config = {"learning_starts": 50, "train_freq": 25, "gradient_steps": 2, "hidden_size": 16,
+              "buffer_size": 500}
     whole = modelrl.make_agent("dqn", env="CartPole-v1", seed=4, **config)
     whole.learn(900)
 

@@ -9,7 +9,8 @@ from modelrl.cli import main
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "modelrl.cli", *args], capture_output=True, text=True, cwd=cwd, check=False)
+    return subprocess.run([sys.executable, "-m", "modelrl.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, check=False)
 
 
 @pytest.mark.parametrize(
@@ -17,7 +18,8 @@ def run_cli(*args, cwd=None):
     [
         (["train", "dyna-q", "--env", "NoSuchEnv-v0", "--steps", "10"], "unknown environment 'NoSuchEnv-v0'"),
         (["train", "dyna-q", "--env", "CartPole-v1", "--steps", "10"], "needs a Discrete observation space"),
-        (["train", "dyna-q", "--env", "DynaMaze-v0", "--set", "plannig_steps=5"], "unknown config key 'plannig_steps'"),
+        (["train", "dyna-q", "--env", "DynaMaze-v0", "--set", "plannig_steps=5"],
+         "unknown config key 'plannig_steps'"),
         (["train", "dyna-qq", "--env", "DynaMaze-v0"], "unknown agent 'dyna-qq'; did you mean dyna-q"),
         (["eval", "corrupt.pt"], "corrupt or not a modelrl checkpoint"),
     ],
@@ -322,7 +324,8 @@ def test_bad_plot_input(tmp_path, capsys, paths, out, message):
         (["--agents", "q-learning", "sac", "--steps", "30000"],
          "agent spec 'sac': sac needs flat Box observations; modelrl/GridWorld-v0 has Discrete(25)"),
         (["--agents", "q-learning", "dyna-q:planning_steps=nan"], "key 'planning_steps' must be an integer"),
-        (["--agents", "q-learning", "--metric", "eval_retrun"], "metric 'eval_retrun' for agent spec 'q-learning'; did you mean eval_return?"),
+        (["--agents", "q-learning", "--metric", "eval_retrun"],
+         "metric 'eval_retrun' for agent spec 'q-learning'; did you mean eval_return?"),
         (["--agents", "q-learning", "--eval-episodes", "0"], "metric 'eval_return' needs evaluations"),
         (["--agents", "a b=q-learning", "a_b=dyna-q"], "'a b' and 'a_b' would share the run directories"),
         (["--agents", "q-learning", "--seeds", "0", "1", "0"], "seeds must differ; [0] given more than once"),
@@ -363,9 +366,10 @@ def test_python_dash_m_modelrl():
     [
         ("dqn", "CartPole-v1", ["--seed", "99999999999999999999"], "--seed must be a whole number from 0 to"),
         ("dyna-q", "FrozenLake-v1", ["--set", "planning_steps=1e9"],
-         ("planning_steps must be from 0 to 1,000,000 (planning updates per real step, each about a microsecond), "
-          "got 1,000,000,000")),
-        ("prioritized-sweeping", "DynaMaze-v0", ["--set", "planning_steps=1e9"], "planning_steps must be from 0"),
+         ("planning_steps must be from 0 to 1,000,000 (planning updates per real step, each about a "
+          "microsecond), got 1,000,000,000")),
+        ("prioritized-sweeping", "DynaMaze-v0", ["--set", "planning_steps=1e9"],
+         "planning_steps must be from 0"),
         ("dqn", "CartPole-v1", ["--set", "buffer_size=1e12"],
          "buffer_size=1,000,000,000,000 (a replay buffer of 46 bytes a transition) needs 41.8 TiB of memory"),
         ("sac", "Pendulum-v1", ["--set", "hidden_size=1000000"], "(hidden size 1,000,000) needs 14.6 TiB"),
@@ -376,7 +380,8 @@ def test_python_dash_m_modelrl():
         ("sac", "Pendulum-v1", ["--set", "tau=2"], "tau must be in (0, 1], got 2.0"),
         ("dqn", "CartPole-v1", ["--set", "gamma=1.5"], "gamma must be in [0, 1], got 1.5"),
         ("dqn", "CartPole-v1", ["--set", "gradient_steps=-1"], "gradient_steps must be >= 0, got -1"),
-        ("pets", "Pendulum-v1", ["--set", "model_weight_decay=-1"], "model_weight_decay must be >= 0, got -1.0"),
+        ("pets", "Pendulum-v1", ["--set", "model_weight_decay=-1"],
+         "model_weight_decay must be >= 0, got -1.0"),
         ("mpc", "Pendulum-v1", ["--set", "icem_decay=0.5"], "icem_decay must be >= 1, got 0.5"),
     ],
 )
@@ -487,10 +492,12 @@ def test_config_lists_every_key_with_its_default_and_meaning(capsys):
 def test_an_env_of_the_users_own_module(tmp_path, monkeypatch, capsys):
     (tmp_path / "my_envs.py").write_text(
         "import gymnasium as gym\n"
-        "gym.register('MyLake-v0', entry_point='gymnasium.envs.toy_text:FrozenLakeEnv', max_episode_steps=50)\n")
+        "gym.register('MyLake-v0', entry_point='gymnasium.envs.toy_text:FrozenLakeEnv', "
+        "max_episode_steps=50)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     run = tmp_path / "run"
-    args = ["train", "q-learning", "--env", "my_envs:MyLake-v0", "--steps", "60", "--run-dir", run, "--no-progress"]
+    args = ["train", "q-learning", "--env", "my_envs:MyLake-v0", "--steps", "60", "--run-dir", run,
+            "--no-progress"]
     assert cli(args) == 0
     assert yaml.safe_load((run / "config.yaml").read_text())["env"] == "my_envs:MyLake-v0"
     # Loading a file never imports code: the module must be imported by the user first.
@@ -512,7 +519,8 @@ def test_a_mujoco_env_without_mujoco_names_the_extra(monkeypatch, capsys):
     import gymnasium as gym
 
     def make(*args, **kwargs):
-        raise gym.error.DependencyNotInstalled('MuJoCo is not installed, run `pip install "gymnasium[mujoco]"`')
+        raise gym.error.DependencyNotInstalled(
+            'MuJoCo is not installed, run `pip install "gymnasium[mujoco]"`')
 
     monkeypatch.setattr(gym, "make", make)
     line = one_line_error(capsys, ["train", "sac", "--env", "Hopper-v5"])
@@ -524,6 +532,6 @@ def test_a_run_that_ends_before_learning_starts_says_so(tmp_path, capsys):
     assert cli(["train", "mbpo", "--env", "Pendulum-v1", "--steps", "30", "--eval-episodes", "0",
                 "--run-dir", tmp_path / "run", "--no-progress"]) == 0
     lines = capsys.readouterr().err.strip().splitlines()
-    assert lines == [("modelrl: warning: mbpo learns nothing before env step 5000 (learning_starts=5000), and "
-                      "this run ends at env step 30: it only collects experience; give it more steps or an earlier "
-                      "start")]
+    assert lines == [("modelrl: warning: mbpo learns nothing before env step 5000 (learning_starts=5000), "
+                      "and this run ends at env step 30: it only collects experience; give it more steps "
+                      "or an earlier start")]

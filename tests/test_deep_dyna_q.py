@@ -53,8 +53,9 @@ def test_deep_dyna_q_imagines_n_transitions_per_real_step_and_plans_with_them():
 
 
 def test_resumed_deep_dyna_q_matches_an_uninterrupted_run(tmp_path):
-    # Refits every 50 steps on bursts every 20: at 40, 100 and 160. Saved at 110, the next refit is due at 160;
-    # a resume that forgot when the last one was would refit at 120. The imagined buffer wraps before the save.
+    # Refits every 50 steps on bursts every 20: at 40, 100 and 160. Saved at 110, the next refit is due at
+    # 160; a resume that forgot when the last one was would refit at 120. The imagined buffer wraps before
+    # the save.
     config = {"planning_steps": 2, "imagined_buffer_size": 50, **SMALL, **MODEL, "model_train_every": 50}
     straight = modelrl.make_agent("deep-dyna-q", env="CartPole-v1", seed=3, **config)
     straight.learn(total_steps=170)

@@ -72,8 +72,8 @@ def test_an_exact_model_has_no_k_step_error():
 
 
 def test_a_constant_offset_compounds_over_open_loop_steps():
-    # 0.1 too much per step in dimension 0 (of 2): after k steps the error is 0.1 k there, so MSE (0.1 k)^2 / 2.
-    # Fed the real state at each step instead, it would stay at 0.005.
+    # 0.1 too much per step in dimension 0 (of 2): after k steps the error is 0.1 k there, so
+    # MSE (0.1 k)^2 / 2. Fed the real state at each step instead, it would stay at 0.005.
     trajectories = simulate(A, B, 30, seed=0)
     errors = k_step_errors(linear_dynamics(A, B, offsets=[(0.1, 0.0)]), trajectories, 5, ONES)
     np.testing.assert_allclose(errors, [0.005, 0.020, 0.045, 0.080, 0.125], rtol=1e-4)
@@ -81,7 +81,8 @@ def test_a_constant_offset_compounds_over_open_loop_steps():
 
 def test_one_step_nll_is_the_gaussian_nll():
     # One transition from s = 0 (a model predicting s' = 0) to s' = (1, 2) under variances (0.25, 4):
-    # NLL_i = (log(2 pi var_i) + err_i^2 / var_i) / 2 = (1.83788 - 1.38629 + 4) / 2 and (1.83788 + 1.38629 + 1) / 2.
+    # NLL_i = (log(2 pi var_i) + err_i^2 / var_i) / 2 = (1.83788 - 1.38629 + 4) / 2 and
+    # (1.83788 + 1.38629 + 1) / 2.
     model = linear_dynamics(np.eye(2), np.zeros((2, 1)), variance=[0.25, 4.0])
     trajectory = [Trajectory(np.array([[0, 0], [1, 2]], np.float32), np.zeros((1, 1), np.float32))]
     result = one_step_errors(model, trajectory, ONES)
@@ -145,13 +146,15 @@ def test_the_predictive_variance_adds_the_members_disagreement_to_their_variance
 def test_a_single_deterministic_net_has_no_calibration():
     trajectories = simulate(A, B, 30, seed=0)
     model = linear_dynamics(A, B)
-    assert calibration(model, trajectories, ONES) == {"variance": None, "gaussian": None, "disagreement": None}
+    assert calibration(model, trajectories, ONES) == {"variance": None, "gaussian": None,
+                                                      "disagreement": None}
     assert one_step_errors(model, trajectories, ONES)["nll"] is None
 
 
 def test_rank_correlation_by_hand():
     # Ranks (1, 2, 3, 4, 5) against (2, 1, 5, 4, 3): 1 - 6 * (1 + 1 + 4 + 0 + 4) / (5 * 24) = 0.5.
-    assert rank_correlation(np.array([1.0, 2, 3, 4, 5]), np.array([0.2, 0.1, 0.5, 0.4, 0.3])) == pytest.approx(0.5)
+    assert rank_correlation(np.array([1.0, 2, 3, 4, 5]),
+                            np.array([0.2, 0.1, 0.5, 0.4, 0.3])) == pytest.approx(0.5)
     # Tied values share their rank: (1.5, 1.5, 3) against (1, 2, 3) gives 1.5 / sqrt(1.5 * 2) = sqrt(3) / 2.
     assert rank_correlation(np.array([1.0, 1, 2]), np.array([1.0, 2, 3])) == pytest.approx(math.sqrt(3) / 2)
     assert math.isnan(rank_correlation(np.zeros(4), np.arange(4.0)))
@@ -175,15 +178,16 @@ def test_ensemble_disagreement_against_error_by_hand():
 
 
 MBPO = {"hidden_size": 32, "batch_size": 32, "learning_starts": 50, "updates_per_step": 1, "ensemble_size": 3,
-        "num_elites": 2, "model_hidden_size": 16, "model_layers": 2, "model_max_epochs": 3, "model_train_every": 25,
-        "rollouts_per_step": 2, "epoch_length": 50, "lr": 3e-4, "model_lr": 2e-3, "model_batch_size": 24,
-        "model_weight_decay": 1e-4}
-DEEP_DYNA_Q = {"hidden_size": 32, "batch_size": 16, "learning_starts": 40, "train_freq": 20, "gradient_steps": 1,
-               "planning_steps": 1, "ensemble_size": 3, "num_elites": 2, "model_hidden_size": 16, "model_layers": 2,
-               "model_max_epochs": 3, "model_lr": 2e-3, "model_batch_size": 24, "model_weight_decay": 1e-4}
-PETS = {"model_hidden_size": 16, "model_layers": 2, "ensemble_size": 3, "num_elites": 2, "population": 20,
-        "iterations": 1, "particles": 2, "horizon": 3, "model_max_epochs": 3, "random_steps": 40, "model_lr": 2e-3,
+        "num_elites": 2, "model_hidden_size": 16, "model_layers": 2, "model_max_epochs": 3,
+        "model_train_every": 25, "rollouts_per_step": 2, "epoch_length": 50, "lr": 3e-4, "model_lr": 2e-3,
         "model_batch_size": 24, "model_weight_decay": 1e-4}
+DEEP_DYNA_Q = {"hidden_size": 32, "batch_size": 16, "learning_starts": 40, "train_freq": 20,
+               "gradient_steps": 1, "planning_steps": 1, "ensemble_size": 3, "num_elites": 2,
+               "model_hidden_size": 16, "model_layers": 2, "model_max_epochs": 3, "model_lr": 2e-3,
+               "model_batch_size": 24, "model_weight_decay": 1e-4}
+PETS = {"model_hidden_size": 16, "model_layers": 2, "ensemble_size": 3, "num_elites": 2, "population": 20,
+        "iterations": 1, "particles": 2, "horizon": 3, "model_max_epochs": 3, "random_steps": 40,
+        "model_lr": 2e-3, "model_batch_size": 24, "model_weight_decay": 1e-4}
 
 
 @pytest.mark.parametrize("agent_id, env, config, steps", [
@@ -191,8 +195,8 @@ PETS = {"model_hidden_size": 16, "model_layers": 2, "ensemble_size": 3, "num_eli
     ("deep-dyna-q", "CartPole-v1", DEEP_DYNA_Q, 60),
     ("pets", "Pendulum-v1", PETS, 41),
 ])
-def test_model_report_fits_the_simpler_models_with_the_runs_model_settings(tmp_path, monkeypatch, agent_id, env,
-                                                                            config, steps):
+def test_model_report_fits_the_simpler_models_with_the_runs_model_settings(tmp_path, monkeypatch, agent_id,
+                                                                            env, config, steps):
     agent = modelrl.make_agent(agent_id, env=env, seed=0, **config)
     agent.learn(total_steps=steps)
     assert agent.trainer.fits >= 1

@@ -7,7 +7,8 @@ from modelrl.envs import make_env
 from modelrl.envs.grid import GridMazeEnv, parse_layout
 from modelrl.errors import UnknownEnvError
 
-GRID_IDS = ["modelrl/GridWorld-v0", "modelrl/DynaMaze-v0", "modelrl/BlockingMaze-v0", "modelrl/ShortcutMaze-v0"]
+GRID_IDS = ["modelrl/GridWorld-v0", "modelrl/DynaMaze-v0", "modelrl/BlockingMaze-v0",
+            "modelrl/ShortcutMaze-v0"]
 
 
 @pytest.mark.parametrize("env_id", GRID_IDS)

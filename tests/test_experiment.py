@@ -38,7 +38,8 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
     np.testing.assert_array_equal(whole.agent.q, resumed.agent.q)
 
     def rows(run_dir):  # wall time differs; NaN (no finished episode yet) is written as "nan" by both
-        return [{k: str(v) for k, v in r.items() if k != "wall_time"} for r in read_metrics(run_dir / "metrics.csv")]
+        return [{k: str(v) for k, v in r.items() if k != "wall_time"}
+                for r in read_metrics(run_dir / "metrics.csv")]
 
     assert len(rows(whole.run_dir)) == 6
     assert rows(whole.run_dir) == rows(part.run_dir)
@@ -59,7 +60,8 @@ def test_resume_drops_rows_logged_after_the_checkpoint(tmp_path):
 def test_run_dir_errors(tmp_path):
     with pytest.raises(RunDirError, match="not a run directory"):
         resume(tmp_path)
-    train("q-learning", "GridWorld-v0", total_steps=10, run_dir=tmp_path / "r", progress=False, tensorboard=False)
+    train("q-learning", "GridWorld-v0", total_steps=10, run_dir=tmp_path / "r", progress=False,
+          tensorboard=False)
     with pytest.raises(RunDirError, match="already holds a run"):
         train("q-learning", "GridWorld-v0", total_steps=10, run_dir=tmp_path / "r", progress=False)
     with pytest.raises(ConfigError, match="below the 10 steps already taken"):
@@ -100,7 +102,8 @@ def test_compare_runs_agents_by_seeds_in_parallel(tmp_path):
 
 def test_compare_checks_every_spec_before_starting(tmp_path):
     with pytest.raises(ConfigError, match="unknown config key 'n'"):
-        compare([AgentSpec("a", "dyna-q", {"n": 5})], "GridWorld-v0", seeds=[0], total_steps=10, out_dir=tmp_path)
+        compare([AgentSpec("a", "dyna-q", {"n": 5})], "GridWorld-v0", seeds=[0], total_steps=10,
+                out_dir=tmp_path)
     assert not (tmp_path / "runs").exists()
 
 
@@ -196,7 +199,8 @@ def test_compare_refuses_clashing_or_taken_run_directories(tmp_path):
 
 def test_compare_checks_the_metric_up_front(tmp_path):
     kwargs = {"seeds": [0], "total_steps": 20, "out_dir": tmp_path, "progress": False}
-    with pytest.raises(ConfigError, match="unknown metric 'eval_retrun' for agent spec 'a'; did you mean eval_ret"):
+    with pytest.raises(ConfigError,
+                       match="unknown metric 'eval_retrun' for agent spec 'a'; did you mean eval_ret"):
         compare([AgentSpec("a", "q-learning")], "GridWorld-v0", metric="eval_retrun", **kwargs)
     with pytest.raises(ConfigError, match="metric 'eval_length' needs evaluations, but eval_episodes is 0"):
         compare([AgentSpec("a", "q-learning")], "GridWorld-v0", metric="eval_length", eval_episodes=0,
@@ -271,14 +275,16 @@ def test_steps_to_threshold_ratio_compares_medians_that_count_seeds_never_reachi
     """Means over only the seeds that got there compare different subsets: an agent reaching it once, early,
     would look best. Seeds that never get there count as later than all the others."""
     def seed(values):
-        return [{"env_steps": 100 * (i + 1), "wall_time": 1.0, "eval_return": v} for i, v in enumerate(values)]
+        return [{"env_steps": 100 * (i + 1), "wall_time": 1.0, "eval_return": v}
+                for i, v in enumerate(values)]
 
     groups = {"baseline": [seed([0, 1, 1]), seed([0, 1, 1]), seed([0, 0, 1])],  # 200, 200, 300
               "lucky": [seed([1, 1, 1]), seed([0, 0, 0]), seed([0, 0, 0])],  # 100, never, never
               "most": [seed([0, 0, 1]), seed([0, 0, 1]), seed([0, 0, 0])]}  # 300, 300, never
     rows = {row["label"]: row for row in summarize(groups, "eval_return", threshold=1)}
     assert rows["lucky"]["steps_to_threshold_mean"] == 100.0  # the biased figure, still reported
-    assert math.isnan(rows["lucky"]["steps_to_threshold_median"]) and math.isnan(rows["lucky"]["steps_to_threshold_ratio"])
+    assert (math.isnan(rows["lucky"]["steps_to_threshold_median"])
+            and math.isnan(rows["lucky"]["steps_to_threshold_ratio"]))
     assert rows["most"]["steps_to_threshold_median"] == 300.0
     assert rows["most"]["steps_to_threshold_ratio"] == pytest.approx(1.5)
 
@@ -313,20 +319,22 @@ def test_evaluation_reports_its_progress():
 def test_every_agent_declares_the_metrics_it_logs():
     """compare checks a metric against these before any run starts, so they must be complete."""
     small = {"mpc": {"population": 8, "iterations": 1, "horizon": 3},
-             "pets": {"population": 8, "iterations": 1, "horizon": 3, "random_steps": 40, "model_max_epochs": 2,
-                      "model_hidden_size": 16, "train_every": 20},
+             "pets": {"population": 8, "iterations": 1, "horizon": 3, "random_steps": 40,
+                      "model_max_epochs": 2, "model_hidden_size": 16, "train_every": 20},
              "sac": {"learning_starts": 20, "batch_size": 8, "hidden_size": 16},
              "mbpo": {"learning_starts": 20, "batch_size": 8, "hidden_size": 16, "model_train_every": 20,
-                      "epoch_length": 20, "rollouts_per_step": 2, "model_max_epochs": 2, "model_hidden_size": 16,
-                      "updates_per_step": 1},
-             "dqn": {"learning_starts": 20, "train_freq": 10, "gradient_steps": 1, "batch_size": 8, "hidden_size": 16},
+                      "epoch_length": 20, "rollouts_per_step": 2, "model_max_epochs": 2,
+                      "model_hidden_size": 16, "updates_per_step": 1},
+             "dqn": {"learning_starts": 20, "train_freq": 10, "gradient_steps": 1, "batch_size": 8,
+                     "hidden_size": 16},
              "deep-dyna-q": {"learning_starts": 20, "train_freq": 10, "gradient_steps": 1, "batch_size": 8,
                              "hidden_size": 16, "model_train_every": 20, "model_max_epochs": 2,
                              "model_hidden_size": 16, "planning_steps": 2}}
     envs = {"mpc": "Pendulum-v1", "pets": "Pendulum-v1", "sac": "Pendulum-v1", "mbpo": "Pendulum-v1",
             "dqn": "CartPole-v1", "deep-dyna-q": "CartPole-v1"}
     for agent_id, cls in modelrl.AGENTS.items():
-        agent = modelrl.make_agent(agent_id, env=envs.get(agent_id, "GridWorld-v0"), **small.get(agent_id, {}))
+        agent = modelrl.make_agent(agent_id, env=envs.get(agent_id, "GridWorld-v0"),
+                                   **small.get(agent_id, {}))
         agent.learn(60)
         logged = set(agent.metrics())
         assert logged <= set(cls.metric_names), (agent_id, logged - set(cls.metric_names))

@@ -44,8 +44,8 @@ def test_dqn_learns_to_balance_the_cartpole():
 
 
 def test_deep_dyna_q_learns_to_balance_the_cartpole():
-    first, best = learns("deep-dyna-q", "CartPole-v1", 8000, 1000, **SMALL_DQN, **SMALL_MODEL, planning_steps=2,
-                         model_max_epochs=20, model_train_every=1000)
+    first, best = learns("deep-dyna-q", "CartPole-v1", 8000, 1000, **SMALL_DQN, **SMALL_MODEL,
+                         planning_steps=2, model_max_epochs=20, model_train_every=1000)
     assert first < 40 and best >= 80, (first, best)
 
 

@@ -38,8 +38,8 @@ def test_a_vector_run_resumes_as_if_never_stopped(tmp_path):
 
 
 def test_dqn_learns_with_several_envs():
-    agent = modelrl.make_agent("dqn", env="CartPole-v1", seed=0, num_envs=4, learning_starts=200, train_freq=16,
-                               gradient_steps=4, hidden_size=32)
+    agent = modelrl.make_agent("dqn", env="CartPole-v1", seed=0, num_envs=4, learning_starts=200,
+                               train_freq=16, gradient_steps=4, hidden_size=32)
     agent.learn(1000)
     assert 1000 <= agent.env_steps < 1004
     assert agent.learner.updates == 4 * len(range(208, agent.env_steps + 1, 16))  # bursts at every 16th step

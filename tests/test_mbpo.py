@@ -41,7 +41,8 @@ def test_imagined_steps_come_only_from_elites_chosen_at_random():
 
 @pytest.mark.parametrize("termination", ["known function", "learned"])
 def test_branched_rollouts_stop_at_terminations_and_batch_every_step(termination):
-    model, generator = small_model(learn_termination=termination == "learned"), torch.Generator().manual_seed(0)
+    model, generator = (small_model(learn_termination=termination == "learned"),
+                        torch.Generator().manual_seed(0))
     start = torch.randn(400, 3)
     known = (lambda obs, action, next_obs: next_obs[:, 0] > 0.3) if termination == "known function" else None
     data = branched_rollouts(model, lambda obs: torch.zeros(len(obs), 1), start, 4, generator,
@@ -77,7 +78,8 @@ def test_mbpo_fills_its_model_buffer_and_mixes_real_and_imagined_data():
     model_rows = {tuple(row) for row in agent.model_buffer.all()["next_obs"].round(6).tolist()}
     for batch in batches:
         rows = [tuple(row) for row in batch["next_obs"].numpy().round(6).tolist()]
-        assert len(rows) == 32 and all(r in model_rows for r in rows[2:]) and not any(r in model_rows for r in rows[:2])
+        assert (len(rows) == 32 and all(r in model_rows for r in rows[2:])
+                and not any(r in model_rows for r in rows[:2]))
         assert all(tuple(row) in real_rows for row in batch["obs"][:2].numpy().round(6).tolist())
     imagined = agent.model_buffer.all()
     assert {key: value.shape for key, value in imagined.items()} == {
@@ -113,13 +115,15 @@ def test_mbpo_rollouts_longer_than_one_step_regrow_the_model_buffer_and_survive_
     agent.learn(total_steps=1)
     config = agent.config
     assert agent.rollout_length == 2
-    assert agent.model_buffer.capacity == config.rollouts_per_step * config.epoch_length * 2 * config.model_retain_epochs
+    assert agent.model_buffer.capacity == (config.rollouts_per_step * config.epoch_length * 2
+                                           * config.model_retain_epochs)
     after = agent.model_buffer.all()
     for key in before:
         np.testing.assert_array_equal(after[key][:200], before[key])
     second_steps = len(after["obs"]) - 300  # 100 first steps, then one more for each that did not end
     assert second_steps == 100 - int(after["terminated"][200:300].sum()) and second_steps > 0
-    np.testing.assert_array_equal(after["obs"][300:], after["next_obs"][200:300][~after["terminated"][200:300]])
+    np.testing.assert_array_equal(after["obs"][300:],
+                                  after["next_obs"][200:300][~after["terminated"][200:300]])
     resumed = modelrl.load(agent.save(tmp_path / "mbpo.pt"))
     assert resumed.rollout_length == 2 and resumed.model_buffer.capacity == agent.model_buffer.capacity
     for key, value in resumed.model_buffer.all().items():
@@ -137,7 +141,8 @@ def test_resumed_mbpo_matches_an_uninterrupted_run(tmp_path):
     assert resumed.env_steps == 105 and len(resumed.model_buffer) == len(first.model_buffer)
     resumed.learn(total_steps=25)
     for net in ("actor", "critic", "critic_target"):
-        for a, b in zip(getattr(straight.learner, net).parameters(), getattr(resumed.learner, net).parameters()):
+        for a, b in zip(getattr(straight.learner, net).parameters(),
+                        getattr(resumed.learner, net).parameters()):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
     for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
@@ -153,7 +158,8 @@ def test_mbpo_config_errors():
         modelrl.make_agent("mbpo", env="Hopper-v5", real_ratio=1.5)
     with pytest.raises(ConfigError, match="learning_starts must be >= 1"):
         modelrl.make_agent("mbpo", env="Hopper-v5", learning_starts=0)
-    with pytest.raises(ConfigError, match="epoch_length"):  # the model buffer would not hold one refit's rollouts
+    # the model buffer would not hold one refit's rollouts
+    with pytest.raises(ConfigError, match="epoch_length"):
         modelrl.make_agent("mbpo", env="Hopper-v5", epoch_length=100)
 
 
@@ -167,10 +173,12 @@ def test_rollout_schedules_and_known_terminations_follow_the_task_and_its_constr
     assert not modelrl.make_agent("mbpo", env="Hopper-v5", **small).model.spec.learn_termination
     # Built so the known rule no longer holds (the x position leads the observation, or a fall no longer
     # ends the episode), the termination is learned instead, with a warning.
-    for env_kwargs in ({"exclude_current_positions_from_observation": False}, {"terminate_when_unhealthy": False}):
+    for env_kwargs in ({"exclude_current_positions_from_observation": False},
+                       {"terminate_when_unhealthy": False}):
         with pytest.warns(UserWarning, match="not used"):
             agent = modelrl.make_agent("mbpo", env="Hopper-v5", env_kwargs=env_kwargs, **small)
         assert agent.termination_fn is None and agent.model.spec.learn_termination
     # Arguments that only drop trailing observation terms keep it (MBPO's paper-sized Ant)
-    agent = modelrl.make_agent("mbpo", env="Ant-v5", env_kwargs={"include_cfrc_ext_in_observation": False}, **small)
+    agent = modelrl.make_agent("mbpo", env="Ant-v5", env_kwargs={"include_cfrc_ext_in_observation": False},
+                               **small)
     assert agent.termination_fn is not None and agent.env.observation_space.shape == (27,)

@@ -41,7 +41,8 @@ def test_sac_critics_learn_the_value_of_a_terminal_reward(critic_layer_norm, pre
     batch = {"obs": torch.randn(128, 3, generator=gen), "action": torch.rand(128, 1, generator=gen) * 2 - 1,
              "reward": torch.full((128,), 2.0), "next_obs": torch.randn(128, 3, generator=gen),
              "terminated": torch.ones(128, dtype=torch.bool)}
-    for _ in range(600):  # after 300, 0.07-0.25 off at worst over seeds and thread counts; after 600, 0.03-0.06
+    # after 300, 0.07-0.25 off at worst over seeds and thread counts; after 600, 0.03-0.06
+    for _ in range(600):
         learner.update(batch)
     assert (learner.critic.net.norms is not None) == critic_layer_norm
     q = learner.critic(batch["obs"], batch["action"])
@@ -125,7 +126,8 @@ def test_sac_actor_lr_and_target_update_every():
         learner.update(batch)
         moved = any(not torch.equal(a, b) for a, b in zip(initial, learner.critic_target.parameters()))
         assert moved == expected_moved
-    for start, target, critic in zip(initial, learner.critic_target.parameters(), learner.critic.parameters()):
+    for start, target, critic in zip(initial, learner.critic_target.parameters(),
+                                     learner.critic.parameters()):
         torch.testing.assert_close(target, start + config.tau * (critic - start))  # tau towards the critics
     with pytest.raises(ConfigError, match="actor_lr"):
         SACConfig(actor_lr=0).validate()
@@ -186,8 +188,10 @@ def random_sac_batch(generator: torch.Generator, obs_dim: int = 11, action_dim: 
 
 
 def assert_same_sac_parameters(a: SACLearner, b: SACLearner, tolerance: float) -> None:
-    for x, y in zip([*a.actor.parameters(), *a.critic.parameters(), *a.critic_target.parameters(), a.log_alpha],
-                    [*b.actor.parameters(), *b.critic.parameters(), *b.critic_target.parameters(), b.log_alpha],
+    for x, y in zip([*a.actor.parameters(), *a.critic.parameters(), *a.critic_target.parameters(),
+                     a.log_alpha],
+                    [*b.actor.parameters(), *b.critic.parameters(), *b.critic_target.parameters(),
+                     b.log_alpha],
                     strict=True):
         assert (x - y).abs().max() < tolerance
 
@@ -261,7 +265,8 @@ def test_sac_bfloat16_warns_on_a_cpu_that_would_emulate_it(native, monkeypatch):
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        SACLearner(3, 1, SACConfig(hidden_size=8, precision="bfloat16"), torch.device("cpu"), torch.Generator())
+        SACLearner(3, 1, SACConfig(hidden_size=8, precision="bfloat16"), torch.device("cpu"),
+                   torch.Generator())
         SACLearner(3, 1, SACConfig(hidden_size=8), torch.device("cpu"), torch.Generator())
     assert [str(w.message).split(" on ")[0] for w in caught] == ([] if native else ["precision='bfloat16'"])
 
@@ -297,7 +302,8 @@ def test_replay_buffer_round_trips_through_save_and_load(tmp_path, rng):
     restored.add(np.zeros(2), np.zeros(1), 7.0, np.zeros(2), False, False)
     assert restored.all()["reward"].tolist() == [3, 4, 5, 6, 7]
     batch = restored.sample_tensors(4, rng)
-    assert set(batch) == {"obs", "action", "reward", "next_obs", "terminated"} and batch["obs"].shape == (4, 2)
+    assert (set(batch) == {"obs", "action", "reward", "next_obs", "terminated"}
+            and batch["obs"].shape == (4, 2))
     partly = ReplayBuffer(5, (2,), (1,))  # not yet full: only what was added comes back, and adding goes on
     partly.load_state_dict(ReplayBuffer(5, (2,), (1,)).state_dict() | {"data": {
         key: value[:2] for key, value in buffer.all().items()}})
@@ -332,7 +338,8 @@ def test_buffers_mark_terminations_not_time_limits_as_ends(agent_id, env, limit)
                                env_kwargs={"max_episode_steps": limit})
     agent.learn(total_steps=400)
     data = agent.buffer.all()
-    fell = known_functions(env).termination(*(torch.as_tensor(data[key]) for key in ("obs", "action", "next_obs")))
+    fell = known_functions(env).termination(*(torch.as_tensor(data[key])
+                                              for key in ("obs", "action", "next_obs")))
     np.testing.assert_array_equal(data["terminated"], fell.numpy())
     assert data["terminated"].sum() > 3 and (data["truncated"] & ~data["terminated"]).sum() > 3
 
@@ -340,7 +347,8 @@ def test_buffers_mark_terminations_not_time_limits_as_ends(agent_id, env, limit)
 def test_a_random_stream_saved_on_another_kind_of_device_restarts_with_a_warning():
     generator = torch.Generator().manual_seed(3)
     restore_generator(generator, torch.Generator().manual_seed(5).get_state())  # same kind: continues
-    assert torch.equal(torch.rand(3, generator=generator), torch.rand(3, generator=torch.Generator().manual_seed(5)))
+    assert torch.equal(torch.rand(3, generator=generator),
+                       torch.rand(3, generator=torch.Generator().manual_seed(5)))
     cuda_like = torch.arange(16, dtype=torch.uint8)  # a CUDA generator's state: seed and offset, 16 bytes
     draws = []
     for _ in range(2):
@@ -421,7 +429,8 @@ def assert_equal_states(a, b) -> None:
 @pytest.mark.parametrize("alpha", [0.0, 0.5])
 def test_sac_critic_bias_compares_the_critics_with_the_soft_return_that_followed(alpha):
     agent = modelrl.make_agent("sac", env="InvertedPendulum-v5", seed=0, gamma=0.9)
-    agent.learner.critic = lambda obs, action: torch.full((2, len(obs)), 5.0)  # a critic that says 5 everywhere
+    # a critic that says 5 everywhere
+    agent.learner.critic = lambda obs, action: torch.full((2, len(obs)), 5.0)
     agent.learner.actor = lambda obs, generator: (torch.zeros(1, 1), torch.tensor([2.0]))  # log pi = 2
     with torch.no_grad():
         agent.learner.log_alpha.fill_(math.log(alpha) if alpha else -50.0)

@@ -102,7 +102,8 @@ def test_deterministic_model_learns_reward_and_termination():
 
 
 def _holdout_errors(model, data, holdout_ratio=0.15, seed=0):
-    """Each member's mean squared next-state error on the rows `fit` holds out (its first draw is the split)."""
+    """Each member's mean squared next-state error on the rows `fit` holds out (its first draw is the
+    split)."""
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     holdout = data.take(order[: int(len(data) * holdout_ratio)])
     with torch.no_grad():
@@ -155,7 +156,8 @@ def test_sampled_steps_draw_from_the_predicted_gaussian_in_env_units():
     g = torch.Generator().manual_seed(1)
     obs, action = torch.randn(500, 2, generator=g), torch.rand(500, 1, generator=g)
     # Targets far from zero mean and unit spread, so a step that skips the un-normalising is far off.
-    data_next_obs, data_reward = obs + 3 + 5 * torch.randn(500, 2, generator=g), 10 + 4 * torch.randn(500, generator=g)
+    data_next_obs, data_reward = (obs + 3 + 5 * torch.randn(500, 2, generator=g),
+                                  10 + 4 * torch.randn(500, generator=g))
     model.set_normalizer(obs, action, data_next_obs, data_reward)
     point, draws = obs[:2], 20_000
     with torch.no_grad():
@@ -185,14 +187,16 @@ def test_linear_model_recovers_linear_dynamics():
 
 
 def test_discrete_actions_are_one_hot():
-    model = DynamicsModel(ModelSpec(2, 3, discrete_actions=True, ensemble_size=2, num_elites=2, hidden_size=8))
+    model = DynamicsModel(ModelSpec(2, 3, discrete_actions=True, ensemble_size=2, num_elites=2,
+                                    hidden_size=8))
     inputs = model.inputs(torch.zeros(4, 2), torch.tensor([0, 1, 2, 1]))
     assert inputs.shape == (4, 5) and inputs[:, 2:].tolist()[1] == [0.0, 1.0, 0.0]
 
 
 def test_save_load_round_trip(tmp_path):
     data = _sine_data(n=200)
-    model, _ = _fit(ModelSpec(1, 1, ensemble_size=3, num_elites=2, hidden_size=16, num_layers=2), data, epochs=3)
+    model, _ = _fit(ModelSpec(1, 1, ensemble_size=3, num_elites=2, hidden_size=16, num_layers=2), data,
+                    epochs=3)
     model.elites.copy_(torch.tensor([2, 0]))  # not the default, so a load that drops them shows
     path = model.save(tmp_path / "model.pt")
     loaded = DynamicsModel.load(path)
@@ -256,7 +260,8 @@ def test_one_output_ensemble_layer_matches_the_batched_matmul(members):
         layer.bias.normal_()
     x = torch.randn(3 if members is None else 4, 5, 32, requires_grad=True)
     out = layer(x, members)
-    weight, bias = (layer.weight, layer.bias) if members is None else (layer.weight[members], layer.bias[members])
+    weight, bias = ((layer.weight, layer.bias) if members is None
+                    else (layer.weight[members], layer.bias[members]))
     expected = torch.baddbmm(bias, x, weight)
     assert out.shape == expected.shape
     torch.testing.assert_close(out, expected)

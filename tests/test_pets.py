@@ -16,8 +16,9 @@ TINY = {"population": 200, "iterations": 3, "particles": 10, "model_hidden_size"
 
 
 def test_pets_learns_to_balance_the_cartpole():
-    # From 200 random steps (returns about 20-30), 3 planned trials: the best of them was 184-200 for seeds 0-9
-    # on the CPU. With 100 random steps and 2 trials, only 9 of 16 seeds passed: too close to call a test.
+    # From 200 random steps (returns about 20-30), 3 planned trials: the best of them was 184-200 for
+    # seeds 0-9 on the CPU. With 100 random steps and 2 trials, only 9 of 16 seeds passed: too close to
+    # call a test.
     agent = modelrl.make_agent("pets", env="ContinuousCartPole-v0", seed=0, **{**TINY, "random_steps": 200})
     agent.learn(total_steps=200)  # random actions, then the first fit
     assert agent.trainer.fits == 1 and max(agent.episode_returns) < 100
@@ -27,7 +28,8 @@ def test_pets_learns_to_balance_the_cartpole():
 
 
 def test_pets_saved_agent_acts_identically(tmp_path):
-    agent = modelrl.make_agent("pets", env="Pendulum-v1", seed=3, **{**TINY, "random_steps": 50, "model_max_epochs": 2})
+    agent = modelrl.make_agent("pets", env="Pendulum-v1", seed=3,
+                               **{**TINY, "random_steps": 50, "model_max_epochs": 2})
     agent.learn(total_steps=60)
     path = agent.save(tmp_path / "pets.pt")
     loaded = modelrl.load(path)
@@ -79,9 +81,10 @@ def test_pets_config_is_validated():
 
 @pytest.mark.slow
 def test_pets_improves_on_pendulum():
-    # benchmarks/pets_vs_sac.py's configuration (seed 0 scored -1072, -369, -115 there in its first 600 steps).
-    agent = modelrl.make_agent("pets", env="Pendulum-v1", seed=0, optimizer="icem", population=200, iterations=3,
-                               horizon=25, particles=10, train_every=50)
+    # benchmarks/pets_vs_sac.py's configuration (seed 0 scored -1072, -369, -115 there in its first 600
+    # steps).
+    agent = modelrl.make_agent("pets", env="Pendulum-v1", seed=0, optimizer="icem", population=200,
+                               iterations=3, horizon=25, particles=10, train_every=50)
     agent.learn(total_steps=800)
     assert agent.episode_returns[0] < -700  # random actions
     assert agent.episode_returns[-1] > -300
@@ -121,7 +124,8 @@ def test_model_report_cli(tmp_path, capsys):
     for name in ("report.json", "one_step.png", "k_step.png", "calibration.png"):
         assert (run_dir / "model_report" / name).exists()
     models = json.loads((run_dir / "model_report" / "report.json").read_text())["models"]
-    ensemble, single = models["ensemble of 5 (run's)"]["calibration"], models["deterministic net"]["calibration"]
+    ensemble, single = (models["ensemble of 5 (run's)"]["calibration"],
+                        models["deterministic net"]["calibration"])
     assert ensemble["gaussian"]["mean_z2"] > 0 and ensemble["disagreement"] is not None
     assert models["probabilistic net"]["calibration"]["gaussian"] is not None
     assert single == {"variance": None, "gaussian": None, "disagreement": None}
@@ -141,8 +145,10 @@ def test_shaped_planning_reward_is_opt_in_and_refused_where_unknown():
 
 
 def test_renamed_model_keys_still_work_with_a_warning():
-    with pytest.warns(FutureWarning, match="config key 'hidden_size' of agent 'pets' is now called 'model_hidden_size'"):
+    with pytest.warns(FutureWarning,
+                      match="config key 'hidden_size' of agent 'pets' is now called 'model_hidden_size'"):
         agent = modelrl.make_agent("pets", env="Pendulum-v1", hidden_size=32)
     assert agent.config.model_hidden_size == 32 and agent.model.spec.hidden_size == 32
-    with pytest.raises(modelrl.ModelRLError, match="'lr' and 'model_lr' of agent 'pets' are the same setting"):
+    with pytest.raises(modelrl.ModelRLError,
+                       match="'lr' and 'model_lr' of agent 'pets' are the same setting"):
         modelrl.make_agent("pets", env="Pendulum-v1", lr=1e-3, model_lr=1e-3)

@@ -38,8 +38,8 @@ def test_optimizers_find_a_known_optimum(optimizer, kwargs, tolerance):
     result = optimizer(quadratic, GaussianSequence.initial(5, LOW, HIGH), torch.Generator().manual_seed(0),
                        **kwargs)
     assert -float(quadratic(result.actions[None])) < tolerance
-    random = random_shooting(quadratic, GaussianSequence.initial(5, LOW, HIGH), torch.Generator().manual_seed(0),
-                             population=result.evaluations)
+    random = random_shooting(quadratic, GaussianSequence.initial(5, LOW, HIGH),
+                             torch.Generator().manual_seed(0), population=result.evaluations)
     assert -float(quadratic(result.actions[None])) < -float(quadratic(random.actions[None]))
 
 
@@ -73,7 +73,8 @@ def test_icem_keeps_elites_and_tries_the_mean():
     evaluated = []
     centred_on_target = GaussianSequence.initial(5, LOW, HIGH)
     centred_on_target.mean[:] = TARGET
-    result = icem(objective, centred_on_target, torch.Generator().manual_seed(0), iterations=1, population=300)
+    result = icem(objective, centred_on_target, torch.Generator().manual_seed(0), iterations=1,
+                  population=300)
     assert float(result.best_return) == 1.0 and sum(evaluated) == result.evaluations == 300 + 1
 
 
@@ -216,7 +217,8 @@ def test_colored_noise_is_correlated_in_time():
     # White noise is white: a sequence's mean has std 1/sqrt(30). Brown noise keeps its slow drift, so whole
     # sequences move off the plan (a per-sample normalisation would pin every sequence's mean at zero).
     assert abs(float(white.mean(1).std()) - 30**-0.5) < 0.02 and float(brown.mean(1).std()) > 0.4
-    one_step = colored_noise(2.0, (4000, 1), torch.Generator().manual_seed(0))  # a one-step plan (iCEM, H = 1)
+    # a one-step plan (iCEM, H = 1)
+    one_step = colored_noise(2.0, (4000, 1), torch.Generator().manual_seed(0))
     assert one_step.isfinite().all() and abs(float(one_step.std()) - 1) < 0.05
 
 
@@ -262,7 +264,8 @@ def test_member_dependent_termination_tells_ts_inf_from_ts1(propagation, expecte
 
 @pytest.mark.parametrize("propagation", ["ts-inf", "ts1", "mean"])
 def test_planning_uses_only_the_elite_members(propagation):
-    # Member 1 is wildly off and not an elite: the return is the elites' (+1 and +3) mean, 20, untouched by it.
+    # Member 1 is wildly off and not an elite: the return is the elites' (+1 and +3) mean, 20, untouched by
+    # it.
     model = _constant_model([1.0, 1000.0, 3.0], elites=[0, 2])
     objective = ModelObjective(model, _reward_is_position, None, particles=4, propagation=propagation,
                                generator=torch.Generator().manual_seed(0))
@@ -310,7 +313,8 @@ def test_terminal_value_is_added_for_survivors():
     learned = ModelObjective(_constant_model([1.0, 3.0]), _reward_is_position, terminated, particles=2,
                              terminal_value=_terminal_value, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(learned(torch.zeros(1), torch.zeros(1, 2, 1)), torch.tensor([(3.0 + 203) / 2]))
-    exact = SimulatorObjective(lambda s, a: s + a, _reward_is_position, terminated, terminal_value=_terminal_value)
+    exact = SimulatorObjective(lambda s, a: s + a, _reward_is_position, terminated,
+                               terminal_value=_terminal_value)
     speeds = torch.tensor([1.0, 3.0]).view(2, 1, 1).expand(2, 2, 1)
     torch.testing.assert_close(exact(torch.zeros(1), speeds), torch.tensor([203.0, 3.0]))
 
@@ -447,7 +451,8 @@ def test_known_functions_match_the_env_on_random_steps(env_id):
 
 @pytest.mark.mujoco
 def test_mpc_with_a_copy_of_the_mujoco_simulator_balances_the_inverted_pendulum():
-    agent = modelrl.make_agent("mpc", env="InvertedPendulum-v5", seed=0, population=20, iterations=2, horizon=8)
+    agent = modelrl.make_agent("mpc", env="InvertedPendulum-v5", seed=0, population=20, iterations=2,
+                               horizon=8)
     assert agent.evaluate(episodes=1, max_steps=40)["eval_return"] == 40.0
 
 

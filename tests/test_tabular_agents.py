@@ -228,7 +228,8 @@ def test_learn_reports_one_row_per_evaluation():
 
 
 def test_continuous_observation_env_is_rejected():
-    with pytest.raises(IncompatibleEnvError, match="needs a Discrete observation space starting at 0; CartPole-v1 has Box"):
+    with pytest.raises(IncompatibleEnvError,
+                       match="needs a Discrete observation space starting at 0; CartPole-v1 has Box"):
         modelrl.make_agent("dyna-q", env="CartPole-v1")
 
 
@@ -295,9 +296,11 @@ def test_no_two_runs_evaluate_from_the_same_initial_states():
     seen = []
     for seed in (0, 1):
         agent = modelrl.make_agent("q-learning", env="FrozenLake-v1", seed=seed)
-        agent.loop.eval_env = modelrl.envs.make_env("FrozenLake-v1")  # the env evaluate() would make, recording seeds
+        # the env evaluate() would make, recording seeds
+        agent.loop.eval_env = modelrl.envs.make_env("FrozenLake-v1")
         reset = agent.loop.eval_env.reset
-        agent.loop.eval_env.reset = lambda seed=None, reset=reset, **kw: (seen.append(seed), reset(seed=seed, **kw))[1]
+        agent.loop.eval_env.reset = (
+            lambda seed=None, reset=reset, **kw: (seen.append(seed), reset(seed=seed, **kw))[1])
         for _ in range(12):
             agent.evaluate(2, max_steps=5)
     assert len(seen) == 48 and len(set(seen)) == 48

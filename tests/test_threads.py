@@ -56,8 +56,8 @@ def test_bad_thread_counts_are_refused(bad):
 
 
 def test_the_cli_sets_threads_in_a_fresh_process(tmp_path):
-    code = ("import torch, modelrl.cli as c; c.main(['train', 'q-learning', '--env', 'GridWorld-v0', '--steps', "
-            f"'20', '--run-dir', {str(tmp_path / 'run')!r}, '--no-progress', '--threads', '2']); "
+    code = ("import torch, modelrl.cli as c; c.main(['train', 'q-learning', '--env', 'GridWorld-v0', "
+            f"'--steps', '20', '--run-dir', {str(tmp_path / 'run')!r}, '--no-progress', '--threads', '2']); "
             "print('threads', torch.get_num_threads())")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                             env={"PATH": "/usr/bin:/bin"})

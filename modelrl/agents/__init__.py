@@ -24,7 +24,8 @@ from modelrl.errors import CheckpointError, UnknownAgentError
 from modelrl.threads import choose_threads
 
 AGENTS: dict[str, type[Agent]] = {
-    cls.agent_id: cls for cls in (QLearning, DynaQ, DynaQPlus, PrioritizedSweeping, MPCAgent, PETS, SAC, DQN, DeepDynaQ, MBPO)
+    cls.agent_id: cls
+    for cls in (QLearning, DynaQ, DynaQPlus, PrioritizedSweeping, MPCAgent, PETS, SAC, DQN, DeepDynaQ, MBPO)
 }
 
 

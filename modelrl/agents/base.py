@@ -66,8 +66,8 @@ class Agent(ABC):
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ConfigError(f"num_envs must be a whole number >= 1, got {num_envs!r}")
         if num_envs > 1 and not self.supports_num_envs:
-            raise ConfigError(f"{self.agent_id} keeps per-episode state of its own, so it learns with one env "
-                              f"at a time; num_envs must be 1, got {num_envs}")
+            raise ConfigError(f"{self.agent_id} keeps per-episode state of its own, so it learns with one "
+                              f"env at a time; num_envs must be 1, got {num_envs}")
         self.num_envs = num_envs
         if isinstance(env, gym.Env):  # the user's own instance: evaluation gets a copy made before any use
             if self.env_kwargs:
@@ -149,17 +149,17 @@ class Agent(ABC):
         return True
 
     # --- learning, through the loop -----------------------------------------------------------------
-    def learn(self, total_steps: int | None = None, *, episodes: int | None = None, eval_every: int | None = None,
-              eval_episodes: int = 5, callback: Callable[[dict], None] | None = None,
-              progress: bool = False) -> list[dict]:
+    def learn(self, total_steps: int | None = None, *, episodes: int | None = None,
+              eval_every: int | None = None, eval_episodes: int = 5,
+              callback: Callable[[dict], None] | None = None, progress: bool = False) -> list[dict]:
         """Take `total_steps` more real env steps (or until `episodes` more episodes end, whichever first).
 
         Every `eval_every` env steps (counted from the agent's first step, so resumed runs keep the
         schedule) it evaluates the greedy policy, appends a metrics row to the returned list and passes it
         to `callback`.
         """
-        return self.loop.run(total_steps, episodes=episodes, eval_every=eval_every, eval_episodes=eval_episodes,
-                             callback=callback, progress=progress)
+        return self.loop.run(total_steps, episodes=episodes, eval_every=eval_every,
+                             eval_episodes=eval_episodes, callback=callback, progress=progress)
 
     def evaluate(self, episodes: int = 5, max_steps: int | None = None,
                  progress: Callable[[int, int, int], None] | None = None) -> dict[str, float]:
@@ -241,13 +241,14 @@ class Agent(ABC):
         """The agent a checkpoint holds; `env`: the env instance it was trained on, when it was given one
         rather than an id (an instance is not saved)."""
         if payload.get("agent_id") != cls.agent_id:
-            raise CheckpointError(f"this is a checkpoint of {payload.get('agent_id')!r}, not of {cls.agent_id!r}; "
-                                  "modelrl.load(path) rebuilds whichever agent a checkpoint holds")
+            raise CheckpointError(f"this is a checkpoint of {payload.get('agent_id')!r}, not of "
+                                  f"{cls.agent_id!r}; modelrl.load(path) rebuilds whichever agent a "
+                                  "checkpoint holds")
         try:
             env_id = payload["env_id"]
             if env is None and env_id is None:
-                raise CheckpointError(f"this {cls.agent_id} checkpoint was trained on an env instance, not an "
-                                      "env id: give that env again (modelrl.load(path, env=...))")
+                raise CheckpointError(f"this {cls.agent_id} checkpoint was trained on an env instance, "
+                                      "not an env id: give that env again (modelrl.load(path, env=...))")
             if env is None:
                 require_env_module_imported(env_id, "this checkpoint")
             config = build_config(cls.config_class, payload["config"], owner=cls.agent_id)
@@ -258,8 +259,8 @@ class Agent(ABC):
             agent.rng.bit_generator.state = payload["loop"]["rng"]
             agent.loop.load_state_dict(payload["loop"])
         except KeyError as missing:
-            raise CheckpointError(f"this {cls.agent_id} checkpoint lacks {missing}: it was written by another "
-                                  "modelrl version, or is damaged") from None
+            raise CheckpointError(f"this {cls.agent_id} checkpoint lacks {missing}: it was written by "
+                                  "another modelrl version, or is damaged") from None
         return agent
 
     @classmethod

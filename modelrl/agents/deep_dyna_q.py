@@ -51,8 +51,9 @@ class DeepDynaQ(DQN):
     def __init__(self, env, config=None, seed: int = 0, env_kwargs: dict | None = None, num_envs: int = 1):
         super().__init__(env, config, seed, env_kwargs, num_envs)
         config = self.config
-        self.trainer = config.model_trainer(self.env.observation_space.shape[0], self.num_actions, self.device,
-                                            self.seed, discrete_actions=True, learn_termination=True)
+        self.trainer = config.model_trainer(self.env.observation_space.shape[0], self.num_actions,
+                                            self.device, self.seed, discrete_actions=True,
+                                            learn_termination=True)
         self.model = self.trainer.model
         self.generator = torch_stream(self.seed, "imagination", self.device)  # model fits and imagined steps
         self.imagined = ReplayBuffer(config.imagined_buffer_size, self.env.observation_space.shape, (),
@@ -71,7 +72,8 @@ class DeepDynaQ(DQN):
         self.imagine(n * self.config.train_freq)
         config = self.config
         for _ in range(config.gradient_steps):
-            self._loss = self.learner.update(self.buffer.sample_tensors(config.batch_size, self.rng, self.device))
+            self._loss = self.learner.update(
+                self.buffer.sample_tensors(config.batch_size, self.rng, self.device))
             for _ in range(n):
                 self.learner.update(self.imagined.sample_tensors(config.batch_size, self.rng, self.device))
 
@@ -88,7 +90,8 @@ class DeepDynaQ(DQN):
         self.imagine_seconds += time.perf_counter() - started
 
     def metrics(self) -> dict[str, float]:
-        return {**super().metrics(), **self.trainer.metrics(), "imagine_seconds": round(self.imagine_seconds, 3)}
+        return {**super().metrics(), **self.trainer.metrics(),
+                "imagine_seconds": round(self.imagine_seconds, 3)}
 
     def check_finite(self) -> bool:
         return super().check_finite() and self.trainer.parameters_finite()

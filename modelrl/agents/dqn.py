@@ -60,7 +60,8 @@ class DQNConfig:
 
     def epsilon(self, step: int) -> float:
         progress = min(1.0, step / self.exploration_steps)
-        return self.exploration_initial_eps + progress * (self.exploration_final_eps - self.exploration_initial_eps)
+        return (self.exploration_initial_eps
+                + progress * (self.exploration_final_eps - self.exploration_initial_eps))
 
 
 class DQNLearner:
@@ -144,7 +145,8 @@ class DQN(Agent):
 
     def act(self, obs, deterministic: bool = False):
         # Greedy evaluation draws nothing, so evaluating leaves training's random stream as it was.
-        if not deterministic and (self.env_steps < self.config.learning_starts or self.rng.random() < self.epsilon):
+        if not deterministic and (self.env_steps < self.config.learning_starts
+                                  or self.rng.random() < self.epsilon):
             return int(self.rng.integers(self.num_actions))
         state = torch.as_tensor(np.asarray(obs, np.float32), device=self.device)
         return int(self.learner.greedy(state))

@@ -34,8 +34,8 @@ PLANNING_CHUNK = 4096  # draws made at once: memory stays bounded and Ctrl-C act
 
 def check_planning_steps(planning_steps: int) -> None:
     if not 0 <= planning_steps <= MAX_PLANNING_STEPS:
-        raise ConfigError(f"planning_steps must be from 0 to {MAX_PLANNING_STEPS:,} (planning updates per real "
-                          f"step, each about a microsecond), got {planning_steps:,}")
+        raise ConfigError(f"planning_steps must be from 0 to {MAX_PLANNING_STEPS:,} (planning updates per "
+                          f"real step, each about a microsecond), got {planning_steps:,}")
 
 
 @dataclass
@@ -75,9 +75,9 @@ class PrioritizedSweepingConfig(DynaQConfig):
 
 class DynaPlanning:
     """Dyna-Q's planning (Sutton & Barto's Tabular Dyna-Q, steps e-f): the model learns each real step, then
-    `planning_steps` one-step Q-learning updates replay pairs drawn from it: a state uniformly among those seen,
-    then an action uniformly among those tried there. With a `bonus` (Dyna-Q+), planned rewards get its
-    exploration bonus."""
+    `planning_steps` one-step Q-learning updates replay pairs drawn from it: a state uniformly among those
+    seen, then an action uniformly among those tried there. With a `bonus` (Dyna-Q+), planned rewards get
+    its exploration bonus."""
 
     learns_directly = True
 
@@ -164,7 +164,8 @@ class SweepingPlanning:
         self.heap: list[tuple[float, int, int]] = []  # (-priority, state, action); stale entries skipped
         self.priority: dict[tuple[int, int], float] = {}  # the live priority of each queued pair
 
-    def expected_change(self, state: int, action: int, reward: float, next_state: int, terminated: bool) -> float:
+    def expected_change(self, state: int, action: int, reward: float, next_state: int,
+                        terminated: bool) -> float:
         return abs(self.table.target(reward, next_state, terminated) - self.table.rows[state][action])
 
     def push(self, state: int, action: int, priority: float) -> None:
@@ -202,7 +203,8 @@ class SweepingPlanning:
             for (prev_state, prev_action), (prev_reward, prev_terminated) in model.predecessors.get(
                 queued_state, {}
             ).items():
-                change = self.expected_change(prev_state, prev_action, prev_reward, queued_state, prev_terminated)
+                change = self.expected_change(prev_state, prev_action, prev_reward, queued_state,
+                                              prev_terminated)
                 self.push(prev_state, prev_action, change)
 
     def metrics(self) -> dict[str, float]:
@@ -232,7 +234,8 @@ def table_model(agent: TabularAgent) -> TabularModel:
 
 
 def planning_rng(agent: TabularAgent) -> np.random.Generator:
-    """Planning's random stream, apart from acting's: the amount of planning never changes the actions taken."""
+    """Planning's random stream, apart from acting's: the amount of planning never changes the actions
+    taken."""
     return numpy_stream(agent.seed, "planning")
 
 
@@ -251,8 +254,10 @@ class DynaQPlus(TabularAgent):
     metric_names = DynaQ.metric_names
 
     def make_planning(self) -> DynaPlanning:
-        bonus = ExplorationBonus(self.n_states, self.n_actions, self.config.kappa, self.config.plan_untried_actions)
-        return DynaPlanning(self.table, table_model(self), planning_rng(self), self.config.planning_steps, bonus)
+        bonus = ExplorationBonus(self.n_states, self.n_actions, self.config.kappa,
+                                 self.config.plan_untried_actions)
+        return DynaPlanning(self.table, table_model(self), planning_rng(self), self.config.planning_steps,
+                            bonus)
 
 
 class PrioritizedSweeping(TabularAgent):

@@ -68,8 +68,8 @@ class MBPOConfig(SACConfig, LearnedModelConfig):
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.epoch_length < self.model_train_every:  # the model buffer holds epochs of rollouts
             raise ConfigError(f"epoch_length ({self.epoch_length}) must be >= model_train_every "
-                              f"({self.model_train_every}): the model buffer, sized in epochs, would not hold "
-                              f"one refit's rollouts")
+                              f"({self.model_train_every}): the model buffer, sized in epochs, would not "
+                              f"hold one refit's rollouts")
         if self.rollout_schedule != "auto":
             parse_schedule(self.rollout_schedule)
 
@@ -109,8 +109,9 @@ class MBPO(SAC):
         config = self.config
         known = lookup_known(self.env_id, self.env_kwargs)
         self.termination_fn = known.termination if known is not None else None
-        self.trainer = config.model_trainer(self.env.observation_space.shape[0], self.env.action_space.shape[0],
-                                            self.device, self.seed, learn_termination=known is None)
+        self.trainer = config.model_trainer(self.env.observation_space.shape[0],
+                                            self.env.action_space.shape[0], self.device, self.seed,
+                                            learn_termination=known is None)
         self.model = self.trainer.model
         self.schedule = config.schedule(self.env_id)
         self.rollout_length = rollout_length(self.schedule, 0)
@@ -144,7 +145,8 @@ class MBPO(SAC):
         """Branched rollouts from real states into the model buffer (regrown when k changes)."""
         started, config = time.perf_counter(), self.config
         # Epochs count from the end of the random phase, as in the paper's released code and mbrl-lib.
-        length = rollout_length(self.schedule, (self.env_steps - config.learning_starts) // config.epoch_length)
+        length = rollout_length(self.schedule,
+                                (self.env_steps - config.learning_starts) // config.epoch_length)
         if length != self.rollout_length:
             old, self.model_buffer = self.model_buffer, self._new_model_buffer(length)
             self.model_buffer.add_batch(**old.all())
@@ -168,8 +170,9 @@ class MBPO(SAC):
         return super().check_finite() and self.trainer.parameters_finite()
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), **self.trainer.state_dict(), "model_buffer": self.model_buffer.state_dict(),
-                "rollout_length": self.rollout_length, "seconds": dict(self.seconds)}
+        return {**super().state_dict(), **self.trainer.state_dict(),
+                "model_buffer": self.model_buffer.state_dict(), "rollout_length": self.rollout_length,
+                "seconds": dict(self.seconds)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)

@@ -46,9 +46,11 @@ class MPCAgent(Agent):
         self.known = known_functions(self.env_id, self.env_kwargs)
         self.objective = self.build_objective()
         # Training and evaluation episodes each keep their own warm start.
-        self.planners = {evaluation: self.config.make_mpc(self.env.action_space, device=self.device,
-                                                          generator=self.eval_generator if evaluation else self.generator)
-                         for evaluation in (False, True)}
+        self.planners = {
+            evaluation: self.config.make_mpc(self.env.action_space, device=self.device,
+                                             generator=self.eval_generator if evaluation else self.generator)
+            for evaluation in (False, True)
+        }
         self.plan_seconds, self.plans = 0.0, 0
 
     def check_env(self, env: gym.Env) -> None:
@@ -73,7 +75,8 @@ class MPCAgent(Agent):
             reward = None if model.spec.learn_reward else self.known_reward()
             termination = None if model.spec.learn_termination else self.known.termination
             return ModelObjective(model, reward, termination, particles=config.particles,
-                                  propagation=config.propagation, gamma=config.gamma, generator=self.generator)
+                                  propagation=config.propagation, gamma=config.gamma,
+                                  generator=self.generator)
         if self.known.simulator is None or self.known.reward is None:
             if hasattr(self.env.unwrapped, "set_state"):  # MuJoCo: a private copy of the simulator
                 shaped = self.known_reward() if config.planning_reward == "shaped" else None

@@ -61,8 +61,9 @@ class PETS(MPCAgent):
         config, env = self.config, self.env
         discrete = isinstance(env.action_space, gym.spaces.Discrete)
         action_dim = int(env.action_space.n) if discrete else int(env.action_space.shape[0])
-        self.trainer = config.model_trainer(int(env.observation_space.shape[0]), action_dim, self.device, self.seed,
-                                            discrete_actions=discrete, learn_reward=config.learned_reward,
+        self.trainer = config.model_trainer(int(env.observation_space.shape[0]), action_dim, self.device,
+                                            self.seed, discrete_actions=discrete,
+                                            learn_reward=config.learned_reward,
                                             learn_termination=config.learned_reward)
         self.model, self.spec = self.trainer.model, self.trainer.model.spec
         self.buffer = ReplayBuffer(config.buffer_size, env.observation_space.shape,

@@ -101,7 +101,8 @@ class SquashedGaussianActor(nn.Module):
             noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         u = mean + log_std.exp() * noise
         # log(1 - tanh(u)^2) written as 2 (log 2 - u - softplus(-2u)), which stays finite for large |u|
-        log_prob = (-0.5 * noise.pow(2) - log_std - HALF_LOG_2PI - 2 * (LOG_2 - u - F.softplus(-2 * u))).sum(-1)
+        log_prob = (-0.5 * noise.pow(2) - log_std - HALF_LOG_2PI
+                    - 2 * (LOG_2 - u - F.softplus(-2 * u))).sum(-1)
         return torch.tanh(u), log_prob
 
     def mode(self, obs: torch.Tensor) -> torch.Tensor:
@@ -132,10 +133,13 @@ class SACLearner:
         self.config, self.device, self.generator = config, device, generator
         self.compute_dtype = PRECISIONS[config.precision]
         if self.compute_dtype == torch.bfloat16 and device.type == "cpu" and not cpu_has_native_bfloat16():
-            # measured on an AVX2-only CPU: a 256 x 256 x 256 matmul took 25 ms in bfloat16 against 0.4 in float32
-            warnings.warn("precision='bfloat16' on a CPU without native bfloat16 (AVX512-BF16 or AMX) runs its "
-                          "matmuls in software, tens of times slower than float32", RuntimeWarning, stacklevel=2)
-        self.actor = SquashedGaussianActor(obs_dim, action_dim, config.hidden_size, config.num_layers).to(device)
+            # measured on an AVX2-only CPU: a 256 x 256 x 256 matmul took 25 ms in bfloat16 against 0.4
+            # in float32
+            warnings.warn("precision='bfloat16' on a CPU without native bfloat16 (AVX512-BF16 or AMX) runs "
+                          "its matmuls in software, tens of times slower than float32", RuntimeWarning,
+                          stacklevel=2)
+        self.actor = SquashedGaussianActor(obs_dim, action_dim, config.hidden_size,
+                                           config.num_layers).to(device)
         self.critic = TwinCritic(obs_dim, action_dim, config.hidden_size, config.num_layers,
                                  config.critic_layer_norm).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
@@ -233,8 +237,8 @@ class SACLearner:
     def precision(self) -> torch.autocast:
         """Autocast of the hidden layers' matmuls to `config.precision` (off for float32). No cast cache:
         each region uses a network's weights once, and graph capture forbids the cache."""
-        return torch.autocast(self.device.type, dtype=self.compute_dtype, enabled=self.compute_dtype is not None,
-                              cache_enabled=False)
+        return torch.autocast(self.device.type, dtype=self.compute_dtype,
+                              enabled=self.compute_dtype is not None, cache_enabled=False)
 
     def modules(self) -> dict[str, Any]:
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,

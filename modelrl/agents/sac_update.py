@@ -1,9 +1,9 @@
 """SAC's gradient step run faster than eagerly: replayed from a captured CUDA graph, or compiled whole.
 
-The eager step (`SACLearner._gradient_step`) is bound by its hundred-odd kernel launches and dispatches, not by
-its matmuls. On CUDA, `CudaGraphStep` captures it once per batch shape and replays it (9-10x on one H200);
-`CompiledStep` traces the same losses, gradients (torch.func) and Adam steps (`adam_update_`, written in
-foreach ops) into one `torch.compile` graph, on CPU or GPU. Both compute what the eager step does, random
+The eager step (`SACLearner._gradient_step`) is bound by its hundred-odd kernel launches and dispatches, not
+by its matmuls. On CUDA, `CudaGraphStep` captures it once per batch shape and replays it (9-10x on one
+H200); `CompiledStep` traces the same losses, gradients (torch.func) and Adam steps (`adam_update_`, written
+in foreach ops) into one `torch.compile` graph, on CPU or GPU. Both compute what the eager step does, random
 draws included; checkpoints written by any of the three load into the others.
 """
 
@@ -84,11 +84,13 @@ class CompiledStep:
         with torch.no_grad():
             return self.compiled(learner, batch, next_noise, noise, adam_state(learner.critic_optimizer),
                                  adam_state(learner.actor_optimizer),
-                                 adam_state(learner.alpha_optimizer) if learner.config.autotune_alpha else None)
+                                 (adam_state(learner.alpha_optimizer) if learner.config.autotune_alpha
+                                  else None))
 
 
 def require_cpp_compiler() -> None:
-    """torch.compile's CPU kernels are C++: without a compiler the first update would fail deep in inductor."""
+    """torch.compile's CPU kernels are C++: without a compiler the first update would fail deep in
+    inductor."""
     from torch._inductor import cpp_builder
 
     try:
@@ -111,7 +113,8 @@ def adam_state(optimizer: torch.optim.Adam) -> dict[str, Any]:
             state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
     states = [optimizer.state[param] for param in params]
     return {"params": params, "lr": group["lr"], "betas": group["betas"], "eps": group["eps"],
-            "exp_avg": [state["exp_avg"] for state in states], "exp_avg_sq": [state["exp_avg_sq"] for state in states],
+            "exp_avg": [state["exp_avg"] for state in states],
+            "exp_avg_sq": [state["exp_avg_sq"] for state in states],
             "step": [state["step"] for state in states]}
 
 

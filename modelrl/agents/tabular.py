@@ -57,8 +57,9 @@ class QTable:
 
 
 class Planning(Protocol):
-    """What a tabular agent does with each real step besides acting: Dyna's planning (`modelrl.agents.dyna_q`).
-    `learns_directly`: the real step also updates Q directly (prioritized sweeping only queues it)."""
+    """What a tabular agent does with each real step besides acting: Dyna's planning
+    (`modelrl.agents.dyna_q`). `learns_directly`: the real step also updates Q directly (prioritized
+    sweeping only queues it)."""
 
     learns_directly: bool
     model: Any
@@ -99,7 +100,8 @@ class TabularAgent(Agent):
         for name, space in (("observation", env.observation_space), ("action", env.action_space)):
             if not isinstance(space, spaces.Discrete) or space.start != 0:
                 raise IncompatibleEnvError(
-                    f"agent '{self.agent_id}' needs a Discrete {name} space starting at 0; {self.env_id} has {space}"
+                    f"agent '{self.agent_id}' needs a Discrete {name} space starting at 0; "
+                    f"{self.env_id} has {space}"
                 )
 
     @property

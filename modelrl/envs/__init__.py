@@ -1,7 +1,8 @@
 """Environments: `make_env` with clear errors, and modelrl's own envs registered with Gymnasium.
 
 Importing modelrl registers `modelrl/GridWorld-v0`, `modelrl/DynaMaze-v0`, `modelrl/BlockingMaze-v0`,
-`modelrl/ShortcutMaze-v0` and `modelrl/ContinuousCartPole-v0`, so `gymnasium.make("modelrl/DynaMaze-v0")` works after `import modelrl`.
+`modelrl/ShortcutMaze-v0` and `modelrl/ContinuousCartPole-v0`, so `gymnasium.make("modelrl/DynaMaze-v0")`
+works after `import modelrl`.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ def require_env_module_imported(env_id: str, source: str) -> None:
     accepted only once that module is imported (by `--import`, or the user's own `import`)."""
     module, colon, _ = env_id.rpartition(":")
     if colon and module not in sys.modules:
-        raise UnknownEnvError(f"{source} names the env '{env_id}', whose module '{module}' is not imported, and "
-                              f"loading a file never imports code: import it first (CLI: --import {module})")
+        raise UnknownEnvError(f"{source} names the env '{env_id}', whose module '{module}' is not imported, "
+                              "and loading a file never imports code: import it first "
+                              f"(CLI: --import {module})")
 
 
 def import_modules(modules: list[str] | None) -> None:
@@ -124,5 +126,6 @@ def _finite(value) -> bool:
 
 
 def is_deterministic(env: gym.Env) -> bool:
-    """True for envs that declare deterministic dynamics (modelrl's grids); unknown envs count as stochastic."""
+    """True for envs that declare deterministic dynamics (modelrl's grids); unknown envs count as
+    stochastic."""
     return bool(env.unwrapped.metadata.get("deterministic", False))

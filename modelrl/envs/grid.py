@@ -88,11 +88,12 @@ class GridMazeEnv(gym.Env):
             raise ValueError(f"scale must be >= 1, got {scale}")
         if (changed_layout is None) != (change_at is None):
             raise ValueError("changed_layout and change_at go together")
-        if change_at is not None and (isinstance(change_at, bool) or not isinstance(change_at, (int, np.integer))
-                                      or change_at < 0):
+        if change_at is not None and (isinstance(change_at, bool)
+                                      or not isinstance(change_at, (int, np.integer)) or change_at < 0):
             raise ValueError(f"change_at must be an integer >= 0, got {change_at!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, "
+                             f"got {render_mode!r}")
         self._walls, self.start, self.goal = parse_layout(layout, scale)
         self._changed_walls = None
         if changed_layout is not None:
@@ -136,7 +137,8 @@ class GridMazeEnv(gym.Env):
 
     def step(self, action):
         # A plain range check: Discrete.contains costs more than the whole step.
-        if not (isinstance(action, (int, np.integer)) and not isinstance(action, bool) and 0 <= action < len(MOVES)):
+        if not (isinstance(action, (int, np.integer)) and not isinstance(action, bool)
+                and 0 <= action < len(MOVES)):
             raise ValueError(f"action must be an integer in [0, {len(MOVES)}), got {action!r}")
         self.position = self.next_cell(self.position, int(action))
         self.lifetime_steps += 1

@@ -151,5 +151,6 @@ def _mujoco_state(core) -> np.ndarray:
 def _set_mujoco_state(core, state: np.ndarray) -> None:
     import mujoco
 
-    mujoco.mj_setState(core.model, core.data, np.asarray(state, np.float64), mujoco.mjtState.mjSTATE_INTEGRATION)
+    mujoco.mj_setState(core.model, core.data, np.asarray(state, np.float64),
+                       mujoco.mjtState.mjSTATE_INTEGRATION)
     mujoco.mj_forward(core.model, core.data)  # the quantities computed from the state (positions of bodies)

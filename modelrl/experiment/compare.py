@@ -53,7 +53,8 @@ def parse_agent_spec(text: str) -> AgentSpec:
         overrides[key.strip()] = value.strip()
     if not agent_id:
         raise ConfigError(f"agent spec {text!r} names no agent")
-    return AgentSpec(label or (f"{agent_id} {assignments}".strip() if assignments else agent_id), agent_id, overrides)
+    return AgentSpec(label or (f"{agent_id} {assignments}".strip() if assignments else agent_id), agent_id,
+                     overrides)
 
 
 def _train_one(job: dict[str, Any]) -> dict[str, Any]:
@@ -105,8 +106,10 @@ def summarize(groups: dict[str, list[list[dict]]], metric: str, threshold: float
     for row in rows:
         # medians, not the means: those average only the seeds that got there, a different subset per agent
         if threshold is not None and baseline["steps_to_threshold_median"] > 0:
-            row["steps_to_threshold_ratio"] = row["steps_to_threshold_median"] / baseline["steps_to_threshold_median"]
-        row["wall_time_ratio"] = row["wall_time_mean"] / baseline["wall_time_mean"] if baseline["wall_time_mean"] else math.nan
+            row["steps_to_threshold_ratio"] = (row["steps_to_threshold_median"]
+                                               / baseline["steps_to_threshold_median"])
+        row["wall_time_ratio"] = (row["wall_time_mean"] / baseline["wall_time_mean"]
+                                  if baseline["wall_time_mean"] else math.nan)
     return rows
 
 

@@ -31,7 +31,8 @@ class MetricsLogger:
     logged after its checkpoint.
     """
 
-    def __init__(self, run_dir: str | Path, rows: list[dict[str, float]] | None = None, tensorboard: bool = True):
+    def __init__(self, run_dir: str | Path, rows: list[dict[str, float]] | None = None,
+                 tensorboard: bool = True):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / "metrics.csv"
         self.rows = list(rows or [])

@@ -57,7 +57,8 @@ def run_model_report(run_dir: str | Path, *, episodes: int = 5, horizon: int = 2
     data = Transitions.from_buffer(agent.buffer, model.device)
     generator = torch.Generator(model.device).manual_seed(seed)
     base = model.spec
-    single = dataclasses.replace(base, ensemble_size=1, num_elites=1, learn_reward=False, learn_termination=False)
+    single = dataclasses.replace(base, ensemble_size=1, num_elites=1, learn_reward=False,
+                                 learn_termination=False)
     # The model's own settings: each agent names them differently (pets: lr; mbpo: model_lr; ...).
     settings = trainer.optimizer.param_groups[0]
     lr, weight_decay, batch_size = settings["lr"], settings["weight_decay"], trainer.fit_kwargs["batch_size"]
@@ -90,9 +91,10 @@ def format_report(report: dict) -> str:
     short = min(5, horizon)  # a short horizon beside the longest; one column when they coincide
     ks = [short, horizon] if short < horizon else [horizon]
     cover = "/".join(f"{round(100 * q)}" for q in TABLE_LEVELS)
-    title = (f"{report['agent']} on {report['env_id']}: {report['training_transitions']} training transitions, "
-             f"{report['transitions']} held-out ({report['heldout_policy']} policy)")
-    header = (f"{'model':<26}{'1-step MSE':>11}{'1-step NLL':>11}" + "".join(f"{f'k={k} MSE':>10}" for k in ks)
+    title = (f"{report['agent']} on {report['env_id']}: {report['training_transitions']} training "
+             f"transitions, {report['transitions']} held-out ({report['heldout_policy']} policy)")
+    header = (f"{'model':<26}{'1-step MSE':>11}{'1-step NLL':>11}"
+              + "".join(f"{f'k={k} MSE':>10}" for k in ks)
               + f"{'mean z^2':>10}{f'cover {cover}%':>18}{'disagr. rho':>12}")
     lines = [title, header]
     for name, entry in report["models"].items():
@@ -102,14 +104,16 @@ def format_report(report: dict) -> str:
         if gaussian is None:
             z2 = coverage = "-"
         else:
-            observed = dict(zip(gaussian["coverage"]["nominal"], gaussian["coverage"]["observed"], strict=True))
+            observed = dict(zip(gaussian["coverage"]["nominal"], gaussian["coverage"]["observed"],
+                                strict=True))
             z2 = f"{gaussian['mean_z2']:.3g}"
             coverage = "/".join(f"{100 * observed[q]:.0f}" for q in TABLE_LEVELS)
-        lines.append(f"{name:<26}{entry['one_step']['mse_mean']:>11.3g}{'-' if nll is None else f'{nll:.3g}':>11}"
+        lines.append(f"{name:<26}{entry['one_step']['mse_mean']:>11.3g}"
+                     f"{'-' if nll is None else f'{nll:.3g}':>11}"
                      + "".join(f"{entry['k_step'][k - 1]:>10.3g}" for k in ks)
                      + f"{z2:>10}{coverage:>18}{rho:>12}")
-    lines.append(f"mean z^2: 1 if calibrated; cover: % of the truth in the predictive Gaussian's central {cover}% "
-                 "intervals")
-    lines.append("disagr. rho: rank correlation of the members' disagreement with their error; '-': none (a single "
-                 "deterministic net states no uncertainty)")
+    lines.append("mean z^2: 1 if calibrated; cover: % of the truth in the predictive Gaussian's central "
+                 f"{cover}% intervals")
+    lines.append("disagr. rho: rank correlation of the members' disagreement with their error; '-': none "
+                 "(a single deterministic net states no uncertainty)")
     return "\n".join(lines)

@@ -159,6 +159,7 @@ def plot_curves(
     return out_path
 
 
-def plot_runs(run_dirs: list[str | Path], out_path: str | Path, metric: str = "eval_return", title: str = "") -> Path:
+def plot_runs(run_dirs: list[str | Path], out_path: str | Path, metric: str = "eval_return",
+              title: str = "") -> Path:
     """Redraw the learning curves of finished or running runs into one PNG."""
     return plot_curves(group_runs(run_dirs), out_path, metric=metric, title=title)

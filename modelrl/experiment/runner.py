@@ -267,7 +267,8 @@ def resume(
     # Rows logged after the checkpoint was written describe steps that will be taken again.
     rows = [row for row in read_metrics(run_dir / "metrics.csv") if row["env_steps"] <= agent.env_steps]
     try:
-        return _run(agent, run_dir, run_config, MetricsLogger(run_dir, rows, tensorboard=tensorboard), progress)
+        return _run(agent, run_dir, run_config, MetricsLogger(run_dir, rows, tensorboard=tensorboard),
+                    progress)
     except KeyboardInterrupt as interrupt:
         if isinstance(interrupt, RunInterrupted):
             raise

@@ -12,6 +12,6 @@ from modelrl.models.mlp import mlp
 from modelrl.models.tabular import TabularModel
 from modelrl.models.training import FitResult, ModelTrainer, Transitions, fit
 
-__all__ = ["DynamicsModel", "EnsembleLinear", "EnsembleMLP", "FitResult", "ModelSpec", "ModelTrainer", "Prediction",
-           "TabularModel", "Transitions", "branched_rollouts", "fit", "fit_linear", "linear_model", "mlp",
-           "step_random_elites"]
+__all__ = ["DynamicsModel", "EnsembleLinear", "EnsembleMLP", "FitResult", "ModelSpec", "ModelTrainer",
+           "Prediction", "TabularModel", "Transitions", "branched_rollouts", "fit", "fit_linear",
+           "linear_model", "mlp", "step_random_elites"]

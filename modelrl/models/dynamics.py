@@ -117,7 +117,8 @@ class DynamicsModel(nn.Module):
         """Network outputs in normalised units: (mean, log-variance or None); `inputs` is `(E, B, in)`."""
         return self.net(inputs, members)
 
-    def predict(self, obs: torch.Tensor, action: torch.Tensor, members: torch.Tensor | None = None) -> Prediction:
+    def predict(self, obs: torch.Tensor, action: torch.Tensor,
+                members: torch.Tensor | None = None) -> Prediction:
         """Predictions of every member (or of `members`); `(B, ...)` inputs go to all of them."""
         if obs.dim() == 2:
             count = self.ensemble_size if members is None else len(members)

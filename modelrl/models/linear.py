@@ -23,7 +23,8 @@ def fit_linear(model: DynamicsModel, data: Transitions, *, generator: torch.Gene
                bootstrap: bool = True) -> list[float]:
     """Set each member's weights to the ridge solution on its bootstrap sample; returns training MSE."""
     if model.spec.num_layers != 0 or model.spec.probabilistic or model.spec.learn_termination:
-        raise ValueError("fit_linear needs a deterministic DynamicsModel without hidden layers or termination")
+        raise ValueError("fit_linear needs a deterministic DynamicsModel without hidden layers or "
+                         "termination")
     model.set_normalizer(data.obs, data.action, data.next_obs, data.reward)
     inputs = model.inputs(data.obs, data.action)
     targets = model.targets(data.obs, data.next_obs, data.reward)

@@ -183,7 +183,8 @@ class ModelTrainer:
         with seeded_weights(seed, "model weights"):
             self.model = DynamicsModel(spec).to(device)
         # The fused Adam kernel runs all parameters in one pass (about a quarter off a small-batch epoch).
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay,
+                                          fused=True)
         self.fit_kwargs = {"batch_size": batch_size, "max_epochs": max_epochs, "holdout_ratio": holdout_ratio,
                            "patience": patience}
         self.fits, self.fit_seconds, self.last_fit = 0, 0.0, None
@@ -213,7 +214,8 @@ class ModelTrainer:
     def state_dict(self) -> dict[str, Any]:
         return {"model_spec": asdict(self.model.spec),
                 "model": {k: v.cpu() for k, v in self.model.state_dict().items()},
-                "model_optimizer": self.optimizer.state_dict(), "fits": self.fits, "fit_seconds": self.fit_seconds,
+                "model_optimizer": self.optimizer.state_dict(), "fits": self.fits,
+                "fit_seconds": self.fit_seconds,
                 "last_fit": None if self.last_fit is None else asdict(self.last_fit)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

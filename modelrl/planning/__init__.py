@@ -13,6 +13,6 @@ from modelrl.planning.optimizers import OPTIMIZERS, PlanResult, cem, icem, mppi,
 from modelrl.planning.sequences import CategoricalSequence, GaussianSequence, colored_noise
 from modelrl.planning.trajectory import ModelObjective, SimulatorObjective
 
-__all__ = ["MPC", "OPTIMIZERS", "CategoricalSequence", "EnvCopyObjective", "GaussianSequence", "ModelObjective",
-           "PlanResult", "PlannerConfig", "SimulatorObjective", "cem", "colored_noise", "icem", "mppi",
-           "random_shooting"]
+__all__ = ["MPC", "OPTIMIZERS", "CategoricalSequence", "EnvCopyObjective", "GaussianSequence",
+           "ModelObjective", "PlanResult", "PlannerConfig", "SimulatorObjective", "cem", "colored_noise",
+           "icem", "mppi", "random_shooting"]

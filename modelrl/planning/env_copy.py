@@ -28,7 +28,8 @@ class EnvCopyObjective:
             self.skipped = 1
         else:
             raise IncompatibleEnvError(
-                f"{env_id}'s observation ({obs_dim} numbers) is not its simulator state (qpos {nq}, qvel {nv})")
+                f"{env_id}'s observation ({obs_dim} numbers) is not its simulator state "
+                f"(qpos {nq}, qvel {nv})")
         self.nq, self.gamma, self.reward_fn = nq, gamma, reward_fn
         self.env.reset(seed=0)
 

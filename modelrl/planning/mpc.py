@@ -64,7 +64,8 @@ class MPC:
 
     def state_dict(self) -> dict[str, Any]:
         """The search distribution as its tensors by field name (a checkpoint holds no Python objects)."""
-        distribution = {field.name: getattr(self.distribution, field.name) for field in fields(self.distribution)}
+        distribution = {field.name: getattr(self.distribution, field.name)
+                        for field in fields(self.distribution)}
         return {"distribution": distribution, "carried_elites": self.carried_elites}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

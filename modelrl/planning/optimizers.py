@@ -61,8 +61,8 @@ class _Best:
             self.sequence = torch.where(better, sequence, self.sequence)
 
 
-def random_shooting(objective: Objective, distribution: ActionSequence, generator: torch.Generator | None = None,
-                    *, population: int = 1000) -> PlanResult:
+def random_shooting(objective: Objective, distribution: ActionSequence,
+                    generator: torch.Generator | None = None, *, population: int = 1000) -> PlanResult:
     samples = distribution.sample(population, generator, bounds="truncate")
     returns = _returns(objective, samples)
     best = returns.argmax()

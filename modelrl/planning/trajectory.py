@@ -117,7 +117,8 @@ class ModelObjective:
         for t in range(horizon):
             if self.propagation == "ts1" and t > 0:
                 redeal = torch.randperm(padded, generator=generator, device=model.device)
-                state, returns, alive, row_sequence = (x[redeal] for x in (state, returns, alive, row_sequence))
+                state, returns, alive, row_sequence = (
+                    x[redeal] for x in (state, returns, alive, row_sequence))
             action = actions[row_sequence, t]
             state, reward, terminated = self._step(state, action, members, generator)
             returns = _accumulate(returns, alive, reward, terminated, discount)
