@@ -33,7 +33,7 @@ THREADS_HELP = "torch CPU threads (default: half the cores, 1 to 4; OMP_NUM_THRE
 TRAIN_SETTINGS = (("agent", "AGENT"), ("env", "--env"), ("set", "--set"), ("config", "--config"),
                   ("seed", "--seed"), ("env_arg", "--env-arg"), ("eval_every", "--eval-every"),
                   ("eval_episodes", "--eval-episodes"), ("run_dir", "--run-dir"),
-                  ("runs_root", "--runs-root"))
+                  ("runs_root", "--runs-root"), ("num_envs", "--num-envs"))
 
 
 def _env_kwargs(assignments: list[str] | None) -> dict:
@@ -85,6 +85,7 @@ def cmd_train(args) -> None:
         require_seed("--seed", args.seed)
         require_at_least("--eval-every", args.eval_every, 1)
         require_at_least("--eval-episodes", args.eval_episodes, 0)
+        require_at_least("--num-envs", args.num_envs, 1)
         overrides = load_yaml_overrides(args.config) if args.config else {}
         overrides.update(parse_assignments(args.set))
         result = train(
@@ -100,6 +101,7 @@ def cmd_train(args) -> None:
             run_dir=args.run_dir,
             progress=not args.no_progress,
             threads=args.threads,
+            num_envs=1 if args.num_envs is None else args.num_envs,
         )
     last = result.history[-1] if result.history else {}
     print(f"run: {result.run_dir}")
@@ -275,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN_DIR",
                        help="continue a run from its last checkpoint, as configured (--steps may change)")
     train.add_argument("--threads", type=int, help=THREADS_HELP)
+    train.add_argument("--num-envs", type=int, help="copies of the env stepped together (default 1)")
     train.add_argument("--import", dest="imports", action="append", metavar="MODULE", help=IMPORT_HELP)
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(func=cmd_train)

@@ -535,3 +535,15 @@ def test_a_run_that_ends_before_learning_starts_says_so(tmp_path, capsys):
     assert lines == [("modelrl: warning: mbpo learns nothing before env step 5000 (learning_starts=5000), "
                       "and this run ends at env step 30: it only collects experience; give it more steps "
                       "or an earlier start")]
+
+
+def test_train_with_several_envs_and_resume(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "q-learning", "--env", "GridWorld-v0", "--steps", "200", "--num-envs", "3", "--eval-every",
+            "100", "--eval-episodes", "1", "--run-dir", run, "--no-progress"]
+    assert cli(args) == 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["num_envs"] == 3
+    assert cli(["train", "--resume", run, "--steps", "400", "--no-progress"]) == 0
+    agent = modelrl.load(run / "checkpoints" / "last.pt")
+    assert agent.num_envs == 3 and agent.env_steps >= 400
+    assert "--num-envs must be >= 1, got 0" in one_line_error(capsys, [*args[:7], "0"])

@@ -115,6 +115,7 @@ def train(
     progress: bool = True,
     tensorboard: bool = True,
     threads: int | None = None,
+    num_envs: int = 1,
 ) -> RunResult:
     """Train a new agent for `total_steps` real env steps, logging and checkpointing into a run directory.
 
@@ -125,7 +126,7 @@ def train(
     check_run_settings(total_steps=total_steps, eval_every=eval_every, eval_episodes=eval_episodes, seed=seed)
     # Built before anything is written, so bad input leaves no half-made run directory.
     agent = make_agent(agent_id, env=env_id, seed=seed, env_kwargs=env_kwargs, threads=threads,
-                       **(overrides or {}))
+                       num_envs=num_envs, **(overrides or {}))
     env_id = agent.env_id
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(runs_root, agent_id, env_id, seed)
     check_run_dir_is_free(run_dir)
@@ -134,6 +135,7 @@ def train(
         "agent": agent_id,
         "env": env_id,
         "env_kwargs": dict(agent.env_kwargs),
+        "num_envs": num_envs,
         "seed": seed,
         "label": label or agent_id,
         "total_steps": total_steps,
@@ -225,7 +227,7 @@ def _plain(value: Any) -> Any:
 def check_checkpoint_matches(payload: dict[str, Any], run_config: dict[str, Any], path: Path) -> None:
     """A checkpoint copied in from another run would continue that run and log into this one: refuse it."""
     expected = {"agent_id": "agent", "env_id": "env", "env_kwargs": "env_kwargs", "seed": "seed",
-                "config": "config"}
+                "config": "config", "num_envs": "num_envs"}
     for key, config_key in expected.items():
         if config_key not in run_config:  # a hand-edited config.yaml; the rest is still checked
             continue
