@@ -539,8 +539,8 @@ def test_a_run_that_ends_before_learning_starts_says_so(tmp_path, capsys):
 
 def test_train_with_several_envs_and_resume(tmp_path, capsys):
     run = tmp_path / "run"
-    args = ["train", "q-learning", "--env", "GridWorld-v0", "--steps", "200", "--num-envs", "3", "--eval-every",
-            "100", "--eval-episodes", "1", "--run-dir", run, "--no-progress"]
+    args = ["train", "q-learning", "--env", "GridWorld-v0", "--steps", "200", "--num-envs", "3",
+            "--eval-every", "100", "--eval-episodes", "1", "--run-dir", run, "--no-progress"]
     assert cli(args) == 0
     assert yaml.safe_load((run / "config.yaml").read_text())["num_envs"] == 3
     assert cli(["train", "--resume", run, "--steps", "400", "--no-progress"]) == 0
