@@ -38,7 +38,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--kappa", type=float, default=1e-3)
+    parser.add_argument("--quick", action="store_true", help="3 runs, written as changing_mazes_quick")
     args = parser.parse_args()
+    if args.quick:
+        args.runs = 3
+    name = "changing_mazes_quick" if args.quick else "changing_mazes"
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     results = {}
@@ -70,8 +74,8 @@ def main() -> None:
         ax.set_ylabel("cumulative reward")
         ax.legend()
     fig.tight_layout()
-    fig.savefig(RESULTS / "changing_mazes.png", dpi=120)
-    write_results("changing_mazes", {
+    fig.savefig(RESULTS / f"{name}.png", dpi=120)
+    write_results(name, {
         "settings": {**SETTINGS, "kappa": args.kappa, "runs": args.runs, "plan_untried_actions": True},
         "results": results,
         "plot": "benchmarks/results/changing_mazes.png",

@@ -60,7 +60,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--planning-steps", type=int, nargs="+", default=[0, 5, 50])
+    parser.add_argument("--quick", action="store_true", help="3 runs of 10 episodes, written as dyna_maze_quick")
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.episodes = 3, 10
+    name = "dyna_maze_quick" if args.quick else "dyna_maze"
 
     lengths, seconds, updates = {}, {}, {}
     study_started = time.perf_counter()
@@ -121,9 +125,9 @@ def main() -> None:
     ax.set_title("Dyna-Q on DynaMaze (Sutton & Barto Figure 8.2)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(RESULTS / "dyna_maze.png", dpi=120)
+    fig.savefig(RESULTS / f"{name}.png", dpi=120)
 
-    write_results("dyna_maze", {
+    write_results(name, {
         "settings": {"runs": args.runs, "episodes": args.episodes, "lr": 0.1, "epsilon": 0.1, "gamma": 0.95},
         "summary": summary,
         "speed": {

@@ -36,7 +36,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--planning-steps", type=int, nargs="+", default=[0, 5, 10, 50])
     parser.add_argument("--budget", type=int, default=20_000)
+    parser.add_argument("--quick", action="store_true", help="3 seeds, a 2,000-step budget, written as gridworld_planning_quick")
     args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.budget = 3, 2000
+    name = "gridworld_planning_quick" if args.quick else "gridworld_planning"
 
     results = {}
     for n in args.planning_steps:
@@ -71,8 +75,8 @@ def main() -> None:
     ax.set_ylabel("real env steps until the greedy policy is optimal")
     ax.set_title(f"GridWorld-v0, {args.seeds} seeds")
     fig.tight_layout()
-    fig.savefig(RESULTS / "gridworld_planning.png", dpi=120)
-    write_results("gridworld_planning", {
+    fig.savefig(RESULTS / f"{name}.png", dpi=120)
+    write_results(name, {
         "settings": {"seeds": args.seeds, "lr": 0.1, "epsilon": 0.1, "gamma": 0.95, "budget": args.budget},
         "results": {str(n): r for n, r in results.items()},
         "table": table,

@@ -130,7 +130,11 @@ def main() -> None:
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the saved JSON")
     parser.add_argument("--merge", nargs="+", metavar="NAME",
                         help="combine the runs of earlier results (one seed per process) into --name")
+    parser.add_argument("--quick", action="store_true", help="one seed, 2 trials, a small planner, written as NAME_quick")
     args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.trials, args.population, args.iterations = args.seeds[:1], 2, 50, 2
+        args.name += "_quick"
     if args.merge:
         parts, merged_from = read_results(args.merge, into=args.name)
         record = {**shared_settings(parts, args.merge, ("threads", "config", "device")),

@@ -49,7 +49,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--name", default="pets_halfcheetah", help="results/<name>.json and .png")
+    parser.add_argument("--quick", action="store_true", help="one minute, written as NAME_quick")
     args = parser.parse_args()
+    if args.quick:
+        args.minutes = 1
+        args.name += "_quick"
     torch.set_num_threads(args.threads)
     record = {"env": ENV, "threads": args.threads, "seed": args.seed, "cpu_config": CPU_SIZED,
               "paper_config": PAPER, "budget_minutes": args.minutes}

@@ -48,7 +48,11 @@ def main() -> None:
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--lrs", type=float, nargs="+", default=[1.0, 0.5])
     parser.add_argument("--budget", type=int, default=300_000, help="real env steps before a run gives up")
+    parser.add_argument("--quick", action="store_true", help="2 seeds on the two smallest mazes, written as prioritized_sweeping_quick")
     args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.scales = 2, args.scales[:2]
+    name = "prioritized_sweeping_quick" if args.quick else "prioritized_sweeping"
 
     agents = ["dyna-q", "prioritized-sweeping"]
     results: dict[str, dict] = {}
@@ -85,8 +89,8 @@ def main() -> None:
     ax.set_title("Prioritized sweeping vs Dyna-Q (Example 8.4)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(RESULTS / "prioritized_sweeping.png", dpi=120)
-    write_results("prioritized_sweeping", {
+    fig.savefig(RESULTS / f"{name}.png", dpi=120)
+    write_results(name, {
         "settings": {**SETTINGS, "lrs": args.lrs, "theta": 1e-4, "tolerance": TOLERANCE, "seeds": args.seeds, "budget": args.budget},
         "results": results,
         "plot": "benchmarks/results/prioritized_sweeping.png",

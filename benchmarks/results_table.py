@@ -21,6 +21,8 @@ TABLE = RESULTS.parent / "RESULTS.md"
 def load_results() -> list[dict]:
     records = []
     for path in sorted(RESULTS.glob("*.json")):
+        if path.stem.endswith("_quick"):  # smoke runs of make benchmarks-quick
+            continue
         try:
             record = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as error:

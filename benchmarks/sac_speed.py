@@ -152,7 +152,11 @@ def main() -> None:
     parser.add_argument("--compiled-bfloat16", action="store_true", help="also time compile=True in bfloat16")
     parser.add_argument("--profile-rounds", type=int, default=3, help="profiled rounds of the compiled update")
     parser.add_argument("--name", default="sac_speed")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 50 updates, no MBPO, written as NAME_quick")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.updates, args.skip_mbpo, args.profile_rounds = 2, 50, True, 1
+        args.name += "_quick"
     torch.set_num_threads(args.threads)
     rate_before = hidden_layer_rate()
     # both on the CPU: on a CUDA machine "auto" would time ours on the GPU against SB3 on the CPU
