@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from common import RESULTS
 
@@ -78,15 +77,15 @@ def render(records: list[dict]) -> str:
         "",
         "## Sample efficiency, under one protocol",
         "",
-        "Every arm of a study ran in the same run: 10 deterministic evaluation episodes at the same interval, "
-        "each reset from the same evaluation seed for every learner; the threshold counts as reached at the "
-        "first of two consecutive evaluations at or above it; a seed that never got there counts as later "
-        "than every seed that did. Figures are real env steps to the threshold: the median over seeds, then "
-        "each seed. The ratio is the baseline's median over ours (above 1: ours needs fewer steps), with a "
-        "bootstrap interval over seeds.",
+        ("Every arm of a study ran in the same run: 10 deterministic evaluation episodes at the same interval, "
+         "each reset from the same evaluation seed for every learner; the threshold counts as reached at the "
+         "first of two consecutive evaluations at or above it; a seed that never got there counts as later "
+         "than every seed that did. Figures are real env steps to the threshold: the median over seeds, then "
+         "each seed. The ratio is the baseline's median over ours (above 1: ours needs fewer steps), with a "
+         "bootstrap interval over seeds."),
         "",
-        "| study | command | ours: median (per seed) | baseline: median (per seed) | ratio | interval | seeds "
-        "| commit | date |",
+        ("| study | command | ours: median (per seed) | baseline: median (per seed) | ratio | interval | seeds "
+         "| commit | date |"),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for record in protocol:
