@@ -51,7 +51,8 @@ def main() -> None:
         x = np.arange(1, steps // RECORD_EVERY + 1) * RECORD_EVERY
         for agent_id in ["dyna-q", "dyna-q-plus"]:
             started = time.perf_counter()
-            curves = np.array([cumulative_reward(agent_id, env_id, steps, s, args.kappa) for s in range(args.runs)])
+            curves = np.array([cumulative_reward(agent_id, env_id, steps, s, args.kappa)
+                               for s in range(args.runs)])
             mean = curves.mean(axis=0)
             at_change = mean[change_at // RECORD_EVERY - 1]
             results[env_id][agent_id] = {

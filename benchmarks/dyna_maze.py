@@ -60,7 +60,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--planning-steps", type=int, nargs="+", default=[0, 5, 50])
-    parser.add_argument("--quick", action="store_true", help="3 runs of 10 episodes, written as dyna_maze_quick")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 runs of 10 episodes, written as dyna_maze_quick")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.episodes = 3, 10
@@ -99,7 +100,8 @@ def main() -> None:
             "mean_steps_per_episode": [round(float(v), 2) for v in mean],
             "mean_steps_last_10_episodes": float(plateau),
             # epsilon-greedy keeps the plateau above 14, so "near-optimal" is measured against the plateau
-            "first_episode_mean_within_10pct_of_plateau": first_index(mean, lambda v, p=plateau: v <= 1.1 * p),
+            "first_episode_mean_within_10pct_of_plateau": first_index(mean,
+                                                                      lambda v, p=plateau: v <= 1.1 * p),
             "mean_first_episode_with_14_steps": float(np.mean(reached)) if reached else None,
             # runs that never walked 14 steps count as later than all others (censored, not dropped)
             "median_first_episode_with_14_steps": median_or_none(first_optimal),
@@ -107,9 +109,12 @@ def main() -> None:
             "seconds": seconds[n],
             "q_updates": updates[n],
         }
-        print(f"n={n:>2}: episodes 2-4 mean {np.round(mean[1:4], 1)} steps, last 10 episodes {mean[-10:].mean():5.1f}, "
-              f"mean within 10% of it from episode {summary[str(n)]['first_episode_mean_within_10pct_of_plateau']}, "
-              f"first 14-step episode (median over runs) {summary[str(n)]['median_first_episode_with_14_steps']}, "
+        print(f"n={n:>2}: episodes 2-4 mean {np.round(mean[1:4], 1)} steps, "
+              f"last 10 episodes {mean[-10:].mean():5.1f}, "
+              "mean within 10% of it from episode "
+              f"{summary[str(n)]['first_episode_mean_within_10pct_of_plateau']}, "
+              "first 14-step episode (median over runs) "
+              f"{summary[str(n)]['median_first_episode_with_14_steps']}, "
               f"{seconds[n]:.2f}s")
     print(f"whole study: {study_seconds:.2f}s in one process; Q updates/s: modelrl {ours_rate:,.0f}, "
           f"NumPy-table loop {baseline_rate:,.0f} (x{ours_rate / baseline_rate:.1f})")
@@ -117,7 +122,8 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     episodes = np.arange(2, args.episodes + 1)
     for n, runs in lengths.items():
-        ax.plot(episodes, runs.mean(axis=0)[1:], label=f"{n} planning steps" + (" (direct RL only)" if n == 0 else ""))
+        ax.plot(episodes, runs.mean(axis=0)[1:],
+                label=f"{n} planning steps" + (" (direct RL only)" if n == 0 else ""))
     ax.axhline(OPTIMAL, color="grey", linestyle=":", label="optimal (14)")
     ax.set_ylim(0, 800)
     ax.set_xlabel("episodes")

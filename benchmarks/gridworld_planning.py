@@ -36,7 +36,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--planning-steps", type=int, nargs="+", default=[0, 5, 10, 50])
     parser.add_argument("--budget", type=int, default=20_000)
-    parser.add_argument("--quick", action="store_true", help="3 seeds, a 2,000-step budget, written as gridworld_planning_quick")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 seeds, a 2,000-step budget, written as gridworld_planning_quick")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.budget = 3, 2000
@@ -57,7 +58,8 @@ def main() -> None:
             "seconds": time.perf_counter() - started,
         }
     baseline = results[args.planning_steps[0]]
-    lines = ["| n | mean real steps | median | std | ratio to Q-learning (mean) | ratio (median) | mean Q updates |",
+    lines = [("| n | mean real steps | median | std | ratio to Q-learning (mean) | ratio (median) "
+              "| mean Q updates |"),
              "|---|---|---|---|---|---|---|"]
     for n, r in results.items():
         r["ratio_to_q_learning_mean"] = r["mean"] / baseline["mean"]

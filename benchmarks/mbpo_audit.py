@@ -1,7 +1,7 @@
 """Audit a saved MBPO agent along its own real episodes: is it the model or the critic that is wrong?
 
-At each step of fresh episodes of the current policy (on a separate env), the critics' Q beside the return that
-actually followed and the one-step Bellman target the critics train towards; and the model's one-step
+At each step of fresh episodes of the current policy (on a separate env), the critics' Q beside the return
+that actually followed and the one-step Bellman target the critics train towards; and the model's one-step
 prediction from the same (s, a), sampled through random elites, beside what the env did: next-state error in
 units of each dimension's standard deviation in the real buffer, reward, and the probability that the
 imagined step terminates against the real termination.
@@ -35,7 +35,8 @@ def main() -> None:
     parser.add_argument("--name", default="mbpo_audit")
     parser.add_argument("--episodes", type=int, default=3)
     parser.add_argument("--seed", type=int, default=100)
-    parser.add_argument("--deterministic", action="store_true", help="the evaluation policy (tanh of the mean)")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="the evaluation policy (tanh of the mean)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     try:
@@ -78,14 +79,16 @@ def audit(agent: MBPO, episodes: int, seed: int, deterministic: bool) -> list[di
         imagined_obs, imagined_reward, imagined_end = step_random_elites(
             agent.model, obs.repeat(SAMPLES, 1), action.repeat(SAMPLES, 1), generator)
         if agent.termination_fn is not None:
-            imagined_end = agent.termination_fn(obs.repeat(SAMPLES, 1), action.repeat(SAMPLES, 1), imagined_obs)
+            imagined_end = agent.termination_fn(obs.repeat(SAMPLES, 1), action.repeat(SAMPLES, 1),
+                                                imagined_obs)
         imagined_obs = imagined_obs.view(SAMPLES, steps, -1)
         state_error = ((imagined_obs.mean(0) - next_obs) / real_scale).abs()
         returns = soft_returns(run["reward"], run["log_prob"], 0.0 if deterministic else alpha, gamma)
         results.append({
             "steps": steps, "terminated": run["terminated"], "return": float(run["reward"].sum()),
             "q": q.tolist(), "bellman_target": target.tolist(), "return_that_followed": returns.tolist(),
-            "reward": run["reward"].tolist(), "imagined_reward": imagined_reward.view(SAMPLES, steps).mean(0).tolist(),
+            "reward": run["reward"].tolist(),
+            "imagined_reward": imagined_reward.view(SAMPLES, steps).mean(0).tolist(),
             "imagined_termination_probability": imagined_end.float().view(SAMPLES, steps).mean(0).tolist(),
             "next_state_error_std_units": state_error.mean(-1).tolist(),
             "worst_dimension_error_std_units": state_error.max(-1).values.tolist()})
@@ -97,11 +100,13 @@ def summarise(episode: dict) -> dict:
     q, target = np.asarray(episode["q"]), np.asarray(episode["bellman_target"])
     followed = np.asarray(episode["return_that_followed"])
     ending = episode["imagined_termination_probability"][-1]
-    return {"steps": episode["steps"], "return": round(episode["return"], 1), "terminated": episode["terminated"],
+    return {"steps": episode["steps"], "return": round(episode["return"], 1),
+            "terminated": episode["terminated"],
             "q_first_step": round(float(q[0]), 1), "return_followed_first_step": round(float(followed[0]), 1),
             "mean_q_minus_return": round(float((q - followed).mean()), 1),
             "mean_abs_bellman_residual": round(float(np.abs(q - target).mean()), 2),
-            "mean_next_state_error_std_units": round(float(np.mean(episode["next_state_error_std_units"])), 4),
+            "mean_next_state_error_std_units": round(
+                float(np.mean(episode["next_state_error_std_units"])), 4),
             "mean_reward_error": round(float(np.mean(np.abs(np.subtract(episode["imagined_reward"],
                                                                         episode["reward"])))), 4),
             "imagined_termination_probability_at_last_step": round(float(ending), 3)}
@@ -114,10 +119,12 @@ def plot(episode: dict, record: dict, name: str) -> None:
     values.plot(steps, episode["bellman_target"], "--", label="its Bellman target")
     values.plot(steps, episode["return_that_followed"], label="return that followed" + (
         "" if record["deterministic"] else " (soft)"))
-    values.set(ylabel="value", title=f"MBPO audit, {record['env']} at {record['env_steps']} steps: one episode, "
+    values.set(ylabel="value",
+               title=f"MBPO audit, {record['env']} at {record['env_steps']} steps: one episode, "
                + ("deterministic" if record["deterministic"] else "stochastic") + " policy")
     values.legend(fontsize="small")
-    model.plot(steps, episode["next_state_error_std_units"], label="next-state error (mean over dims, std units)")
+    model.plot(steps, episode["next_state_error_std_units"],
+               label="next-state error (mean over dims, std units)")
     model.plot(steps, episode["imagined_termination_probability"], label="imagined P(termination)")
     if episode["terminated"]:
         model.axvline(steps[-1], color="grey", linestyle=":", label="real termination")

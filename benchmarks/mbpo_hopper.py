@@ -4,7 +4,8 @@ return (10 episodes) every 1,000 env steps, env steps per second and where the t
     python benchmarks/mbpo_hopper.py --minutes 60 [--checkpoint runs/mbpo_hopper.pt to continue a run]
     python benchmarks/mbpo_hopper.py --minutes 90 --threads 2 --checkpoint runs/mbpo_hopper_2t.pt \\
         --name mbpo_hopper_2threads
-    python benchmarks/mbpo_hopper.py --compare mbpo_hopper_te-3 mbpo_hopper_slowactor --name mbpo_hopper_compare
+    python benchmarks/mbpo_hopper.py --compare mbpo_hopper_te-3 mbpo_hopper_slowactor \\
+        --name mbpo_hopper_compare
 
 The paper's curve is near 1,900 at 50k steps and 3,000-3,300 at 100k. The run saves a checkpoint after
 every evaluation, so a later invocation with the same `--checkpoint` continues it.
@@ -25,8 +26,8 @@ from modelrl.config import parse_assignments
 from modelrl.errors import ModelRLError
 
 PAPER = {50_000: 1900, 100_000: 3150}  # read off the paper's Hopper curve: near 1,900, and 3,000-3,300
-HISTORY = ("q_value", "critic_loss", "alpha", "entropy", "model_holdout_mse", "rollout_length", "imagined_reward",
-           "imagined_terminated", "q_estimate", "soft_return", "normalized_q_bias")
+HISTORY = ("q_value", "critic_loss", "alpha", "entropy", "model_holdout_mse", "rollout_length",
+           "imagined_reward", "imagined_terminated", "q_estimate", "soft_return", "normalized_q_bias")
 
 
 def main() -> None:
@@ -36,8 +37,10 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="runs/mbpo_hopper.pt")
     parser.add_argument("--name", default="mbpo_hopper")
     parser.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (2: the whole 2-core machine)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="MBPO config override")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (2: the whole 2-core machine)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="MBPO config override")
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the saved JSON")
     parser.add_argument("--summary", action="store_true", help="print the saved run's figures (README row)")
     parser.add_argument("--compare", nargs="+", metavar="NAME",
@@ -112,7 +115,8 @@ def run(agent, record: dict, args, checkpoint: Path) -> None:
         trained = trained_chunk_seconds(record)
         if trained:
             record["seconds_per_1k_steps_after_random_phase"] = round(sum(trained) / len(trained), 1)
-        print(f"{agent.env_steps} steps: eval return {value:.0f} ({record['wall_seconds'][-1]:.0f} s for 1k steps, "
+        print(f"{agent.env_steps} steps: eval return {value:.0f} "
+              f"({record['wall_seconds'][-1]:.0f} s for 1k steps, "
               f"k={metrics['rollout_length']}, Q {metrics.get('q_value', float('nan')):.0f}, "
               f"alpha {metrics.get('alpha', float('nan')):.3f}, "
               f"Q bias {metrics.get('normalized_q_bias', float('nan')):+.2f})", flush=True)
@@ -149,14 +153,16 @@ def summary(record: dict) -> str:
     device = "" if record.get("device") in (None, "cpu") else f"{record['device']}, "
     for threads, seconds in sorted(by_threads.items()):
         if seconds:
-            lines.append(f"  {device}{threads} thread(s): {len(seconds)} chunks of 1k steps, {min(seconds):.0f}-"
+            lines.append(f"  {device}{threads} thread(s): {len(seconds)} chunks of 1k steps, "
+                         f"{min(seconds):.0f}-"
                          f"{max(seconds):.0f} s (mean {sum(seconds) / len(seconds):.0f} s) per 1k, "
                          f"{1000 * len(seconds) / sum(seconds):.1f} env steps/s")
     return "\n".join(lines)
 
 
 def history_pairs(record: dict, key: str) -> list[tuple[int, float]]:
-    """(env step, value) of one logged metric where it was logged; keys added mid-run cover the last chunks."""
+    """(env step, value) of one logged metric where it was logged; keys added mid-run cover the last
+    chunks."""
     steps, values = record["env_steps"], record.get("history", {}).get(key) or []
     return [(s, v) for s, v in zip(steps[len(steps) - len(values):], values, strict=True) if v is not None]
 
@@ -192,8 +198,9 @@ def compare(records: list[dict], name: str) -> None:
     table = {}
     for record in records:
         history, steps = record.get("history", {}), record["env_steps"]
+        # overrides: in the JSON
         (line,) = axes[0].plot(steps, record["eval_return"], marker=".",
-                               label=f"{record['benchmark']}, seed {record['seed']}")  # overrides: in the JSON
+                               label=f"{record['benchmark']}, seed {record['seed']}")
         for ax, key in zip(axes[1:], keys[1:], strict=True):
             pairs = history_pairs(record, key)
             if pairs:
@@ -201,7 +208,8 @@ def compare(records: list[dict], name: str) -> None:
         table[record["benchmark"]] = {"seed": record["seed"], "overrides": record.get("overrides", {}),
                                       "env_steps": steps, "eval_return": record["eval_return"],
                                       **{key: history.get(key) for key in keys[1:]}}
-    axes[0].plot(list(PAPER), list(PAPER.values()), "o", color="grey", label="paper's curve (Janner et al. 2019)")
+    axes[0].plot(list(PAPER), list(PAPER.values()), "o", color="grey",
+                 label="paper's curve (Janner et al. 2019)")
     axes[0].set(ylabel="mean eval return (10 episodes)", title="MBPO, Hopper-v5")
     axes[0].legend(fontsize="x-small", loc="upper left")
     axes[1].set(ylabel="critics' mean Q, training batches", yscale="log")

@@ -9,8 +9,10 @@ after every trial, so a run cut short keeps what it measured.
     python benchmarks/pets_cartpole.py --seeds 0 1 2 --trials 15 [--threads 1]
     python benchmarks/pets_cartpole.py --seeds 1 --trials 5 --name pets_cartpole_s1   # a seed per core, then
     python benchmarks/pets_cartpole.py --merge pets_cartpole_s0 pets_cartpole_s1 pets_cartpole_s2
-    python benchmarks/pets_cartpole.py --optimizer icem --population 100 --iterations 3 --name pets_cartpole_icem
-    python benchmarks/pets_cartpole.py --seeds 0 --trials 15 --device cuda --name pets_cartpole_gpu_s0  # a GPU
+    python benchmarks/pets_cartpole.py --optimizer icem --population 100 --iterations 3 \\
+        --name pets_cartpole_icem
+    python benchmarks/pets_cartpole.py --seeds 0 --trials 15 --device cuda \\
+        --name pets_cartpole_gpu_s0  # a GPU
 """
 
 from __future__ import annotations
@@ -90,8 +92,8 @@ def summarize(record: dict) -> None:
     longest = max(len(r["returns"]) for r in runs)
     record["mean_return_per_trial"] = [
         float(np.mean([r["returns"][t] for r in runs if len(r["returns"]) > t])) for t in range(longest)]
-    record["first_trial_at_200"] = {str(r["seed"]): next((t + 1 for t, v in enumerate(r["returns"]) if v >= 200),
-                                                         None) for r in runs}
+    record["first_trial_at_200"] = {
+        str(r["seed"]): next((t + 1 for t, v in enumerate(r["returns"]) if v >= 200), None) for r in runs}
     plans = [p for r in runs for p in r["plan_seconds"] if p is not None]
     record["plan_seconds_median"] = float(np.median(plans)) if plans else None
 
@@ -101,8 +103,8 @@ def plot(record: dict, name: str) -> None:
     for run in record["runs"]:
         ax.plot(range(1, len(run["returns"]) + 1), run["returns"], marker="o", alpha=0.6,
                 label=f"seed {run['seed']}")
-    ax.plot(range(1, len(record["mean_return_per_trial"]) + 1), record["mean_return_per_trial"], color="black",
-            linewidth=2, label="mean")
+    ax.plot(range(1, len(record["mean_return_per_trial"]) + 1), record["mean_return_per_trial"],
+            color="black", linewidth=2, label="mean")
     ax.axhline(200, color="grey", linestyle=":")
     ax.set(xlabel="trial (200 steps; trial 1 random)", ylabel="return",
            title=f"PETS, ContinuousCartPole ({record['config']['optimizer']}, "
@@ -130,7 +132,8 @@ def main() -> None:
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the saved JSON")
     parser.add_argument("--merge", nargs="+", metavar="NAME",
                         help="combine the runs of earlier results (one seed per process) into --name")
-    parser.add_argument("--quick", action="store_true", help="one seed, 2 trials, a small planner, written as NAME_quick")
+    parser.add_argument("--quick", action="store_true",
+                        help="one seed, 2 trials, a small planner, written as NAME_quick")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.trials, args.population, args.iterations = args.seeds[:1], 2, 50, 2

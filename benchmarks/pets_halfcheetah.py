@@ -23,8 +23,9 @@ import modelrl
 
 ENV = "HalfCheetah-v5"
 CPU_SIZED = {"optimizer": "icem", "population": 100, "iterations": 3, "horizon": 15, "particles": 5,
-             "model_layers": 4, "model_hidden_size": 200, "model_activation": "silu", "train_every": 250, "model_max_epochs": 25,
-             "model_patience": 5, "model_holdout_ratio": 0.1, "model_batch_size": 256, "random_steps": 1000}
+             "model_layers": 4, "model_hidden_size": 200, "model_activation": "silu", "train_every": 250,
+             "model_max_epochs": 25, "model_patience": 5, "model_holdout_ratio": 0.1, "model_batch_size": 256,
+             "random_steps": 1000}
 PAPER = {"optimizer": "cem", "population": 500, "iterations": 5, "horizon": 30, "particles": 20,
          "model_layers": 4, "model_hidden_size": 200, "model_activation": "silu"}
 
@@ -59,8 +60,8 @@ def main() -> None:
               "paper_config": PAPER, "budget_minutes": args.minutes}
     record["paper_plan_seconds"] = round(time_plan(PAPER), 2)
     record["cpu_plan_seconds"] = round(time_plan(CPU_SIZED), 3)
-    print(f"planning step: paper config {record['paper_plan_seconds']} s, CPU config {record['cpu_plan_seconds']} s",
-          flush=True)
+    print(f"planning step: paper config {record['paper_plan_seconds']} s, "
+          f"CPU config {record['cpu_plan_seconds']} s", flush=True)
     agent = modelrl.make_agent("pets", env=ENV, seed=args.seed, **CPU_SIZED)
     record.update(episode_returns=[], env_steps=[], episode_seconds=[])
     started = time.perf_counter()
@@ -80,7 +81,8 @@ def main() -> None:
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(record["env_steps"], record["episode_returns"], marker="o")
         ax.set(xlabel="real env steps", ylabel="episode return",
-               title=f"PETS on HalfCheetah-v5 (CPU-sized: iCEM 100x3, H=15, P=5); {record['seconds_per_step']} s/step")
+               title="PETS on HalfCheetah-v5 (CPU-sized: iCEM 100x3, H=15, P=5); "
+                     f"{record['seconds_per_step']} s/step")
         fig.tight_layout()
         fig.savefig(RESULTS / f"{args.name}.png", dpi=110)
         plt.close(fig)

@@ -28,8 +28,9 @@ import modelrl
 ANCHOR = Path(__file__).resolve().parents[1].parent / "shared" / "anchors" / "mbrl_lib_pets_timing.sh"
 TUTORIAL = {"optimizer": "cem", "population": 500, "iterations": 5, "elite_ratio": 0.1, "alpha": 0.1,
             "horizon": 15, "particles": 20, "propagation": "ts-inf", "ensemble_size": 5, "num_elites": 5,
-            "model_hidden_size": 200, "model_layers": 3, "model_activation": "leaky_relu", "model_batch_size": 32,
-            "model_holdout_ratio": 0.05, "model_lr": 1e-3, "model_weight_decay": 5e-5, "device": "cpu"}
+            "model_hidden_size": 200, "model_layers": 3, "model_activation": "leaky_relu",
+            "model_batch_size": 32, "model_holdout_ratio": 0.05, "model_lr": 1e-3, "model_weight_decay": 5e-5,
+            "device": "cpu"}
 
 
 def planner_matmul_rate() -> float:
@@ -44,8 +45,8 @@ def compute_floor(gflops: float) -> float:
 
 
 def time_modelrl(calls: int) -> dict:
-    agent = modelrl.make_agent("pets", env="ContinuousCartPole-v0", seed=0, random_steps=2000, model_max_epochs=1,
-                               **TUTORIAL)
+    agent = modelrl.make_agent("pets", env="ContinuousCartPole-v0", seed=0, random_steps=2000,
+                               model_max_epochs=1, **TUTORIAL)
     agent.learn(total_steps=2000)  # random actions, then one fitting epoch (the warm-up)
     assert len(agent.buffer) == 2000 and agent.trainer.fits == 1
     agent.trainer.fit_kwargs.update(max_epochs=3, patience=3)

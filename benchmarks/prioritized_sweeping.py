@@ -48,7 +48,8 @@ def main() -> None:
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--lrs", type=float, nargs="+", default=[1.0, 0.5])
     parser.add_argument("--budget", type=int, default=300_000, help="real env steps before a run gives up")
-    parser.add_argument("--quick", action="store_true", help="2 seeds on the two smallest mazes, written as prioritized_sweeping_quick")
+    parser.add_argument("--quick", action="store_true",
+                        help="2 seeds on the two smallest mazes, written as prioritized_sweeping_quick")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.scales = 2, args.scales[:2]
@@ -61,7 +62,8 @@ def main() -> None:
         by_agent = results[f"lr={lr}"] = {agent: {} for agent in agents}
         for scale in args.scales:
             for agent_id in agents:
-                runs = [updates_until_near_optimal(agent_id, scale, seed, args.budget, lr) for seed in range(args.seeds)]
+                runs = [updates_until_near_optimal(agent_id, scale, seed, args.budget, lr)
+                        for seed in range(args.seeds)]
                 updates = np.array([r["updates"] for r in runs])
                 by_agent[agent_id][str(scale)] = {
                     "states": runs[0]["states"],
@@ -75,7 +77,8 @@ def main() -> None:
             dq, ps = (by_agent[a][str(scale)] for a in agents)
             ratio = dq["median_updates"] / ps["median_updates"]
             by_agent.setdefault("ratio_dyna_q_to_sweeping", {})[str(scale)] = ratio
-            print(f"lr={lr} scale {scale} ({dq['states']} states): median updates Dyna-Q {dq['median_updates']:.0f}, "
+            print(f"lr={lr} scale {scale} ({dq['states']} states): "
+                  f"median updates Dyna-Q {dq['median_updates']:.0f}, "
                   f"prioritized sweeping {ps['median_updates']:.0f} (Dyna-Q needs x{ratio:.1f}); "
                   f"solved {dq['solved']}/{args.seeds} and {ps['solved']}/{args.seeds}", flush=True)
         for agent_id, colour in zip(agents, ["tab:blue", "tab:orange"]):
@@ -91,7 +94,8 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(RESULTS / f"{name}.png", dpi=120)
     write_results(name, {
-        "settings": {**SETTINGS, "lrs": args.lrs, "theta": 1e-4, "tolerance": TOLERANCE, "seeds": args.seeds, "budget": args.budget},
+        "settings": {**SETTINGS, "lrs": args.lrs, "theta": 1e-4, "tolerance": TOLERANCE, "seeds": args.seeds,
+                     "budget": args.budget},
         "results": results,
         "plot": "benchmarks/results/prioritized_sweeping.png",
     })

@@ -7,9 +7,9 @@ steps per second on Hopper-v5 both ways.
 The eager update launches about a hundred small kernels, and on a GPU their launch cost, not the arithmetic,
 sets its speed. Each timed round samples a batch from the replay buffer (1,000 random transitions) and
 updates, as training does; rounds alternate between the learners. Stable-baselines3 (default networks, two
-hidden layers of 256 as ours, batch 256) is timed the same way when it is installed: (e)'s comparison on a GPU. MBPO runs from the end of its random
-phase with the paper's Hopper settings (G = 20), its seconds split into model fitting, rollouts and SAC
-updates. Needs a GPU.
+hidden layers of 256 as ours, batch 256) is timed the same way when it is installed: (e)'s comparison on a
+GPU. MBPO runs from the end of its random phase with the paper's Hopper settings (G = 20), its seconds split
+into model fitting, rollouts and SAC updates. Needs a GPU.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def main() -> None:
         row["graph_over_eager"] = round(row["graph_updates_per_second"] / row["eager_updates_per_second"], 2)
         if "sb3" in runs:
             for mode in MODES:
-                row[f"{mode}_over_sb3"] = round(row[f"{mode}_updates_per_second"] / row["sb3_updates_per_second"], 2)
+                row[f"{mode}_over_sb3"] = round(
+                    row[f"{mode}_updates_per_second"] / row["sb3_updates_per_second"], 2)
         record["sac"][env_id] = row
         print(env_id, row, flush=True)
         write_results(args.name, record)

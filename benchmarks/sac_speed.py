@@ -1,5 +1,6 @@
 """(e) Speed: SAC gradient updates per second beside stable-baselines3's in the same run (same batch,
-networks and thread count) and beside the compute floor, and MBPO env steps per second with where the time goes.
+networks and thread count) and beside the compute floor, and MBPO env steps per second with where the time
+goes.
 
     python benchmarks/sac_speed.py [--updates 500 --rounds 5 --mbpo-steps 1000] [--skip-mbpo --name N]
         [--compiled-bfloat16] [--mbpo-compile]
@@ -51,7 +52,8 @@ def update_flops(obs_dim: int, action_dim: int, hidden: int, layers: int, batch:
 
 def hidden_layer_rate() -> float:
     """GFLOP/s of the hidden layers' shapes: the critics' pair as one batched matmul, the actor's alone."""
-    return max(matmul_rate(2, BATCH, HIDDEN, HIDDEN, reps=200), matmul_rate(1, BATCH, HIDDEN, HIDDEN, reps=200))
+    return max(matmul_rate(2, BATCH, HIDDEN, HIDDEN, reps=200),
+               matmul_rate(1, BATCH, HIDDEN, HIDDEN, reps=200))
 
 
 def matmul_seconds(run, updates: int) -> float:
@@ -87,7 +89,8 @@ def shape_rates(native_bfloat16: bool, reps: int = 100) -> dict[str, float]:
 def ours(updates: int, env_id: str = "Pendulum-v1", **overrides):
     """A timer of our SAC's updates per second on 1,000 random transitions of `env_id`, each update sampling
     its batch as training does (a GPU is synchronised around the round)."""
-    agent = modelrl.make_agent("sac", env=env_id, seed=0, learning_starts=1000, updates_per_step=0, **overrides)
+    agent = modelrl.make_agent("sac", env=env_id, seed=0, learning_starts=1000, updates_per_step=0,
+                               **overrides)
     agent.learn(total_steps=1000)
     synchronize = torch.cuda.synchronize if agent.device.type == "cuda" else lambda: None
 
@@ -150,9 +153,11 @@ def main() -> None:
     parser.add_argument("--mbpo-compile", action="store_true",
                         help="profile each MBPO env also with compile=True, right after the eager run")
     parser.add_argument("--compiled-bfloat16", action="store_true", help="also time compile=True in bfloat16")
-    parser.add_argument("--profile-rounds", type=int, default=3, help="profiled rounds of the compiled update")
+    parser.add_argument("--profile-rounds", type=int, default=3,
+                        help="profiled rounds of the compiled update")
     parser.add_argument("--name", default="sac_speed")
-    parser.add_argument("--quick", action="store_true", help="2 rounds of 50 updates, no MBPO, written as NAME_quick")
+    parser.add_argument("--quick", action="store_true",
+                        help="2 rounds of 50 updates, no MBPO, written as NAME_quick")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.updates, args.skip_mbpo, args.profile_rounds = 2, 50, True, 1
@@ -160,14 +165,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rate_before = hidden_layer_rate()
     # both on the CPU: on a CUDA machine "auto" would time ours on the GPU against SB3 on the CPU
-    runners = {"modelrl": ours(args.updates, device="cpu"), "stable-baselines3": stable_baselines(args.updates),
+    runners = {"modelrl": ours(args.updates, device="cpu"),
+               "stable-baselines3": stable_baselines(args.updates),
                "modelrl compiled": ours(args.updates, device="cpu", compile=True)}
     # without AVX512-BF16 or AMX, bfloat16 matmuls are emulated and tens of times slower: not timed
     native_bfloat16 = cpu_has_native_bfloat16()
     if native_bfloat16:
         runners["modelrl bfloat16"] = ours(args.updates, device="cpu", precision="bfloat16")
     if args.compiled_bfloat16 and native_bfloat16:
-        runners["modelrl compiled bfloat16"] = ours(args.updates, device="cpu", precision="bfloat16", compile=True)
+        runners["modelrl compiled bfloat16"] = ours(args.updates, device="cpu", precision="bfloat16",
+                                                    compile=True)
     for run in runners.values():
         run()  # warm-up
     rates = {name: [] for name in runners}
@@ -178,7 +185,8 @@ def main() -> None:
     median = {name: float(np.median(r)) for name, r in rates.items()}
     gflops = float(np.median([rate_before, hidden_layer_rate()]))
     by_shape = shape_rates(native_bfloat16)
-    in_update = [matmul_seconds(runners["modelrl compiled"], args.updates) for _ in range(args.profile_rounds)]
+    in_update = [matmul_seconds(runners["modelrl compiled"], args.updates)
+                 for _ in range(args.profile_rounds)]
     matmul_bound = 1 / float(np.median(in_update))
     print("GFLOP/s by matmul shape: " + ", ".join(f"{n} {r}" for n, r in by_shape.items()), flush=True)
     flops = update_flops(OBS_DIM, ACTION_DIM, HIDDEN, LAYERS, BATCH)
@@ -189,7 +197,8 @@ def main() -> None:
               "updates_per_second": {n: [round(x, 1) for x in r] for n, r in rates.items()},
               "median_updates_per_second": {n: round(v, 1) for n, v in median.items()},
               "speedup": round(median["modelrl"] / median["stable-baselines3"], 2),
-              # compile=True: the same float32 step, compiled into one graph (the first warm-up round compiles)
+              # compile=True: the same float32 step, compiled into one graph
+              # (the first warm-up round compiles)
               "speedup_compiled": round(median["modelrl compiled"] / median["stable-baselines3"], 2),
               # precision="bfloat16": hidden layers' matmuls in bfloat16, not a like-for-like comparison
               "speedup_bfloat16": round(median["modelrl bfloat16"] / median["stable-baselines3"], 2)
@@ -211,15 +220,16 @@ def main() -> None:
                   "largest_possible_speedup_over_sb3": round(floor_rate / median["stable-baselines3"], 2)}}
     print(f"speedup {record['speedup']}x, compiled {record['speedup_compiled']}x (bfloat16 "
           f"{record['speedup_bfloat16']}x); floor {floor_rate:.0f} updates/s = "
-          f"{record['compute_floor']['largest_possible_speedup_over_sb3']}x SB3; the compiled update's matmuls "
-          f"alone allow {matmul_bound:.0f} updates/s", flush=True)
+          f"{record['compute_floor']['largest_possible_speedup_over_sb3']}x SB3; "
+          f"the compiled update's matmuls alone allow {matmul_bound:.0f} updates/s", flush=True)
     if not args.skip_mbpo:
         record["mbpo"] = []
         for env_id, overrides in (("InvertedPendulum-v5", {"learning_starts": 500, "updates_per_step": 10,
                                                            "target_entropy": -0.05, "epoch_length": 250}),
                                   ("Hopper-v5", {})):
             for compiled in (False, True) if args.mbpo_compile else (False,):
-                entry = mbpo_profile(env_id, args.mbpo_steps, {**overrides, "device": "cpu", "compile": compiled})
+                entry = mbpo_profile(env_id, args.mbpo_steps,
+                                     {**overrides, "device": "cpu", "compile": compiled})
                 record["mbpo"].append(entry)
                 print(entry, flush=True)
     write_results(args.name, record)
@@ -227,8 +237,8 @@ def main() -> None:
     fig, axes = plt.subplots(1, 2 if "mbpo" in record else 1, figsize=(10, 4), squeeze=False)
     ax = axes[0, 0]
     names = list(rates)
-    ax.bar(names, [median[n] for n in names], color=["tab:blue", "tab:grey", "tab:green", "tab:cyan", "tab:olive"][
-        :len(names)])
+    ax.bar(names, [median[n] for n in names],
+           color=["tab:blue", "tab:grey", "tab:green", "tab:cyan", "tab:olive"][:len(names)])
     ax.tick_params(axis="x", labelsize=7, rotation=15)
     for i, n in enumerate(names):
         ax.scatter([i] * len(rates[n]), rates[n], color="black", s=10, zorder=3)

@@ -1,11 +1,12 @@
 """Anchor: mbrl-lib 0.2.0's MBPO on Hopper-v4 in mbrl-lib's own Hopper configuration, on this machine.
 
 Runs `mbrl.algorithms.mbpo.train` unmodified, with the config mbrl-lib's examples compose for
-`algorithm=mbpo overrides=mbpo_hopper` (main.yaml + algorithm/mbpo.yaml + dynamics_model/gaussian_mlp_ensemble.yaml
-+ overrides/mbpo_hopper.yaml, read from the installed package), device cpu. After every epoch (1,000 env steps)
-it writes --out: total env steps, eval return, the SAC critics' mean Q, seconds per epoch and where they went,
-the model fit, the config values used and the machine. Nothing in mbrl-lib is edited: the figures come from
-wrappers put around mbrl-lib's functions and methods from outside.
+`algorithm=mbpo overrides=mbpo_hopper` (main.yaml + algorithm/mbpo.yaml +
+dynamics_model/gaussian_mlp_ensemble.yaml + overrides/mbpo_hopper.yaml, read from the installed package),
+device cpu. After every epoch (1,000 env steps) it writes --out: total env steps, eval return, the SAC
+critics' mean Q, seconds per epoch and where they went, the model fit, the config values used and the machine.
+Nothing in mbrl-lib is edited: the figures come from wrappers put around mbrl-lib's functions and methods from
+outside.
 
   OMP_NUM_THREADS=1 benchmarks/anchors/mbrl_lib_mbpo_hopper.sh --steps 15000 --seed 0 --threads 1 \\
       --out benchmarks/results/mbrl_lib_mbpo_hopper_s0.json     (the .sh builds the venv on first use)
@@ -20,8 +21,9 @@ kept as `mbrl_env_step`, starts after them), so --steps 15000 gives epochs endin
 Two departures from a plain `python -m mbrl.examples.main algorithm=mbpo overrides=mbpo_hopper`, both keeping
 its behaviour: (1) the SAC agent and dynamics-model configs get `_recursive_: false`, which is how hydra-core
 1.0.3 (mbrl's pin) instantiated them; under hydra 1.3 the nested `action_space: {_target_: gym.env.Box}` and
-`activation_fn_cfg` would otherwise be instantiated early and fail. (2) The model replay buffer keeps mbrl-lib's capacity (overrides.num_steps = 125,000)
-even when --steps shortens the run, so short runs keep every transition as the full run does.
+`activation_fn_cfg` would otherwise be instantiated early and fail. (2) The model replay buffer keeps
+mbrl-lib's capacity (overrides.num_steps = 125,000) even when --steps shortens the run, so short runs keep
+every transition as the full run does.
 
 q_value is the mean over both critics of Q(s, a) on each update's training batch (buffer actions, before the
 critic step), averaged over the epoch's updates; it is read by a forward hook on the critic module. Since
@@ -324,7 +326,8 @@ def main():
         "work_dir": work_dir,
         "machine": machine(args.threads),
         "key_config": key_values(cfg),
-        "q_value_definition": "mean of (Q1+Q2)/2 at (s, a) of each SAC update's batch, before the critic step, "
+        "q_value_definition": "mean of (Q1+Q2)/2 at (s, a) of each SAC update's batch, "
+        "before the critic step, "
         "averaged over the epoch's updates; q_pi: mean min(Q1,Q2) at a ~ pi(s) after it",
         "env_steps": [],
         "mbrl_env_step": [],
