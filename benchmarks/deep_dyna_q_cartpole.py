@@ -1,5 +1,5 @@
-"""(d) Deep Dyna-Q against DQN on CartPole-v1, under the shared protocol (benchmarks/common.py): real env steps
-until the mean deterministic eval return (10 episodes every 1,000 steps, the same reset seeds for every
+"""(d) Deep Dyna-Q against DQN on CartPole-v1, under the shared protocol (benchmarks/common.py): real env
+steps until the mean deterministic eval return (10 episodes every 1,000 steps, the same reset seeds for every
 learner) holds >= 475 for two evaluations in a row; 50k-step budget.
 
     python benchmarks/deep_dyna_q_cartpole.py                    # seeds 0 1 2, all learners, one process
