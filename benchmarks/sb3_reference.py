@@ -16,7 +16,8 @@ import modelrl
 
 # rl-baselines3-zoo's tuned DQN hyperparameters for CartPole-v1 (a 50k-step budget).
 ZOO_DQN_CARTPOLE = {"learning_rate": 2.3e-3, "batch_size": 64, "buffer_size": 100_000,
-                    "learning_starts": 1000, "gamma": 0.99, "target_update_interval": 10, "train_freq": 256, "gradient_steps": 128,
+                    "learning_starts": 1000, "gamma": 0.99, "target_update_interval": 10, "train_freq": 256,
+                    "gradient_steps": 128,
                     "exploration_fraction": 0.16, "exploration_final_eps": 0.04,
                     "policy_kwargs": {"net_arch": [256, 256]}}
 
