@@ -546,6 +546,7 @@ def study_main(args, protocol: Protocol, arms: dict, comparisons: list, title: s
     import torch
 
     torch.set_num_threads(1)
+    this_segment()  # the date and the tree's state as the run starts, not at its first write
     name = f"{args.name}_quick" if args.quick else args.name
     if args.merge:
         save_study(merged_study(args.merge, into=name), name, title, log_x)
