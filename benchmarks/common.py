@@ -59,7 +59,8 @@ def machine() -> dict:
         "torch": torch.__version__,
         "platform": platform.platform(),
     }
-    for package in ("gymnasium", "mujoco", "stable-baselines3"):  # what the benchmarks' numbers also depend on
+    # what the benchmarks' numbers also depend on
+    for package in ("gymnasium", "mujoco", "stable-baselines3"):
         try:
             record[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -74,7 +75,8 @@ def git_state() -> dict:
 
     def git(*args):
         done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
-        return done.stdout.rstrip("\n") if done.returncode == 0 else None  # porcelain lines start with a space
+        # porcelain lines start with a space
+        return done.stdout.rstrip("\n") if done.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
     if commit is None:
@@ -93,7 +95,8 @@ def this_segment() -> dict:
     global _SEGMENT
     if _SEGMENT is None:
         _SEGMENT = {"id": f"{platform.node()}-{os.getpid()}-{time.time():.0f}",
-                    "command": "python " + shlex.join([f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
+                    "command": "python " + shlex.join([f"benchmarks/{Path(sys.argv[0]).name}",
+                                                       *sys.argv[1:]]),
                     "date": time.strftime("%Y-%m-%d %H:%M:%S"), "git": git_state(), "machine": machine()}
     return _SEGMENT
 
@@ -134,7 +137,8 @@ def load_result(name: str) -> dict:
 
 def read_results(names: list[str], into: str) -> tuple[list[dict], dict[str, str]]:
     """Earlier results to merge (one seed per process) into the result `into`: the records, and each one's
-    provenance (command, and each segment's commit and machine) by name. Merging a result into itself would overwrite the command it was made with."""
+    provenance (command, and each segment's commit and machine) by name. Merging a result into itself would
+    overwrite the command it was made with."""
     if into in names:
         raise SystemExit(f"--merge {' '.join(names)}: cannot merge {into!r} into itself; pick another --name")
     parts = [load_result(name) for name in names]
@@ -147,14 +151,15 @@ def provenance(record: dict) -> dict:
 
 
 def merged_runs(parts: list[dict], names: list[str], key: str) -> list[dict]:
-    """The per-seed records under `key` of every part, in order. A seed in two parts would count twice in every
-    median, so it is refused, naming both results."""
+    """The per-seed records under `key` of every part, in order. A seed in two parts would count twice in
+    every median, so it is refused, naming both results."""
     origin: dict[int, str] = {}
     records = []
     for name, part in zip(names, parts, strict=True):
         for record in part.get(key, []):
             if record["seed"] in origin:
-                raise SystemExit(f"--merge: seed {record['seed']} of {key!r} is in both {origin[record['seed']]!r} "
+                raise SystemExit(f"--merge: seed {record['seed']} of {key!r} is in both "
+                                 f"{origin[record['seed']]!r} "
                                  f"and {name!r}; merge results of disjoint seeds")
             origin[record["seed"]] = name
             records.append(record)
@@ -167,7 +172,8 @@ def shared_settings(parts: list[dict], names: list[str], keys: tuple[str, ...]) 
 
     def setting(part, key):
         value = part.get(key)
-        return {k: v for k, v in value.items() if (k, v) != ("device", "cpu")} if isinstance(value, dict) else value
+        return {k: v for k, v in value.items()
+                if (k, v) != ("device", "cpu")} if isinstance(value, dict) else value
 
     for key in keys:
         for name, part in zip(names[1:], parts[1:], strict=True):
@@ -194,8 +200,8 @@ def gflops_rate(matmul, flops: int, reps: int = 20) -> float:
 
 
 def matmul_rate(batch: int, rows: int, inner: int, cols: int, reps: int = 20) -> float:
-    """GFLOP/s of float32 batched matmuls `(batch, rows, inner) @ (batch, inner, cols)` on this machine, at the
-    current thread count: the rate a compute floor is taken at."""
+    """GFLOP/s of float32 batched matmuls `(batch, rows, inner) @ (batch, inner, cols)` on this machine, at
+    the current thread count: the rate a compute floor is taken at."""
     import torch
 
     x, w = torch.randn(batch, rows, inner), torch.randn(batch, inner, cols)
@@ -229,7 +235,8 @@ class Protocol:
     hold: int = HOLD
 
     def describe(self) -> dict:
-        return {**asdict(self), "rule": f"reached at the first of {self.hold} consecutive evaluations whose mean "
+        return {**asdict(self),
+                "rule": f"reached at the first of {self.hold} consecutive evaluations whose mean "
                 f"return over {self.episodes} deterministic episodes is >= {self.threshold:g}; episode e of "
                 "evaluation k resets with modelrl.agents.base.evaluation_seed(seed, k, e) for every learner; "
                 "a seed not there by its budget counts as later than every seed that was (censored median)"}
@@ -298,7 +305,8 @@ class Ours:
     overrides: dict = field(default_factory=dict)
 
     def describe(self) -> dict:
-        return {"library": "modelrl", "agent": self.agent_id, "budget": self.budget, "overrides": self.overrides}
+        return {"library": "modelrl", "agent": self.agent_id, "budget": self.budget,
+                "overrides": self.overrides}
 
     def curve(self, protocol: Protocol, seed: int, label: str) -> dict:
         import modelrl
@@ -342,8 +350,9 @@ class SB3:
                 if self.num_timesteps % protocol.eval_every and self.num_timesteps != budget:
                     return True
                 started = time.perf_counter()
-                returns = evaluate_on_seeds(lambda obs: self.model.predict(obs, deterministic=True)[0], eval_env,
-                                            seed, len(recorder.curve["env_steps"]), protocol.episodes)
+                returns = evaluate_on_seeds(lambda obs: self.model.predict(obs, deterministic=True)[0],
+                                            eval_env, seed, len(recorder.curve["env_steps"]),
+                                            protocol.episodes)
                 recorder.add(self.num_timesteps, float(np.mean(returns)), time.perf_counter() - started)
                 return not recorder.established()
 
@@ -413,10 +422,11 @@ def summarize(record: dict) -> dict:
         mine = [arms[ours]["steps_to_threshold"][s] for s in seeds]
         b, o = censored_median(base), censored_median(mine)
         ratio = None if np.isinf(o) else ("inf" if np.isinf(b) else round(b / o, 2))
-        ratios.append({"baseline": baseline, "ours": ours, "seeds": seeds, "baseline_median": None if np.isinf(b)
-                       else b, "ours_median": None if np.isinf(o) else o, "ratio": ratio,
-                       "note": "baseline median not reached: the ratio is at least budget / ours" if ratio == "inf"
-                       else None, "interval": bootstrap_ratio(base, mine)})
+        ratios.append({"baseline": baseline, "ours": ours, "seeds": seeds,
+                       "baseline_median": None if np.isinf(b) else b,
+                       "ours_median": None if np.isinf(o) else o, "ratio": ratio,
+                       "note": "baseline median not reached: the ratio is at least budget / ours"
+                       if ratio == "inf" else None, "interval": bootstrap_ratio(base, mine)})
     return {"arms": arms, "ratios": ratios}
 
 
@@ -471,10 +481,12 @@ def study_arguments(parser, default_name: str) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", nargs="+", metavar="LABEL", help="run only these learners")
     parser.add_argument("--name", default=default_name)
-    parser.add_argument("--quick", action="store_true", help="a small budget and one seed, written as NAME_quick")
+    parser.add_argument("--quick", action="store_true",
+                        help="a small budget and one seed, written as NAME_quick")
     parser.add_argument("--resume", action="store_true",
                         help="continue results/NAME.json: run only the (learner, seed) pairs it lacks")
-    parser.add_argument("--merge", nargs="+", metavar="NAME", help="combine earlier results of disjoint seeds")
+    parser.add_argument("--merge", nargs="+", metavar="NAME",
+                        help="combine earlier results of disjoint seeds")
 
 
 def new_study(protocol: Protocol, arms: dict, comparisons: list[tuple[str, str]], seeds: list[int],
@@ -489,7 +501,8 @@ def resumed_study(name: str, fresh: dict) -> dict:
     it shares with this run has the same settings; learners new to it are added."""
     record = load_result(name)
     if record.get("protocol") != fresh["protocol"]:
-        raise SystemExit(f"--resume: {name!r} was run under {record.get('protocol')}, not {fresh['protocol']}")
+        raise SystemExit(f"--resume: {name!r} was run under {record.get('protocol')}, "
+                         f"not {fresh['protocol']}")
     for label, arm in fresh["arms"].items():
         if label in record["arms"] and record["arms"][label] != arm:
             raise SystemExit(f"--resume: {label!r} in {name!r} ran with {record['arms'][label]}, not {arm}")
@@ -509,7 +522,8 @@ def merged_study(names: list[str], into: str) -> dict:
     for name, part in zip(names, parts, strict=True):
         for label, arm in part["arms"].items():
             if arms.setdefault(label, arm) != arm:
-                raise SystemExit(f"--merge: {label!r} differs in {name!r}; only runs of the same settings merge")
+                raise SystemExit(f"--merge: {label!r} differs in {name!r}; "
+                                 "only runs of the same settings merge")
     comparisons = []
     for part in parts:
         comparisons += [pair for pair in part["comparisons"] if pair not in comparisons]
@@ -534,14 +548,15 @@ def run_study(record: dict, arms: dict, name: str, title: str, log_x: bool = Fal
             if any(c["seed"] == seed for c in record["curves"][label]):
                 continue
             curve = arm.curve(Protocol(**{k: record["protocol"][k] for k in
-                                          ("env_id", "threshold", "eval_every", "episodes", "hold")}), seed, label)
+                                          ("env_id", "threshold", "eval_every", "episodes", "hold")}),
+                              seed, label)
             record["curves"][label].append({**curve, "segment": segment})
             save_study(record, name, title, log_x)
     return record
 
 
-def study_main(args, protocol: Protocol, arms: dict, comparisons: list, title: str, settings: dict | None = None,
-               log_x: bool = False) -> None:
+def study_main(args, protocol: Protocol, arms: dict, comparisons: list, title: str,
+               settings: dict | None = None, log_x: bool = False) -> None:
     """Run, resume or merge a study as its command line asks, on one torch thread."""
     import torch
 
@@ -601,8 +616,8 @@ def self_check() -> None:
                                gradient_steps=20)
     agent.learn(total_steps=600)
     for k in range(2):
-        shared = evaluate_on_seeds(lambda obs: agent.act(obs, deterministic=True), modelrl.make_env("CartPole-v1"),
-                                   3, k, 4)
+        shared = evaluate_on_seeds(lambda obs: agent.act(obs, deterministic=True),
+                                   modelrl.make_env("CartPole-v1"), 3, k, 4)
         own = agent.evaluate(4)["eval_return"]
         assert abs(float(np.mean(shared)) - own) < 1e-9, (shared, own)
     curve = {"env_steps": [1, 2, 3, 4, 5], "eval_return": [0, 10, 0, 10, 10]}

@@ -31,11 +31,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="InvertedPendulum-v5")
     parser.add_argument("--threshold", type=float, default=950)
-    parser.add_argument("--eval-every", type=int, default=250, help="env steps between evaluations, every learner")
+    parser.add_argument("--eval-every", type=int, default=250,
+                        help="env steps between evaluations, every learner")
     parser.add_argument("--mbpo-steps", type=int, default=4000, help="MBPO's env step budget")
     parser.add_argument("--mbpo-random-steps", type=int, default=250)
     parser.add_argument("--sac-steps", type=int, default=20000, help="both SACs' env step budget")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="MBPO config override")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="MBPO config override")
     study_arguments(parser, default_name="mbpo_vs_sac_inverted_pendulum")
     args = parser.parse_args()
     mbpo_steps, sac_steps = (QUICK_BUDGET, QUICK_BUDGET) if args.quick else (args.mbpo_steps, args.sac_steps)

@@ -4,8 +4,8 @@ every learner, the same reset seeds) holds at or above a threshold for two evalu
 
     python benchmarks/pets_vs_sac.py --env Pendulum-v1 --threshold -200 --eval-every 200 --steps 1200 \\
         --sac-steps 8000 --learned-reward --name pets_vs_sac_pendulum
-    python benchmarks/pets_vs_sac.py --env InvertedPendulum-v5 --threshold 950 --eval-every 250 --steps 2000 \\
-        --sac-steps 20000 --set planning_reward=shaped --set horizon=15 --set noise_beta=0.5 \\
+    python benchmarks/pets_vs_sac.py --env InvertedPendulum-v5 --threshold 950 --eval-every 250 \\
+        --steps 2000 --sac-steps 20000 --set planning_reward=shaped --set horizon=15 --set noise_beta=0.5 \\
         --set random_steps=250 --name pets_vs_sac_inverted_pendulum
     python benchmarks/pets_vs_sac.py --quick      # a smoke test: one seed, 200 steps, a tiny planner
     python benchmarks/pets_vs_sac.py --seeds 1 --only pets --name RUN_B; ... --merge RUN_A RUN_B --name ALL
@@ -36,11 +36,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="Pendulum-v1")
     parser.add_argument("--threshold", type=float, default=-200)
-    parser.add_argument("--eval-every", type=int, default=200, help="env steps between evaluations, every learner")
+    parser.add_argument("--eval-every", type=int, default=200,
+                        help="env steps between evaluations, every learner")
     parser.add_argument("--steps", type=int, default=1200, help="PETS's env step budget")
     parser.add_argument("--sac-steps", type=int, default=8000, help="both SACs' env step budget")
     parser.add_argument("--learned-reward", action="store_true", help="add PETS with learned_reward=True")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="PETS config override")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="PETS config override")
     study_arguments(parser, default_name="pets_vs_sac_pendulum")
     args = parser.parse_args()
     pets_steps, sac_steps = (QUICK_BUDGET, QUICK_BUDGET) if args.quick else (args.steps, args.sac_steps)
@@ -49,7 +51,8 @@ def main() -> None:
     if args.learned_reward:
         learners["pets learned reward"] = Ours("pets", pets_steps, {**pets, "learned_reward": True})
     learners.update({"sac": Ours("sac", sac_steps), "sb3 sac": SB3("SAC", sac_steps)})
-    comparisons = [(sac, planner) for planner in learners if planner.startswith("pets") for sac in ("sac", "sb3 sac")]
+    comparisons = [(sac, planner) for planner in learners if planner.startswith("pets")
+                   for sac in ("sac", "sb3 sac")]
     study_main(args, Protocol(args.env, args.threshold, args.eval_every), learners, comparisons,
                title=f"{args.env}: PETS vs SAC", settings={"threads": 1}, log_x=True)
 
