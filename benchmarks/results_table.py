@@ -39,6 +39,13 @@ def commit_of(record: dict) -> str:
     return commit[:8] + (" (dirty)" if git.get("dirty") else "")
 
 
+def times(value) -> str:
+    """A ratio as the study recorded it: a number, "inf" (the baseline never got there), or None."""
+    if isinstance(value, (int, float)):
+        return f"{value:.2f}"
+    return "n/a" if value is None else str(value)
+
+
 def steps(value) -> str:
     if value is None:
         return "not reached"
@@ -59,11 +66,11 @@ def protocol_rows(record: dict) -> list[str]:
     for ratio in summary.get("ratios", []):
         ours, baseline = summary["arms"][ratio["ours"]], summary["arms"][ratio["baseline"]]
         interval = ratio.get("interval") or {}
-        bounds = (f"{interval['low']:.2f}-{interval['high']:.2f} ({interval['level']:.0%})"
+        bounds = (f"{times(interval['low'])}-{times(interval['high'])} ({interval['level']:.0%})"
                   if interval.get("low") is not None else "n/a")
         rows.append(f"| {study} | `{record['command']}` | {ratio['ours']}: {steps(ratio['ours_median'])} "
                     f"({per_seed(ours)}) | {ratio['baseline']}: {steps(ratio['baseline_median'])} "
-                    f"({per_seed(baseline)}) | {ratio['ratio']:.2f}x | {bounds} | {len(ratio['seeds'])} | "
+                    f"({per_seed(baseline)}) | {times(ratio['ratio'])}x | {bounds} | {len(ratio['seeds'])} | "
                     f"{commit_of(record)} | {record['date'][:10]} |")
     return rows
 

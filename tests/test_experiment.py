@@ -339,3 +339,13 @@ def test_every_agent_declares_the_metrics_it_logs():
         logged = set(agent.metrics())
         assert logged <= set(cls.metric_names), (agent_id, logged - set(cls.metric_names))
         assert logged, agent_id
+
+
+def test_a_run_in_chunks_is_warned_once_that_it_learns_nothing_yet():
+    agent = modelrl.make_agent("sac", env="Pendulum-v1", learning_starts=100, hidden_size=16, batch_size=8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            agent.learn(20)
+    said = [str(w.message) for w in caught if "learns nothing" in str(w.message)]
+    assert len(said) == 1 and "sac learns nothing before env step 100" in said[0]
