@@ -267,8 +267,8 @@ class TransitionLoop:
             return state
         # A vector env's sub-envs are saved where they can be reached (a SyncVectorEnv's); otherwise every
         # episode in progress restarts.
-        env_states = [save_env_state(sub) for sub in getattr(self.env, "envs", [None] * self.num_envs)
-                      ] if hasattr(self.env, "envs") else [None] * self.num_envs
+        subs = getattr(self.env, "envs", None)
+        env_states = [save_env_state(sub) for sub in subs] if subs is not None else [None] * self.num_envs
         kept = all(s is not None for s in env_states) and not any(self.resetting)
         state["vector"] = {"envs": env_states if kept else None,
                            "slots": ([{"obs": slot.obs, "episode_return": slot.episode_return,
@@ -295,16 +295,13 @@ class TransitionLoop:
         envs = saved.get("envs")
         if envs is None or len(envs) != self.num_envs or not hasattr(self.env, "envs"):
             return
+        self.env.reset()  # a vector env steps only after a reset; the sub-envs are then put back
         if not all(restore_env(sub, sub_state) for sub, sub_state in zip(self.env.envs, envs, strict=True)):
-            return
+            return  # the episodes restart: the slots are clear, so the next step resets the vector env
         for slot, saved_slot in zip(self.slots, saved["slots"], strict=True):
             slot.obs, slot.episode_return = saved_slot["obs"], saved_slot["episode_return"]
             slot.episode_length, slot.state = saved_slot["episode_length"], saved_slot["policy_state"]
             slot.info = dict(saved_slot["info"])
-        # the vector env itself has not been reset since it was made: reset it, then put the sub-envs back
-        self.env.reset()
-        for sub, sub_state in zip(self.env.envs, envs, strict=True):
-            restore_env(sub, sub_state)
 
 
 def split_info(infos: dict, index: int) -> dict:
