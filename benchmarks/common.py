@@ -208,6 +208,11 @@ def matmul_rate(batch: int, rows: int, inner: int, cols: int, reps: int = 20) ->
     return gflops_rate(lambda: torch.bmm(x, w), 2 * batch * rows * inner * cols, reps)
 
 
+def spread(values: list[float]) -> dict:
+    """The median and range of a measurement repeated over rounds."""
+    return {"median": float(np.median(values)), "min": min(values), "max": max(values)}
+
+
 def first_index(values, condition) -> int | None:
     """1-based position of the first value meeting `condition`, None if none does."""
     return next((i + 1 for i, v in enumerate(values) if condition(v)), None)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from common import RESULTS, matmul_rate, write_results
+from common import RESULTS, matmul_rate, spread, write_results
 
 import modelrl
 
@@ -85,10 +85,6 @@ def run_anchor(threads: int, calls: int) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"{ANCHOR.name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def spread(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def compare(rounds: list[dict], key: str) -> dict:

@@ -10,7 +10,7 @@ hidden layers of 256, one thread; the rounds alternate between them so machine l
 in float32 like SB3 (the comparison (e) asks for), eager and with `compile=True`, and, where the CPU has
 native bfloat16 (AVX512-BF16 or AMX), with `precision="bfloat16"` (hidden matmuls in bfloat16, a change of
 precision rather than of implementation). The floor is the float32 matmuls one update needs
-(`update_flops`) at the machine's rate for the hidden layers' shape, measured before and after the rounds:
+(`update_flops`) at the machine's rate for the hidden layers' shape, measured before and after every round:
 no float32 implementation can beat it, so it bounds any like-for-like speedup. Each kind of matmul the
 update runs (forward, weight and input gradients) is timed too, to show the floor's rate holds for all of
 them, and a hidden matmul in bfloat16, for the same bound on `precision="bfloat16"`. A tighter bound: the
@@ -27,7 +27,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from common import RESULTS, gflops_rate, matmul_rate, write_results
+from common import RESULTS, gflops_rate, matmul_rate, spread, write_results
 
 import modelrl
 from modelrl.agents.sac_update import cpu_has_native_bfloat16
@@ -178,12 +178,15 @@ def main() -> None:
     for run in runners.values():
         run()  # warm-up
     rates = {name: [] for name in runners}
+    machine_rates = [rate_before]  # the matmul rate before the first round and after each one
     for round_ in range(args.rounds):
         for name, run in runners.items():
             rates[name].append(run())
-        print(f"round {round_ + 1}: " + ", ".join(f"{n} {r[-1]:.0f}/s" for n, r in rates.items()), flush=True)
+        machine_rates.append(hidden_layer_rate())
+        print(f"round {round_ + 1}: " + ", ".join(f"{n} {r[-1]:.0f}/s" for n, r in rates.items())
+              + f"; matmuls {machine_rates[-1]:.0f} GFLOP/s", flush=True)
     median = {name: float(np.median(r)) for name, r in rates.items()}
-    gflops = float(np.median([rate_before, hidden_layer_rate()]))
+    gflops = float(np.median(machine_rates))
     by_shape = shape_rates(native_bfloat16)
     in_update = [matmul_seconds(runners["modelrl compiled"], args.updates)
                  for _ in range(args.profile_rounds)]
@@ -196,6 +199,12 @@ def main() -> None:
               "updates_per_round": args.updates,
               "updates_per_second": {n: [round(x, 1) for x in r] for n, r in rates.items()},
               "median_updates_per_second": {n: round(v, 1) for n, v in median.items()},
+              # each round's rate over SB3's in the same round: the spread a shared machine's load leaves
+              "round_ratios_over_sb3": {n: spread([round(a / b, 3) for a, b in
+                                                  zip(r, rates["stable-baselines3"], strict=True)])
+                                        for n, r in rates.items() if n != "stable-baselines3"},
+              "matmul_gflops_between_rounds": {"values": [round(x, 1) for x in machine_rates],
+                                               **spread(machine_rates)},
               "speedup": round(median["modelrl"] / median["stable-baselines3"], 2),
               # compile=True: the same float32 step, compiled into one graph
               # (the first warm-up round compiles)
