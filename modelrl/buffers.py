@@ -1,4 +1,4 @@
-"""Replay buffers: NumPy ring buffers of transitions, sampled in batches.
+"""Replay buffers: NumPy ring buffers of transitions sampled in batches, and of steps sampled as sequences.
 
 A buffer saves itself whole into a checkpoint, or, inside `files_beside(directory)` (what a run's periodic
 checkpoints use), as chunk files of `CHUNK_ROWS` rows in that directory: a chunk is written once per change,
@@ -31,28 +31,21 @@ FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
 LEARNING_FIELDS = FIELDS[:5]
 
 
-class ReplayBuffer:
-    """The last `capacity` transitions. `truncated` marks where episodes were cut (time limits), so
-    trajectories can be recovered; learning bootstraps through truncation, never through termination."""
+class RingBuffer:
+    """The last `capacity` rows of named fields (each a NumPy array of `(capacity, *shape)`), appended in
+    batches, with what a checkpoint needs to save them whole or as chunk files."""
 
-    def __init__(self, capacity: int, obs_shape: tuple[int, ...], action_shape: tuple[int, ...] = (),
-                 obs_dtype=np.float32, action_dtype=np.float32, name: str = "capacity"):
-        """`name` is the setting `capacity` came from, for the error when it cannot fit in memory."""
+    def __init__(self, capacity: int, fields: dict[str, tuple[tuple[int, ...], Any]],
+                 name: str = "capacity", row_name: str = "row"):
+        """`fields`: each field's per-row shape and dtype; `name` is the setting `capacity` came from, and
+        `row_name` what a row holds, for the error when it cannot fit in memory."""
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
-        row = (2 * np.dtype(obs_dtype).itemsize * int(np.prod(obs_shape))
-               + np.dtype(action_dtype).itemsize * int(np.prod(action_shape)) + 4 + 2)
+        row = sum(np.dtype(dtype).itemsize * int(np.prod(shape)) for shape, dtype in fields.values())
         require_memory(int(capacity) * row,
-                       f"{name}={capacity:,} (a replay buffer of {row} bytes a transition)")
+                       f"{name}={capacity:,} (a replay buffer of {row} bytes a {row_name})")
         self.capacity = int(capacity)
-        self.data = {
-            "obs": np.zeros((capacity, *obs_shape), obs_dtype),
-            "action": np.zeros((capacity, *action_shape), action_dtype),
-            "reward": np.zeros(capacity, np.float32),
-            "next_obs": np.zeros((capacity, *obs_shape), obs_dtype),
-            "terminated": np.zeros(capacity, bool),
-            "truncated": np.zeros(capacity, bool),
-        }
+        self.data = {key: np.zeros((capacity, *shape), dtype) for key, (shape, dtype) in fields.items()}
         self.position, self.size = 0, 0
         # What changed since which save: each chunk's version is the write that last touched it.
         self.uid = uuid.uuid4().hex
@@ -62,19 +55,16 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.size
 
-    def add(self, obs, action, reward, next_obs, terminated, truncated) -> None:
-        self.add_batch(**{k: np.asarray(v)[None] for k, v in zip(FIELDS, (obs, action, reward, next_obs,
-                                                                          terminated, truncated))})
-
-    def add_batch(self, obs, action, reward, next_obs, terminated, truncated) -> None:
-        """Append `n` transitions at once (the oldest are overwritten when full)."""
-        n = len(obs)
+    def add_batch(self, **rows) -> None:
+        """Append `n` rows of every field at once (the oldest are overwritten when full)."""
+        if rows.keys() != self.data.keys():
+            raise ValueError(f"a buffer of {sorted(self.data)} was given {sorted(rows)}")
+        n = len(next(iter(rows.values())))
         if n > self.capacity:  # only the newest fit
-            obs, action, reward, next_obs, terminated, truncated = (
-                x[-self.capacity :] for x in (obs, action, reward, next_obs, terminated, truncated))
+            rows = {key: value[-self.capacity :] for key, value in rows.items()}
             n = self.capacity
         index = (self.position + np.arange(n)) % self.capacity
-        for key, value in zip(FIELDS, (obs, action, reward, next_obs, terminated, truncated)):
+        for key, value in rows.items():
             self.data[key][index] = value
         self.writes += 1
         self.chunk_versions[np.unique(index // CHUNK_ROWS)] = self.writes
@@ -86,18 +76,6 @@ class ReplayBuffer:
         if self.size < self.capacity:
             return np.arange(self.size)
         return (self.position + np.arange(self.capacity)) % self.capacity
-
-    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        if self.size == 0:
-            raise ValueError("cannot sample from an empty buffer")
-        index = rng.integers(self.size, size=batch_size)
-        return {key: value[index] for key, value in self.data.items()}
-
-    def sample_tensors(self, batch_size: int, rng: np.random.Generator,
-                       device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-        """A training batch as tensors on `device` (`truncated` left out: learning ignores it)."""
-        data = self.sample(batch_size, rng)
-        return {key: torch.as_tensor(data[key], device=device) for key in LEARNING_FIELDS}
 
     def all(self) -> dict[str, np.ndarray]:
         order = self._order()
@@ -139,6 +117,64 @@ class ReplayBuffer:
             self.add_batch(**data)
 
 
+class ReplayBuffer(RingBuffer):
+    """The last `capacity` transitions. `truncated` marks where episodes were cut (time limits), so
+    trajectories can be recovered; learning bootstraps through truncation, never through termination."""
+
+    def __init__(self, capacity: int, obs_shape: tuple[int, ...], action_shape: tuple[int, ...] = (),
+                 obs_dtype=np.float32, action_dtype=np.float32, name: str = "capacity"):
+        super().__init__(capacity, {"obs": (obs_shape, obs_dtype), "action": (action_shape, action_dtype),
+                                    "reward": ((), np.float32), "next_obs": (obs_shape, obs_dtype),
+                                    "terminated": ((), bool), "truncated": ((), bool)}, name, "transition")
+
+    def add(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+        self.add_batch(**{k: np.asarray(v)[None] for k, v in zip(FIELDS, (obs, action, reward, next_obs,
+                                                                          terminated, truncated))})
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty buffer")
+        index = rng.integers(self.size, size=batch_size)
+        return {key: value[index] for key, value in self.data.items()}
+
+    def sample_tensors(self, batch_size: int, rng: np.random.Generator,
+                       device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        """A training batch as tensors on `device` (`truncated` left out: learning ignores it)."""
+        data = self.sample(batch_size, rng)
+        return {key: torch.as_tensor(data[key], device=device) for key in LEARNING_FIELDS}
+
+
+class SequenceBuffer(RingBuffer):
+    """The last `capacity` steps of a stream of episodes, one row per step, for models trained on sequences
+    (Dreamer's world model): the observation, the action that led to it and the reward it brought (zeros at
+    an episode's first step), `is_first` and `is_terminal`. Windows of `length` consecutive steps are sampled
+    wherever they lie; one crossing an episode boundary is fine, since `is_first` tells the model to reset."""
+
+    def __init__(self, capacity: int, obs_shape: tuple[int, ...], action_shape: tuple[int, ...],
+                 obs_dtype=np.float32, name: str = "capacity"):
+        super().__init__(capacity, {"obs": (obs_shape, obs_dtype), "action": (action_shape, np.float32),
+                                    "reward": ((), np.float32), "is_first": ((), bool),
+                                    "is_terminal": ((), bool)}, name, "step")
+
+    def add(self, obs, action, reward: float, is_first: bool, is_terminal: bool) -> None:
+        self.add_batch(obs=np.asarray(obs)[None], action=np.asarray(action, np.float32)[None],
+                       reward=np.asarray([reward], np.float32), is_first=np.asarray([is_first]),
+                       is_terminal=np.asarray([is_terminal]))
+
+    def sample_sequences(self, batch_size: int, length: int,
+                         rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """`batch_size` windows of `length` consecutive steps, `(batch_size, length, ...)` per field; each
+        window's first step is marked `is_first`, since the model starts it from a fresh state."""
+        if self.size < length:
+            raise ValueError(f"cannot sample windows of {length} steps from a buffer of {self.size}")
+        start = rng.integers(self.size - length + 1, size=batch_size)
+        oldest = self.position if self.size == self.capacity else 0
+        index = (oldest + start[:, None] + np.arange(length)) % self.capacity
+        batch = {key: value[index] for key, value in self.data.items()}
+        batch["is_first"][:, 0] = True
+        return batch
+
+
 _BUFFER_FILES: contextvars.ContextVar[BufferFiles | None] = contextvars.ContextVar(
     "buffer_files", default=None)
 
@@ -166,7 +202,7 @@ class BufferFiles:
         self.directory = directory
         self.written: set[Path] = set()  # by this save: every file its checkpoint refers to
 
-    def write(self, buffer: ReplayBuffer) -> dict[str, Any]:
+    def write(self, buffer: RingBuffer) -> dict[str, Any]:
         """Write the chunks of `buffer` not already here in their current version; return its manifest."""
         used = -(-(min(buffer.capacity, buffer.size)) // CHUNK_ROWS)
         chunks = {}
@@ -181,7 +217,7 @@ class BufferFiles:
         return {"uid": buffer.uid, "position": buffer.position, "size": buffer.size, "chunk_rows": CHUNK_ROWS,
                 "writes": buffer.writes, "chunks": chunks}
 
-    def read(self, buffer: ReplayBuffer, manifest: dict[str, Any]) -> None:
+    def read(self, buffer: RingBuffer, manifest: dict[str, Any]) -> None:
         """Fill `buffer` from the chunk files `manifest` lists, each row where it sat."""
         rows_per_chunk = manifest["chunk_rows"]
         for value in buffer.data.values():

@@ -130,10 +130,12 @@ def cmd_eval(args) -> None:
             raise ConfigError(f"--render prints text (the 'ansi' render mode), which {agent.env_id} lacks; "
                               f"its render modes: {', '.join(modes) or 'none'}")
         env = modelrl.make_env(agent.env_id, render_mode="ansi", **agent.env_kwargs)
-        obs, _ = env.reset(seed=agent.seed)
+        obs, info = env.reset(seed=agent.seed)
+        state = agent.initial_state()
         print(env.render())
         for _ in range(100 if args.max_steps is None else args.max_steps):
-            obs, _, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
+            action, state = agent.policy(obs, state, info, deterministic=True)
+            obs, _, terminated, truncated, info = env.step(action)
             print(env.render())
             if terminated or truncated:
                 break

@@ -1,3 +1,5 @@
+import importlib.util
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -42,14 +44,24 @@ def _mujoco_installed() -> bool:
     return True
 
 
+def _dm_control_installed() -> bool:
+    # Found, not imported: importing dm_control picks its OpenGL backend, which the DMC envs choose.
+    return importlib.util.find_spec("dm_control") is not None
+
+
 def pytest_collection_modifyitems(config, items):
-    """MuJoCo is an optional extra: without it, the tests that need it are skipped, not failed."""
-    if _mujoco_installed():
-        return
-    skip = pytest.mark.skip(reason="needs MuJoCo: pip install 'modelrl[mujoco]'")
-    for item in items:
-        if item.get_closest_marker("mujoco") or any(env in item.nodeid for env in MUJOCO_ENVS):
-            item.add_marker(skip)
+    """MuJoCo and the DeepMind Control Suite are optional extras: without them, the tests that need them are
+    skipped, not failed."""
+    if not _mujoco_installed():
+        skip = pytest.mark.skip(reason="needs MuJoCo: pip install 'modelrl[mujoco]'")
+        for item in items:
+            if item.get_closest_marker("mujoco") or any(env in item.nodeid for env in MUJOCO_ENVS):
+                item.add_marker(skip)
+    if not _dm_control_installed():
+        skip = pytest.mark.skip(reason="needs dm_control: pip install 'modelrl[dmc]'")
+        for item in items:
+            if item.get_closest_marker("dmc"):
+                item.add_marker(skip)
 
 
 @pytest.fixture

@@ -218,6 +218,11 @@ EVERY_AGENT = {  # id: (env, its arguments, agent settings, real steps)
                                         "model_train_every": 8, **MODEL}, 15),
     "mbpo": ("Pendulum-v1", {}, {**LEARNER, "updates_per_step": 1, "model_train_every": 5,
                                  "rollouts_per_step": 2, "epoch_length": 10, **MODEL}, 15),
+    "dreamer": ("Pendulum-v1", {}, {"size": "tiny", "learning_starts": 8, "batch_size": 2, "batch_length": 4,
+                                    "train_ratio": 8, "horizon": 3, "device": "cpu"}, 15),
+    "planet": ("Pendulum-v1", {}, {"size": "tiny", "learning_starts": 8, "batch_size": 2, "batch_length": 4,
+                                   "train_ratio": 8, "horizon": 3, "population": 8, "iterations": 2,
+                                   "device": "cpu"}, 15),
 }
 SCALARS = (type(None), bool, int, float, str, bytes)
 

@@ -329,9 +329,14 @@ def test_every_agent_declares_the_metrics_it_logs():
                      "hidden_size": 16},
              "deep-dyna-q": {"learning_starts": 20, "train_freq": 10, "gradient_steps": 1, "batch_size": 8,
                              "hidden_size": 16, "model_train_every": 20, "model_max_epochs": 2,
-                             "model_hidden_size": 16, "planning_steps": 2}}
+                             "model_hidden_size": 16, "planning_steps": 2},
+             "dreamer": {"size": "tiny", "learning_starts": 20, "batch_size": 2, "batch_length": 8,
+                         "train_ratio": 16, "horizon": 3},
+             "planet": {"size": "tiny", "learning_starts": 20, "batch_size": 2, "batch_length": 8,
+                        "train_ratio": 16, "horizon": 3, "population": 8, "iterations": 1}}
     envs = {"mpc": "Pendulum-v1", "pets": "Pendulum-v1", "sac": "Pendulum-v1", "mbpo": "Pendulum-v1",
-            "dqn": "CartPole-v1", "deep-dyna-q": "CartPole-v1"}
+            "dqn": "CartPole-v1", "deep-dyna-q": "CartPole-v1", "dreamer": "Pendulum-v1",
+            "planet": "Pendulum-v1"}
     for agent_id, cls in modelrl.AGENTS.items():
         agent = modelrl.make_agent(agent_id, env=envs.get(agent_id, "GridWorld-v0"),
                                    **small.get(agent_id, {}))

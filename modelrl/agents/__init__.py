@@ -11,10 +11,12 @@ import gymnasium as gym
 from modelrl.agents.base import Agent
 from modelrl.agents.deep_dyna_q import DeepDynaQ
 from modelrl.agents.dqn import DQN
+from modelrl.agents.dreamer import Dreamer
 from modelrl.agents.dyna_q import DynaQ, DynaQPlus, PrioritizedSweeping
 from modelrl.agents.mbpo import MBPO
 from modelrl.agents.mpc import MPCAgent
 from modelrl.agents.pets import PETS
+from modelrl.agents.planet import PlaNet
 from modelrl.agents.sac import SAC
 from modelrl.agents.tabular import QLearning
 from modelrl.buffers import buffers_beside, files_beside
@@ -25,7 +27,8 @@ from modelrl.threads import choose_threads
 
 AGENTS: dict[str, type[Agent]] = {
     cls.agent_id: cls
-    for cls in (QLearning, DynaQ, DynaQPlus, PrioritizedSweeping, MPCAgent, PETS, SAC, DQN, DeepDynaQ, MBPO)
+    for cls in (QLearning, DynaQ, DynaQPlus, PrioritizedSweeping, MPCAgent, PETS, SAC, DQN, DeepDynaQ, MBPO,
+                Dreamer, PlaNet)
 }
 
 

@@ -2,7 +2,11 @@
 
 Importing modelrl registers `modelrl/GridWorld-v0`, `modelrl/DynaMaze-v0`, `modelrl/BlockingMaze-v0`,
 `modelrl/ShortcutMaze-v0` and `modelrl/ContinuousCartPole-v0`, so `gymnasium.make("modelrl/DynaMaze-v0")`
-works after `import modelrl`.
+works after `import modelrl`; and the DeepMind Control Suite's tasks, `dmc/<domain>-<task>-v0` and
+`dmc/<domain>-<task>-pixels-v0` (`modelrl.envs.dmc`; made only with the `dmc` extra installed).
+
+`pixels/<id>` is any env observed through its rendered frames (`modelrl.envs.pixels`): `resolve_env_id`
+registers it on first use, after which `gymnasium.make` takes it too.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import sys
 import gymnasium as gym
 import numpy as np
 
+from modelrl.envs.dmc import registered_dmc_envs
 from modelrl.envs.snapshot import restore_env, save_env_state  # noqa: F401  (re-exported)
 from modelrl.errors import UnknownEnvError
 
@@ -31,6 +36,12 @@ _MAX_EPISODE_STEPS = {"modelrl/ContinuousCartPole-v0": 200}
 for _env_id, _entry_point in _OWN_ENVS.items():
     if _env_id not in gym.registry:
         gym.register(id=_env_id, entry_point=_entry_point, max_episode_steps=_MAX_EPISODE_STEPS.get(_env_id))
+# No max_episode_steps: the suite ends its episodes itself, after a count that depends on `action_repeat`.
+for _env_id, _kwargs in registered_dmc_envs().items():
+    if _env_id not in gym.registry:
+        gym.register(id=_env_id, entry_point="modelrl.envs.dmc:DMCEnv", kwargs=_kwargs)
+
+PIXELS_PREFIX = "pixels/"
 
 
 def require_env_module_imported(env_id: str, source: str) -> None:
@@ -56,7 +67,10 @@ def import_modules(modules: list[str] | None) -> None:
 def resolve_env_id(env_id: str) -> str:
     """Accept modelrl's own envs without their namespace ('DynaMaze-v0') and Gymnasium's `module:EnvId`
     form (the module is imported, registering its envs, and the id keeps the module so that a resumed run
-    imports it again); raise on an unknown id."""
+    imports it again), and `pixels/<id>` (registered here on first use); raise on an unknown id."""
+    if env_id.startswith(PIXELS_PREFIX) and ":" in env_id:  # the module goes first: module:pixels/EnvId
+        module, _, name = env_id.removeprefix(PIXELS_PREFIX).rpartition(":")
+        env_id = f"{module}:{PIXELS_PREFIX}{name}"
     module, colon, name = env_id.rpartition(":")
     if colon:
         try:
@@ -67,11 +81,27 @@ def resolve_env_id(env_id: str) -> str:
         return f"{module}:{resolve_env_id(name)}"
     if env_id in gym.registry:
         return env_id
+    if env_id.startswith(PIXELS_PREFIX):
+        return _register_pixel_env(env_id)
     if f"modelrl/{env_id}" in gym.registry:
         return f"modelrl/{env_id}"
     close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `modelrl list` shows the registered ids"
     raise UnknownEnvError(f"unknown environment '{env_id}'{hint}")
+
+
+def _register_pixel_env(env_id: str) -> str:
+    """Register `pixels/<id>` as the env `<id>` made to render RGB frames and observed through them, with
+    its time limit, and return it."""
+    base_id = env_id.removeprefix(PIXELS_PREFIX)
+    if "/" in base_id:  # Gymnasium's ids have at most one namespace
+        raise UnknownEnvError(f"environment '{env_id}': pixels/ takes an id without a namespace "
+                              "(modelrl's own envs by their short names; the DeepMind Control Suite's have "
+                              "ids of their own, dmc/<domain>-<task>-pixels-v0)")
+    base_id = resolve_env_id(base_id)
+    gym.register(id=env_id, entry_point="modelrl.envs.pixels:make_pixel_env", kwargs={"env_id": base_id},
+                 max_episode_steps=gym.spec(base_id).max_episode_steps)
+    return env_id
 
 
 def make_env(env_id: str, *, render_mode: str | None = None, **kwargs) -> gym.Env:

@@ -6,6 +6,10 @@ and the states of its random generators, its spaces' included. What `make_env` b
 wrapped env, the spec, MuJoCo's model and renderer, pygame's window) is left out. A MuJoCo env's simulator is
 saved as its full integration state, so its episode continues bit for bit. `restore_env` puts all of it
 onto a fresh env made from the same id and arguments.
+
+A layer holding state of other types can save it itself: a class defining `get_plain_state()` (returning
+plain data) and `set_plain_state(state)` has that saved beside its plain attributes, and its other
+attributes are left to it (the DeepMind Control Suite's envs, `modelrl.envs.dmc`, do so).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ def save_env_state(env: gym.Env) -> dict[str, Any] | None:
     layers = []
     for layer in _layers(env):
         saved = {"class": _class_name(layer), "values": {}, "generators": {}, "spaces": {}}
+        saves_itself = _saves_its_own_state(layer)
         for name, value in vars(layer).items():
             if (name == "env" and isinstance(layer, gym.Wrapper)) or _rebuilt_by_make_env(value, simulator):
                 continue
@@ -43,7 +48,11 @@ def save_env_state(env: gym.Env) -> dict[str, Any] | None:
                 saved["spaces"][name] = [_rng_state(space._np_random) for space in _spaces(value)]
             elif is_plain(value):
                 saved["values"][name] = value
-            else:
+            elif not saves_itself:
+                return None
+        if saves_itself:
+            saved["own"] = layer.get_plain_state()
+            if not is_plain(saved["own"]):
                 return None
         layers.append(saved)
     state = {"layers": layers}
@@ -73,6 +82,8 @@ def restore_env(env: gym.Env, state: dict[str, Any] | bytes) -> bool:
         for name, rng_states in saved["spaces"].items():
             for space, rng_state in zip(_spaces(vars(layer)[name]), rng_states, strict=True):
                 space._np_random = None if rng_state is None else _generator(rng_state)
+        if "own" in saved:
+            layer.set_plain_state(copy.deepcopy(saved["own"]))
     if "mujoco" in state:
         _set_mujoco_state(env.unwrapped, state["mujoco"])
     return True
@@ -83,6 +94,11 @@ def _layers(env: gym.Env) -> list[gym.Env]:
     while isinstance(layers[-1], gym.Wrapper):
         layers.append(layers[-1].env)
     return layers
+
+
+def _saves_its_own_state(layer: gym.Env) -> bool:
+    """Looked up on the class: a wrapper does not forward these methods from the env it wraps."""
+    return all(callable(getattr(type(layer), name, None)) for name in ("get_plain_state", "set_plain_state"))
 
 
 def _class_name(layer: gym.Env) -> str:

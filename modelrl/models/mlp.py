@@ -45,3 +45,20 @@ def mlp(in_dim: int, out_dim: int, hidden_size: int, num_layers: int) -> MLP:
     for a, b in itertools.pairwise(sizes):
         layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]
     return MLP(*layers, nn.Linear(sizes[-1], out_dim))
+
+
+def dense(in_dim: int, out_dim: int) -> nn.Sequential:
+    """A hidden layer as DreamerV3 builds them: linear, LayerNorm, SiLU."""
+    return nn.Sequential(nn.Linear(in_dim, out_dim, bias=False), nn.LayerNorm(out_dim, eps=1e-3), nn.SiLU())
+
+
+def norm_mlp(in_dim: int, out_dim: int, units: int, layers: int, output_scale: float = 1.0) -> nn.Sequential:
+    """`layers` dense layers of `units` and a linear output, its initial weights scaled by `output_scale`
+    (0: every output starts at zero, as DreamerV3's reward and value heads do)."""
+    require_network_memory([in_dim] + [units] * layers + [out_dim], 1, units)
+    sizes = [in_dim] + [units] * layers
+    output = nn.Linear(sizes[-1], out_dim)
+    with torch.no_grad():
+        output.weight.mul_(output_scale)
+        output.bias.zero_()
+    return nn.Sequential(*(dense(a, b) for a, b in itertools.pairwise(sizes)), output)

@@ -1,0 +1,163 @@
+"""Dreamer's parts (two-hot, lambda-returns, sequence replay, the RSSM) and the agent (refusals, resume)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import modelrl
+from modelrl.buffers import SequenceBuffer, files_beside
+from modelrl.errors import IncompatibleEnvError
+from modelrl.models.distributions import TwoHot, symexp, symlog
+from modelrl.models.encoders import VectorDecoder, VectorEncoder
+from modelrl.models.rssm import RSSM
+from modelrl.returns import ReturnScale, lambda_returns
+
+
+def test_symlog_and_two_hot_round_trip():
+    values = torch.tensor([-1234.5, -3.0, -0.01, 0.0, 0.5, 7.0, 98765.0])
+    assert torch.allclose(symexp(symlog(values)), values, rtol=1e-5)
+    two_hot = TwoHot()
+    code = two_hot.encode(values)
+    assert torch.allclose(code.sum(-1), torch.ones(len(values)))
+    assert ((code > 0).sum(-1) <= 2).all()  # two neighbouring bins at most
+    # logits whose softmax is the code give back each value (up to the bins' float error)
+    recovered = two_hot.mean(code.clamp_min(1e-30).log())
+    assert torch.allclose(recovered, values, rtol=1e-3, atol=1e-4)
+    # the loss is the cross-entropy with the code: lowest at the code's own logits
+    logits = code.clamp_min(1e-30).log()
+    assert (two_hot.loss(logits, values) <= two_hot.loss(torch.zeros_like(logits), values)).all()
+    expected = -(code * logits.log_softmax(-1)).sum(-1)
+    assert torch.allclose(two_hot.loss(logits, values), expected, atol=1e-4)
+
+
+def test_lambda_returns_against_a_hand_computed_example():
+    rewards = torch.tensor([1.0, 0.0, 2.0])
+    values = torch.tensor([0.0, 10.0, 20.0, 30.0])
+    discounts = torch.tensor([0.9, 0.9, 0.0])  # the episode ends after the third step
+    lam = 0.5
+    r2 = 2.0 + 0.0 * (0.5 * 30.0 + 0.5 * 30.0)  # R_3 = V_3 = 30, cut by the zero discount
+    r1 = 0.0 + 0.9 * (0.5 * 20.0 + 0.5 * r2)
+    r0 = 1.0 + 0.9 * (0.5 * 10.0 + 0.5 * r1)
+    assert torch.allclose(lambda_returns(rewards, values, discounts, lam), torch.tensor([r0, r1, r2]))
+    # lam = 0 is one-step TD, lam = 1 the discounted reward sum bootstrapped at the horizon
+    assert torch.allclose(lambda_returns(rewards, values, discounts, 0.0),
+                          rewards + discounts * values[1:])
+    assert torch.allclose(lambda_returns(rewards, values, discounts, 1.0)[0],
+                          torch.tensor(1.0 + 0.9 * (0.0 + 0.9 * 2.0)))
+    with pytest.raises(ValueError, match="values"):
+        lambda_returns(rewards, values[:3], discounts, lam)
+
+
+def test_return_scale_divides_only_large_spreads():
+    scale = ReturnScale(rate=1.0)
+    assert float(scale.update(torch.linspace(0, 0.5, 101))) == 1.0  # a small range is not scaled up
+    assert float(scale.update(torch.linspace(0, 100, 101))) == pytest.approx(90.0, rel=1e-3)
+
+
+def test_sequence_buffer_windows_are_consecutive_and_start_fresh(tmp_path):
+    buffer = SequenceBuffer(50, (2,), (1,))
+    for t in range(70):  # wraps around: the oldest 20 steps are gone
+        buffer.add(np.array([t, -t], np.float32), np.array([t], np.float32), float(t), t % 9 == 0, False)
+    batch = buffer.sample_sequences(32, 10, np.random.default_rng(0))
+    assert batch["obs"].shape == (32, 10, 2) and batch["action"].shape == (32, 10, 1)
+    steps = batch["obs"][..., 0]
+    assert (np.diff(steps, axis=1) == 1).all() and steps.min() >= 20  # consecutive, never across the wrap
+    assert batch["is_first"][:, 0].all()
+    assert (batch["is_first"][:, 1:] == (steps[:, 1:] % 9 == 0)).all()
+    with files_beside(tmp_path):  # and checkpoints as chunk files, like the other buffers
+        state = buffer.state_dict()
+        restored = SequenceBuffer(50, (2,), (1,))
+        restored.load_state_dict(state)
+    again = restored.sample_sequences(32, 10, np.random.default_rng(0))
+    assert all((again[key] == batch[key]).all() for key in batch)
+
+
+ITERATIONS = 120
+
+
+@pytest.mark.parametrize("latent", ["categorical", "gaussian"])
+def test_rssm_overfits_a_sequence_and_predicts_it_open_loop(latent):
+    """Trained on one batch of sequences of a driven oscillator, the model's open-loop predictions (prior
+    only, from the actions) after a few observed steps beat repeating the last observed frame by far."""
+    torch.manual_seed(0)
+    steps, batch, obs_dim = 24, 8, 4
+    actions = torch.randn(steps, batch, 1) * 0.5
+    phase = torch.rand(batch) * 6.28
+    position, velocity = torch.cos(phase), torch.sin(phase)
+    observations = []
+    for t in range(steps):  # a damped spring pushed by the actions
+        velocity = 0.95 * velocity - 0.3 * position + 0.3 * actions[t, :, 0]
+        position = position + 0.3 * velocity
+        observations.append(torch.stack([position, velocity, position * velocity, position**2], -1))
+    obs = torch.stack(observations)
+    is_first = torch.zeros(steps, batch, dtype=torch.bool)
+    is_first[0] = True
+    encoder = VectorEncoder(obs_dim, 64, 2)
+    rssm = RSSM(1, encoder.output_size, deter=64, hidden=64, stoch=8, classes=8 if latent == "categorical"
+                else 0, latent=latent, blocks=4)
+    decoder = VectorDecoder(rssm.feature_size, obs_dim, 64, 2)
+    parameters = [*encoder.parameters(), *rssm.parameters(), *decoder.parameters()]
+    optimizer = torch.optim.Adam(parameters, 3e-3)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(ITERATIONS):
+        posteriors, priors = rssm.observe(encoder(obs), actions, is_first, generator=generator)
+        dynamics, representation = rssm.kl(posteriors, priors, free=0.1)
+        loss = (decoder.loss(rssm.features(posteriors), obs) + 0.5 * dynamics + 0.1 * representation).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    context = 8
+    with torch.no_grad():
+        posteriors, _ = rssm.observe(encoder(obs[:context]), actions[:context], is_first[:context],
+                                     generator=generator)
+        state = {"deter": posteriors["deter"][-1], "stoch": posteriors["stoch"][-1]}
+        predicted = []
+        for t in range(context, steps):
+            state = rssm.imagine_step(state, actions[t], sample=False)
+            predicted.append(symexp(decoder(rssm.features(state))))
+        model_error = (torch.stack(predicted) - obs[context:]).pow(2).mean()
+        copy_error = (obs[context - 1 : context].expand_as(obs[context:]) - obs[context:]).pow(2).mean()
+    assert model_error < 0.2 * copy_error, (float(model_error), float(copy_error))
+
+
+def test_dreamer_refuses_envs_it_cannot_read():
+    with pytest.raises(IncompatibleEnvError, match="flat vector or a 64 x 64 RGB"):
+        modelrl.make_agent("dreamer", env="FrozenLake-v1", size="tiny")  # Discrete observations
+    with pytest.raises(IncompatibleEnvError, match="64 x 64 x 3"):
+        modelrl.make_agent("dreamer", env=_ImageEnv(32), size="tiny")
+
+
+class _ImageEnv(gym.Env):
+    """Frames of a given side, a plain 2-action task (for the refusal of sizes the conv net cannot read)."""
+
+    def __init__(self, side: int = 64):
+        self.observation_space = gym.spaces.Box(0, 255, (side, side, 3), np.uint8)
+        self.action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), 0.0, False, False, {}
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
+def test_dreamer_resumes_exactly_latent_state_included(tmp_path, env_id):
+    """Saved mid-episode (after updates), reloaded, and both continued: the same actions, losses and
+    returns as the uninterrupted agent, since the checkpoint holds the policy's latent state."""
+    settings = {"size": "tiny", "learning_starts": 60, "batch_size": 4, "batch_length": 8, "train_ratio": 16,
+                "horizon": 5, "device": "cpu"}
+    agent = modelrl.make_agent("dreamer", env=env_id, seed=3, **settings)
+    agent.learn(total_steps=90)
+    assert agent.updates > 0 and agent.loop.slots[0].state is not None  # mid-episode, with a latent
+    agent.save(tmp_path / "dreamer.pt")
+    resumed = modelrl.load(tmp_path / "dreamer.pt")
+    first = agent.learn(total_steps=40, eval_every=20, eval_episodes=1)
+    second = resumed.learn(total_steps=40, eval_every=20, eval_episodes=1)
+    assert first == [{**row, "wall_time": first[i]["wall_time"]} for i, row in enumerate(second)]
+    for a, b in zip(agent.actor.parameters(), resumed.actor.parameters(), strict=True):
+        assert torch.equal(a, b)
