@@ -1,8 +1,9 @@
 """Replay buffers: NumPy ring buffers of transitions sampled in batches, and of steps sampled as sequences.
 
 A buffer saves itself whole into a checkpoint, or, inside `files_beside(directory)` (what a run's periodic
-checkpoints use), as chunk files of `CHUNK_ROWS` rows in that directory: a chunk is written once per change,
-so a million-row buffer checkpointed at every evaluation writes each row about once, not at every save.
+checkpoints use), as chunk files of up to `CHUNK_ROWS` rows (and about `CHUNK_BYTES`) in that directory: a
+chunk is written once per change, so a million-row buffer checkpointed at every evaluation writes each row
+about once, not at every save.
 Chunk files never change once written (a changed chunk gets a new name); the checkpoint lists the ones it
 needs, and `BufferFiles.keep_only` removes the others after the checkpoint is safely in place, so a kill
 mid-save leaves the previous checkpoint whole.
@@ -26,6 +27,7 @@ from modelrl.errors import CheckpointError
 from modelrl.memory import require_memory
 
 CHUNK_ROWS = 65_536  # about 6 MB a chunk for MuJoCo-sized transitions
+CHUNK_BYTES = 8 << 20  # ... and fewer rows for larger ones: 680 steps of 64 x 64 frames
 
 FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
 LEARNING_FIELDS = FIELDS[:5]
@@ -50,7 +52,8 @@ class RingBuffer:
         # What changed since which save: each chunk's version is the write that last touched it.
         self.uid = uuid.uuid4().hex
         self.writes = 0
-        self.chunk_versions = np.zeros(-(-self.capacity // CHUNK_ROWS), np.int64)
+        self.chunk_rows = max(1, min(CHUNK_ROWS, CHUNK_BYTES // max(1, row)))
+        self.chunk_versions = np.zeros(-(-self.capacity // self.chunk_rows), np.int64)
 
     def __len__(self) -> int:
         return self.size
@@ -67,9 +70,13 @@ class RingBuffer:
         for key, value in rows.items():
             self.data[key][index] = value
         self.writes += 1
-        self.chunk_versions[np.unique(index // CHUNK_ROWS)] = self.writes
+        self.chunk_versions[np.unique(index // self.chunk_rows)] = self.writes
         self.position = (self.position + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
+
+    def clear(self) -> None:
+        """Every row zero again, without touching memory: fresh arrays are zero pages until written."""
+        self.data = {key: np.zeros(value.shape, value.dtype) for key, value in self.data.items()}
 
     def _order(self) -> np.ndarray:
         """Indices oldest first."""
@@ -109,8 +116,7 @@ class RingBuffer:
         if size > self.capacity or not 0 <= oldest < self.capacity:
             raise ValueError(f"saved buffer of {size} rows from row {oldest} does not fit capacity "
                              f"{self.capacity}")
-        for value in self.data.values():
-            value[:] = 0
+        self.clear()
         # appended from the oldest row's place, each row lands where it sat
         self.position, self.size = oldest, 0
         if size:
@@ -204,24 +210,26 @@ class BufferFiles:
 
     def write(self, buffer: RingBuffer) -> dict[str, Any]:
         """Write the chunks of `buffer` not already here in their current version; return its manifest."""
-        used = -(-(min(buffer.capacity, buffer.size)) // CHUNK_ROWS)
+        rows_per_chunk = buffer.chunk_rows
+        # a buffer not yet full has rows only below its size: the rest of the last chunk is not written
+        filled = buffer.capacity if buffer.size == buffer.capacity else buffer.size
+        used = -(-filled // rows_per_chunk)
         chunks = {}
         for chunk in range(used):
             name = f"{buffer.uid}/{chunk:06d}-{int(buffer.chunk_versions[chunk])}.npz"
             path = self.directory / name
             if not path.is_file():
-                rows = slice(chunk * CHUNK_ROWS, min((chunk + 1) * CHUNK_ROWS, buffer.capacity))
+                rows = slice(chunk * rows_per_chunk, min((chunk + 1) * rows_per_chunk, filled))
                 _write_npz(path, {key: value[rows] for key, value in buffer.data.items()})
             self.written.add(path)
             chunks[chunk] = name
-        return {"uid": buffer.uid, "position": buffer.position, "size": buffer.size, "chunk_rows": CHUNK_ROWS,
-                "writes": buffer.writes, "chunks": chunks}
+        return {"uid": buffer.uid, "position": buffer.position, "size": buffer.size,
+                "chunk_rows": rows_per_chunk, "writes": buffer.writes, "chunks": chunks}
 
     def read(self, buffer: RingBuffer, manifest: dict[str, Any]) -> None:
         """Fill `buffer` from the chunk files `manifest` lists, each row where it sat."""
         rows_per_chunk = manifest["chunk_rows"]
-        for value in buffer.data.values():
-            value[:] = 0
+        buffer.clear()
         for chunk, name in manifest["chunks"].items():
             path = self.directory / name
             try:
@@ -238,7 +246,8 @@ class BufferFiles:
         buffer.position, buffer.size = manifest["position"], manifest["size"]
         # The files hold these rows as they are now: the next save to the same place writes none of them.
         buffer.uid, buffer.writes = manifest["uid"], manifest["writes"]
-        buffer.chunk_versions[:] = 0
+        buffer.chunk_rows = rows_per_chunk  # as the files were cut (an older version may have cut otherwise)
+        buffer.chunk_versions = np.zeros(-(-buffer.capacity // rows_per_chunk), np.int64)
         for chunk, name in manifest["chunks"].items():
             buffer.chunk_versions[int(chunk)] = int(name.rsplit("-", 1)[1].removesuffix(".npz"))
 

@@ -201,6 +201,25 @@ def cmd_model_report(args) -> None:
         print(f"wrote {path}")
 
 
+def cmd_predict(args) -> None:
+    from modelrl.experiment.prediction import run_prediction
+    from modelrl.threads import choose_threads
+
+    require_seed("--seed", args.seed)
+    require_at_least("--context", args.context, 1)
+    require_at_least("--horizon", args.horizon, 1)
+    require_at_least("--threads", args.threads, 1)
+    choose_threads(args.threads)
+    result, paths = run_prediction(args.run_dir, context=args.context, horizon=args.horizon, seed=args.seed,
+                                   out=args.out)
+    print(f"{result['open_loop_steps']} steps open loop after {result['context']} observed: mse "
+          f"{result['open_loop_mse']:.4g} (copying the last observation: "
+          f"{result['copy_last_observation_mse']:.4g}); return {result['real_return']:.4g} real, "
+          f"{result['imagined_return']:.4g} imagined")
+    for path in paths:
+        print(f"wrote {path}")
+
+
 def cmd_demo(args) -> None:
     """Q-learning against Dyna-Q (n=5, n=50) on GridWorld, 5 seeds in parallel: seconds, not minutes."""
     from modelrl.experiment.compare import AgentSpec, compare
@@ -327,6 +346,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--threads", type=int, help=THREADS_HELP)
     report.add_argument("--import", dest="imports", action="append", metavar="MODULE", help=IMPORT_HELP)
     report.set_defaults(func=cmd_model_report)
+    predict = sub.add_parser("predict", help="a latent world model's open-loop video prediction: PNG, GIF")
+    predict.add_argument("run_dir", help="a run directory (or checkpoint) of dreamer or planet")
+    predict.add_argument("--context", type=int, default=5, help="observed steps before open loop (default 5)")
+    predict.add_argument("--horizon", type=int, default=45, help="open-loop steps (default 45)")
+    predict.add_argument("--seed", type=int, default=0, help="the episode's reset seed")
+    predict.add_argument("--out", help="directory for the files (default: the run's plots/)")
+    predict.add_argument("--threads", type=int, help=THREADS_HELP)
+    predict.add_argument("--import", dest="imports", action="append", metavar="MODULE", help=IMPORT_HELP)
+    predict.set_defaults(func=cmd_predict)
     demo = sub.add_parser("demo", help="a small real comparison with a plot (under a minute)")
     demo.add_argument("--out")
     demo.add_argument("--jobs", type=int, help="parallel processes (default: all cores)")

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -547,3 +548,26 @@ def test_train_with_several_envs_and_resume(tmp_path, capsys):
     agent = modelrl.load(run / "checkpoints" / "last.pt")
     assert agent.num_envs == 3 and agent.env_steps >= 400
     assert "--num-envs must be >= 1, got 0" in one_line_error(capsys, [*args[:7], "0"])
+
+
+def test_predict_writes_a_world_models_open_loop_video_and_refuses_other_agents(tmp_path, capsys):
+    pytest.importorskip("pygame", reason="Pendulum's frames need pygame: pip install 'modelrl[render]'")
+    run = tmp_path / "dreamer"
+    assert cli(["train", "dreamer", "--env", "pixels/Pendulum-v1", "--steps", "60", "--run-dir", run,
+                "--eval-episodes", "1",
+                "--set", "size=tiny", "--set", "learning_starts=30", "--set", "batch_size=2",
+                "--set", "batch_length=8", "--set", "train_ratio=16", "--set", "horizon=3"]) == 0
+    capsys.readouterr()
+    assert cli(["predict", run, "--context", "3", "--horizon", "6", "--out", tmp_path / "out"]) == 0
+    printed = capsys.readouterr().out
+    assert "open loop after 3 observed" in printed and "imagined" in printed
+    report = json.loads((tmp_path / "out" / "open_loop_prediction.json").read_text())
+    assert report["context"] == 3 and report["open_loop_steps"] == 6 and len(report["mse_by_step"]) == 9
+    from PIL import Image
+
+    with Image.open(tmp_path / "out" / "open_loop_prediction.gif") as gif:
+        assert gif.n_frames == 9 and gif.size == (256, 128)  # real | predicted, doubled
+    assert (tmp_path / "out" / "open_loop_prediction.png").stat().st_size > 0
+    other = tmp_path / "q"
+    assert cli(["train", "q-learning", "--env", "GridWorld-v0", "--steps", "20", "--run-dir", other]) == 0
+    assert "predict shows a latent world model" in one_line_error(capsys, ["predict", other])

@@ -224,7 +224,7 @@ class LatentModelAgent(Agent):
         if first:
             state = {**rssm.initial(1, self.device),
                      "action": torch.zeros(1, self.action_dim, device=self.device)}
-        obs_t = torch.as_tensor(np.asarray(obs), device=self.device)[None]
+        obs_t = torch.as_tensor(np.array(obs), device=self.device)[None]  # a copy: frames may be read-only
         is_first = torch.tensor([first], device=self.device)
         generator = None if deterministic else self.generator
         posterior, _ = rssm.step({"deter": state["deter"], "stoch": state["stoch"]}, state["action"],

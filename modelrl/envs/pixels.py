@@ -9,6 +9,8 @@ are stretched to the square. The env keeps its own time limit, rewards and ends.
 
 from __future__ import annotations
 
+import os
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -51,6 +53,8 @@ def make_pixel_env(env_id: str, *, size: int = DEFAULT_SIZE, render_mode: str | 
     registration of `pixels/<env_id>` applies outside the frames. `render()` gives its full-size frames."""
     if render_mode not in (None, "rgb_array"):
         raise ValueError(f"pixels/{env_id} renders only 'rgb_array' frames, not render_mode={render_mode!r}")
+    # pygame's classic-control envs draw off screen; without a display, SDL would complain on stderr
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     env = gym.make(env_id, render_mode="rgb_array", max_episode_steps=-1, disable_env_checker=True, **kwargs)
     if env.render_mode != "rgb_array":
         env.close()
