@@ -1,6 +1,7 @@
 """Write benchmarks/RESULTS.md from the JSONs in benchmarks/results/: one table of every sample-efficiency
 study run under the shared protocol (ours beside the baseline from the same run, the ratio of medians with
-its bootstrap interval, commit and date), then the other studies with their command and date.
+its bootstrap interval, commit and date), then the other studies with their command and date. Only the top
+level of benchmarks/results/ counts: the per-seed parts in benchmarks/results/parts/ are left out.
 
     python benchmarks/results_table.py          # rewrites benchmarks/RESULTS.md
     python benchmarks/results_table.py --check  # exit 1 if RESULTS.md is not what the JSONs give

@@ -152,7 +152,7 @@ class TransitionLoop:
         obs = slot.obs
         action, slot.state = agent.policy(obs, slot.state, slot.info, deterministic=False)
         next_obs, reward, terminated, truncated, info = env.step(action)
-        self._record(slot, obs, action, reward, next_obs, terminated, truncated, info)
+        self._record(0, slot, obs, action, reward, next_obs, terminated, truncated, info)
 
     def _step_vector(self) -> None:
         agent, env = self.agent, self.env
@@ -178,16 +178,16 @@ class TransitionLoop:
                 self.resetting[i] = False
                 slot.obs, slot.info, slot.state = observations[i], split_info(infos, i), agent.initial_state()
                 continue
-            self._record(slot, slot.obs, actions[i], rewards[i], observations[i], terminations[i],
+            self._record(i, slot, slot.obs, actions[i], rewards[i], observations[i], terminations[i],
                          truncations[i], split_info(infos, i))
             self.resetting[i] = slot.obs is None
 
-    def _record(self, slot: EnvSlot, obs, action, reward, next_obs, terminated, truncated,
+    def _record(self, index: int, slot: EnvSlot, obs, action, reward, next_obs, terminated, truncated,
                 info: dict) -> None:
         self.env_steps += 1
         slot.episode_return += float(reward)
         slot.episode_length += 1
-        self.agent.observe(obs, action, float(reward), next_obs, bool(terminated), bool(truncated), info=info)
+        self.deliver(index, obs, action, float(reward), next_obs, bool(terminated), bool(truncated), info)
         if terminated or truncated:
             self.episodes += 1
             self.episode_returns.append(slot.episode_return)
@@ -195,6 +195,12 @@ class TransitionLoop:
             slot.clear()
         else:
             slot.obs, slot.info = next_obs, info
+
+    def deliver(self, index: int, obs, action, reward: float, next_obs, terminated: bool, truncated: bool,
+                info: dict) -> None:
+        """Hand env `index`'s transition to the agent (a loop of agents that keep each env's stream apart
+        passes the index on)."""
+        self.agent.observe(obs, action, reward, next_obs, terminated, truncated, info=info)
 
     def abandon_episodes(self) -> None:
         """Drop the episodes in progress (they are not counted); the next step starts fresh ones."""
@@ -302,6 +308,15 @@ class TransitionLoop:
             slot.obs, slot.episode_return = saved_slot["obs"], saved_slot["episode_return"]
             slot.episode_length, slot.state = saved_slot["episode_length"], saved_slot["policy_state"]
             slot.info = dict(saved_slot["info"])
+
+
+class StreamLoop(TransitionLoop):
+    """The transition loop for agents that learn from each env's stream of steps as a sequence (Dreamer's
+    replay of windows): every transition goes to `agent.observe_stream(index, ...)` with its env's index."""
+
+    def deliver(self, index: int, obs, action, reward: float, next_obs, terminated: bool, truncated: bool,
+                info: dict) -> None:
+        self.agent.observe_stream(index, obs, action, reward, next_obs, terminated, truncated, info)
 
 
 def split_info(infos: dict, index: int) -> dict:

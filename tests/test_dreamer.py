@@ -145,13 +145,13 @@ class _ImageEnv(gym.Env):
         return self.observation_space.sample(), 0.0, False, False, {}
 
 
-@pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
-def test_dreamer_resumes_exactly_latent_state_included(tmp_path, env_id):
+@pytest.mark.parametrize("env_id,num_envs", [("Pendulum-v1", 1), ("CartPole-v1", 1), ("Pendulum-v1", 2)])
+def test_dreamer_resumes_exactly_latent_state_included(tmp_path, env_id, num_envs):
     """Saved mid-episode (after updates), reloaded, and both continued: the same actions, losses and
     returns as the uninterrupted agent, since the checkpoint holds the policy's latent state."""
     settings = {"size": "tiny", "learning_starts": 60, "batch_size": 4, "batch_length": 8, "train_ratio": 16,
                 "horizon": 5, "device": "cpu"}
-    agent = modelrl.make_agent("dreamer", env=env_id, seed=3, **settings)
+    agent = modelrl.make_agent("dreamer", env=env_id, seed=3, num_envs=num_envs, **settings)
     agent.learn(total_steps=90)
     assert agent.updates > 0 and agent.loop.slots[0].state is not None  # mid-episode, with a latent
     agent.save(tmp_path / "dreamer.pt")
@@ -161,3 +161,36 @@ def test_dreamer_resumes_exactly_latent_state_included(tmp_path, env_id):
     assert first == [{**row, "wall_time": first[i]["wall_time"]} for i, row in enumerate(second)]
     for a, b in zip(agent.actor.parameters(), resumed.actor.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_each_env_of_several_keeps_its_own_stream_of_steps():
+    """Two envs stepped together: each has a replay of its own, so a window never joins two envs' steps;
+    Pendulum's state moves little in a step, so a jump between consecutive rows would show a mix."""
+    agent = modelrl.make_agent("dreamer", env="Pendulum-v1", seed=0, num_envs=2, size="tiny",
+                               learning_starts=300, batch_size=4, batch_length=8, train_ratio=16, horizon=3)
+    agent.learn(500)
+    assert agent.updates > 0
+    for buffer in agent.buffers:
+        rows = buffer.all()
+        assert len(buffer) == 250 + 2  # 250 steps, and the first observations of its two episodes
+        assert rows["is_first"].sum() == 2
+        angle = np.arctan2(rows["obs"][:, 1], rows["obs"][:, 0])
+        step = np.abs(np.angle(np.exp(1j * np.diff(angle))))  # wrapped change of angle per row
+        assert step[~rows["is_first"][1:]].max() < 0.5  # max speed 8 rad/s x 0.05 s = 0.4
+    batch = agent.sample_batch()
+    assert batch["obs"].shape == (8, 4, 3)
+
+
+def test_envs_in_processes_of_their_own_learn_and_resume(tmp_path):
+    agent = modelrl.make_agent("dreamer", env="Pendulum-v1", seed=0, num_envs=2, env_processes=True,
+                               size="tiny", learning_starts=100, batch_size=2, batch_length=8,
+                               train_ratio=16, horizon=3)
+    assert isinstance(agent.loop.env, gym.vector.AsyncVectorEnv)
+    history = agent.learn(200, eval_every=100, eval_episodes=1)
+    assert [row["env_steps"] for row in history] == [100, 200] and agent.updates > 0
+    agent.save(tmp_path / "async.pt")
+    resumed = modelrl.load(tmp_path / "async.pt")  # its episodes restart: processes hold no saved state
+    resumed.learn(20)
+    assert resumed.env_steps == 220 and resumed.updates > agent.updates
+    agent.loop.env.close()
+    resumed.loop.env.close()

@@ -13,13 +13,15 @@ What a concrete agent supplies:
 - optionally `check_env`, `on_reset`, `metrics` (with `metric_names`), `first_learning_step`,
   `check_finite`, and `loop_class`: a loop of its own (a train-ratio loop over sequences, an actor/learner
   loop over games), built as `loop_class(agent, env, make_eval_env)`.
-The base builds the env (an id, an env instance, or `num_envs` copies as a vector env), seeds, and saves and
-restores the agent with its loop.
+The base builds the env (an id, an env instance, or `num_envs` copies as a vector env: in this process, or
+each in a process of its own where the config has `env_processes=True`), seeds, and saves and restores the
+agent with its loop.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -87,6 +89,10 @@ class Agent(ABC):
             self._make_eval_env = lambda: make_env(self.env_id, **self.env_kwargs)
             if num_envs == 1:
                 self.env = training = make_env(self.env_id, **self.env_kwargs)
+            elif getattr(self.config, "env_processes", False):  # each env in a process of its own
+                make = functools.partial(make_env, self.env_id, **self.env_kwargs)  # picklable, unlike self
+                training = gym.vector.AsyncVectorEnv([make] * num_envs)
+                self.env = make()  # for its spaces; never stepped
             else:  # stepped together; `env` is the first, for its spaces and its clock
                 training = gym.vector.SyncVectorEnv([self._make_eval_env for _ in range(num_envs)])
                 self.env = training.envs[0]

@@ -147,9 +147,9 @@ class Dreamer(LatentModelAgent):
         actor_loss = -(weights * (distribution.log_prob(actions) * advantages
                                   + config.entropy * entropy)).mean()
         self.gradient_step(self.actor_optimizer, actor_loss, self.actor, config.actor_critic_grad_clip)
-        two_hot = self.model.two_hot
-        critic_loss = (weights * (two_hot.loss(logits[:-1], returns)
-                                  + config.slow_critic_reg * two_hot.loss(logits[:-1], slow_values))).mean()
+        two_hot, log_probs = self.model.two_hot, logits[:-1].log_softmax(-1)
+        critic_loss = -(weights * (two_hot.log_likelihood(log_probs, returns) + config.slow_critic_reg
+                                   * two_hot.log_likelihood(log_probs, slow_values))).mean()
         self.gradient_step(self.critic_optimizer, critic_loss, self.critic, config.actor_critic_grad_clip)
         with torch.no_grad():
             for slow, online in zip(self.slow_critic.parameters(), self.critic.parameters(), strict=True):

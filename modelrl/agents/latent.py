@@ -24,7 +24,8 @@ from modelrl.agents.sac import ActionScale, check_box_actions
 from modelrl.buffers import SequenceBuffer
 from modelrl.config import check_range
 from modelrl.device import resolve_device, restore_generator
-from modelrl.errors import ConfigError, IncompatibleEnvError
+from modelrl.errors import CheckpointError, ConfigError, IncompatibleEnvError
+from modelrl.loop import StreamLoop
 from modelrl.models.distributions import TwoHot
 from modelrl.models.encoders import make_decoder, make_encoder, observation_kind
 from modelrl.models.mlp import norm_mlp
@@ -83,6 +84,9 @@ class LatentModelConfig:
     kl_representation: float = 0.1  # weight of KL(posterior || sg(prior))
     unimix: float = 0.01  # uniform share mixed into categorical latents (and discrete policies)
     device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
+    # with num_envs > 1: step each env in a process of its own, so rendering frames runs beside learning
+    # (their episodes in progress are not saved in checkpoints: a resumed run starts new ones)
+    env_processes: bool = False
 
     def validate(self) -> None:
         if self.size not in SIZES:
@@ -161,8 +165,8 @@ class WorldModel(nn.Module):
 
 
 class LatentModelAgent(Agent):
-    # one stream of steps per buffer: several envs would interleave their episodes
-    supports_num_envs: ClassVar[bool] = False
+    # each env's steps go to a replay of their own, so windows never mix two envs' episodes
+    loop_class: ClassVar[type] = StreamLoop
     model_metric_names: ClassVar[tuple[str, ...]] = ("model_loss", "reconstruction_loss", "reward_loss",
                                                      "continue_loss", "kl", "updates")
 
@@ -177,14 +181,16 @@ class LatentModelAgent(Agent):
         with seeded_weights(self.seed, "world model"):
             self.model = WorldModel(self.env.observation_space, self.action_dim, config).to(self.device)
         self.model_optimizer = torch.optim.Adam(self.model.parameters(), config.model_lr, eps=1e-8)
-        self.buffer = SequenceBuffer(config.buffer_size, self.env.observation_space.shape, (self.action_dim,),
-                                     obs_dtype=np.uint8 if self.model.kind == "image" else np.float32,
-                                     name="buffer_size")
+        # buffer_size steps in all, split evenly between the envs' streams
+        self.buffers = [SequenceBuffer(max(config.batch_length, config.buffer_size // self.num_envs),
+                                       self.env.observation_space.shape, (self.action_dim,),
+                                       obs_dtype=np.uint8 if self.model.kind == "image" else np.float32,
+                                       name="buffer_size") for _ in range(self.num_envs)]
         self.generator = torch_stream(self.seed, "policy", self.device)  # acting's latents and actions
         self.train_generator = torch_stream(self.seed, "training", self.device)  # updates' samples
         self.update_credit = 0.0  # updates owed by the train ratio, carried between steps
         self.updates = 0
-        self.episode_started = True  # the next observed step is an episode's first
+        self.episode_started = [True] * self.num_envs  # each stream's next step is an episode's first
         self._metrics: dict[str, torch.Tensor] = {}
 
     def check_env(self, env: gym.Env) -> None:
@@ -247,29 +253,49 @@ class LatentModelAgent(Agent):
     # --- learning -----------------------------------------------------------------------------------
     def on_reset(self, evaluation: bool) -> None:
         if not evaluation:
-            self.episode_started = True
+            self.episode_started = [True] * self.num_envs
 
     def first_learning_step(self) -> tuple[int, str]:
         return max(1, self.config.learning_starts), f"learning_starts={self.config.learning_starts}"
 
     def observe(self, obs, action, reward, next_obs, terminated, truncated, info=None) -> None:
-        if self.episode_started:
-            self.buffer.add(obs, np.zeros(self.action_dim, np.float32), 0.0, True, False)
-            self.episode_started = False
-        self.buffer.add(next_obs, self._to_model(action), reward, False, terminated)
+        self.observe_stream(0, obs, action, reward, next_obs, terminated, truncated, info)
+
+    def observe_stream(self, index: int, obs, action, reward, next_obs, terminated, truncated,
+                       info=None) -> None:
+        """A real transition of env `index` (the loop's `StreamLoop` says which); updates as the train
+        ratio owes them, counted over every env's steps."""
+        buffer = self.buffers[index]
+        if self.episode_started[index]:
+            buffer.add(obs, np.zeros(self.action_dim, np.float32), 0.0, True, False)
+            self.episode_started[index] = False
+        buffer.add(next_obs, self._to_model(action), reward, False, terminated)
         if terminated or truncated:
-            self.episode_started = True
+            self.episode_started[index] = True
         config = self.config
-        if self.env_steps < config.learning_starts or len(self.buffer) < config.batch_length:
+        if self.env_steps < config.learning_starts or not self._sampleable():
             return
         self.update_credit += config.train_ratio / (config.batch_size * config.batch_length)
         while self.update_credit >= 1:
             self.update_credit -= 1
             self.update()
 
+    def _sampleable(self) -> list[SequenceBuffer]:
+        return [buffer for buffer in self.buffers if len(buffer) >= self.config.batch_length]
+
     def sample_batch(self) -> dict[str, torch.Tensor]:
-        """A replayed batch, time-major: `(batch_length, batch_size, ...)` per field."""
-        batch = self.buffer.sample_sequences(self.config.batch_size, self.config.batch_length, self.rng)
+        """A replayed batch, time-major: `(batch_length, batch_size, ...)` per field; with several envs,
+        each window's stream drawn in proportion to the steps it holds."""
+        config, buffers = self.config, self._sampleable()
+        if len(buffers) == 1:
+            batch = buffers[0].sample_sequences(config.batch_size, config.batch_length, self.rng)
+        else:
+            sizes = np.array([len(buffer) for buffer in buffers], np.float64)
+            counts = np.bincount(self.rng.choice(len(buffers), config.batch_size, p=sizes / sizes.sum()),
+                                 minlength=len(buffers))
+            parts = [buffer.sample_sequences(int(count), config.batch_length, self.rng)
+                     for buffer, count in zip(buffers, counts, strict=True) if count]
+            batch = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
         return {key: torch.as_tensor(value, device=self.device).transpose(0, 1)
                 for key, value in batch.items()}
 
@@ -309,8 +335,9 @@ class LatentModelAgent(Agent):
     def state_dict(self) -> dict[str, Any]:
         return {"modules": {name: module.state_dict() for name, module in self.learned_modules().items()},
                 "optimizers": {name: opt.state_dict() for name, opt in self.optimizers().items()},
-                "buffer": self.buffer.state_dict(), "generator": self.generator.get_state(),
-                "train_generator": self.train_generator.get_state(), "update_credit": self.update_credit,
+                "buffers": [buffer.state_dict() for buffer in self.buffers],
+                "generator": self.generator.get_state(), "train_generator": self.train_generator.get_state(),
+                "update_credit": self.update_credit,
                 "updates": self.updates, "episode_started": self.episode_started}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -318,8 +345,12 @@ class LatentModelAgent(Agent):
             module.load_state_dict(state["modules"][name])
         for name, optimizer in self.optimizers().items():
             optimizer.load_state_dict(state["optimizers"][name])
-        self.buffer.load_state_dict(state["buffer"])
+        if len(state["buffers"]) != len(self.buffers):
+            raise CheckpointError(f"this checkpoint holds {len(state['buffers'])} envs' replay, this agent "
+                                  f"steps {len(self.buffers)} envs")
+        for buffer, saved in zip(self.buffers, state["buffers"], strict=True):
+            buffer.load_state_dict(saved)
         restore_generator(self.generator, state["generator"])
         restore_generator(self.train_generator, state["train_generator"])
         self.update_credit, self.updates = state["update_credit"], state["updates"]
-        self.episode_started = state["episode_started"]
+        self.episode_started = list(state["episode_started"])

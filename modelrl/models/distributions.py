@@ -57,12 +57,15 @@ class TwoHot(nn.Module):
         return symexp((logits.softmax(-1) * self.points).sum(-1))
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of `(..., bins)` logits against the two-hot code of `(...)` targets (read at the two
-        bins, without building the code)."""
+        """Cross-entropy of `(..., bins)` logits against the two-hot code of `(...)` targets."""
+        return -self.log_likelihood(logits.log_softmax(-1), target)
+
+    def log_likelihood(self, log_probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The two-hot code of `target` against `(..., bins)` log-probabilities, read at its two bins without
+        building the code (a head trained towards two targets takes its log-softmax once)."""
         below, above, weight_above = self.neighbours(target.detach())
-        log_probs = logits.log_softmax(-1)
-        return -((1 - weight_above) * log_probs.gather(-1, below[..., None]).squeeze(-1)
-                 + weight_above * log_probs.gather(-1, above[..., None]).squeeze(-1))
+        return ((1 - weight_above) * log_probs.gather(-1, below[..., None]).squeeze(-1)
+                + weight_above * log_probs.gather(-1, above[..., None]).squeeze(-1))
 
 
 def mixed_probs(logits: torch.Tensor, unimix: float) -> torch.Tensor:
