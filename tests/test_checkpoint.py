@@ -5,6 +5,7 @@ from contextlib import nullcontext
 import numpy as np
 import pytest
 import torch
+from stepping import run
 
 import modelrl
 from modelrl.agents import agent_class
@@ -284,18 +285,6 @@ def test_an_env_restored_from_its_plain_snapshot_continues_exactly(tmp_path, env
     for a, b in zip(ahead, behind, strict=True):
         for x, y in zip(a, b, strict=True):
             np.testing.assert_array_equal(x, y)
-
-
-def run(env, steps: int) -> list[tuple]:
-    """(action, observation, reward, done) of `steps` random steps, starting a new episode after each end."""
-    trajectory = []
-    for _ in range(steps):
-        action = env.action_space.sample()
-        obs, reward, terminated, truncated, _ = env.step(action)
-        trajectory.append((action, obs, reward, terminated or truncated))
-        if terminated or truncated:
-            env.reset()
-    return trajectory
 
 
 def test_an_env_holding_state_of_another_kind_restarts_its_episode_on_resume(tmp_path):

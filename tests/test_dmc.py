@@ -5,6 +5,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from stepping import run
 
 import modelrl
 from modelrl.checkpoint import load_checkpoint, save_checkpoint
@@ -162,18 +163,6 @@ def test_a_pixel_episode_restored_from_its_snapshot_shows_the_same_frames():
     for a, b in zip(run(env, 5), run(restored, 5), strict=True):
         for x, y in zip(a, b, strict=True):
             np.testing.assert_array_equal(x, y)
-
-
-def run(env, steps: int) -> list[tuple]:
-    """(action, observation, reward, done) of `steps` random steps, starting a new episode after each end."""
-    trajectory = []
-    for _ in range(steps):
-        action = env.action_space.sample()
-        obs, reward, terminated, truncated, _ = env.step(action)
-        trajectory.append((action, obs, reward, terminated or truncated))
-        if terminated or truncated:
-            env.reset()
-    return trajectory
 
 
 def test_without_dm_control_a_dmc_env_is_a_one_line_error_naming_the_extra(tmp_path, monkeypatch, capsys):
