@@ -57,6 +57,14 @@ class PlaNetConfig(LatentModelConfig):
         check_range(self, "exploration_noise", 0)
 
 
+def planet_planner(config: PlaNetConfig, space: gym.Space, generator: torch.Generator | None = None,
+                   device: str | torch.device = "cpu") -> MPC:
+    """PlaNet's receding-horizon CEM over `space` (its oracle check plans the true simulator with it)."""
+    cem = {"iterations": config.iterations, "population": config.population,
+           "elite_ratio": config.elite_ratio, "alpha": config.alpha}
+    return MPC(space, config.horizon, "cem", cem, generator=generator, device=device)
+
+
 class PlaNet(LatentModelAgent):
     agent_id = "planet"
     config_class = PlaNetConfig
@@ -69,10 +77,7 @@ class PlaNet(LatentModelAgent):
         # the planner searches the model's action space: the unit box, or action indices
         space = (gym.spaces.Discrete(self.action_dim) if self.discrete
                  else gym.spaces.Box(-1.0, 1.0, (self.action_dim,), np.float32))
-        self.mpc = MPC(space, config.horizon, "cem",
-                       {"iterations": config.iterations, "population": config.population,
-                        "elite_ratio": config.elite_ratio, "alpha": config.alpha},
-                       generator=self.generator, device=self.device)
+        self.mpc = planet_planner(config, space, self.generator, self.device)
         self.planned_return = torch.zeros((), device=self.device)
 
     def on_reset(self, evaluation: bool) -> None:
