@@ -224,3 +224,20 @@ def test_planets_planner_with_the_true_dynamics_swings_the_pendulum_up():
         episode_return += reward
         done = terminated or truncated
     assert episode_return > -400, episode_return  # a random policy: about -1200
+
+
+@pytest.mark.slow  # compiling takes a minute or more on a loaded 2-core machine
+def test_compiled_imagination_matches_the_eager_one():
+    settings = {"size": "tiny", "learning_starts": 10, "batch_size": 2, "batch_length": 8, "horizon": 4}
+    eager = modelrl.make_agent("dreamer", env="Pendulum-v1", seed=1, **settings)
+    compiled = modelrl.make_agent("dreamer", env="Pendulum-v1", seed=1, compile=True, **settings)
+    for agent in (eager, compiled):
+        agent.learn(40)
+    start = {key: value[:16] for key, value in eager.model.rssm.initial(16).items()}
+    start["stoch"] = torch.rand(16, eager.model.rssm.stoch_size)
+    generators = [torch.Generator().manual_seed(0) for _ in range(2)]
+    with torch.no_grad():
+        steps = [agent.model.rssm.imagine_step(start, torch.zeros(16, 1), generator)
+                 for agent, generator in zip((eager, compiled), generators, strict=True)]
+    for key in ("deter", "stoch", "logits"):
+        torch.testing.assert_close(steps[0][key], steps[1][key], atol=1e-4, rtol=1e-4)

@@ -21,6 +21,7 @@ from torch import nn
 
 from modelrl.agents.base import Agent
 from modelrl.agents.sac import ActionScale, check_box_actions
+from modelrl.agents.sac_update import require_cpp_compiler
 from modelrl.buffers import SequenceBuffer
 from modelrl.config import check_range
 from modelrl.device import resolve_device, restore_generator
@@ -87,6 +88,9 @@ class LatentModelConfig:
     # with num_envs > 1: step each env in a process of its own, so rendering frames runs beside learning
     # (their episodes in progress are not saved in checkpoints: a resumed run starts new ones)
     env_processes: bool = False
+    # compile the prior's step (imagination and planning, no gradients) with torch.compile: measured 1.8x
+    # faster at size1m on one CPU thread; the first update compiles (tens of seconds)
+    compile: bool = False
 
     def validate(self) -> None:
         if self.size not in SIZES:
@@ -164,6 +168,17 @@ class WorldModel(nn.Module):
         return loss, posteriors, metrics
 
 
+def compiled_without_gradients(function):
+    """`function` compiled where no gradient is taken (imagination, planning), eager where one is (the
+    world model's loss: compiling its 64 steps one by one gained 7%, for a minute of compiling)."""
+    compiled = torch.compile(function, dynamic=False)
+
+    def call(*args, **kwargs):
+        return (function if torch.is_grad_enabled() else compiled)(*args, **kwargs)
+
+    return call
+
+
 class LatentModelAgent(Agent):
     # each env's steps go to a replay of their own, so windows never mix two envs' episodes
     loop_class: ClassVar[type] = StreamLoop
@@ -181,6 +196,10 @@ class LatentModelAgent(Agent):
         with seeded_weights(self.seed, "world model"):
             self.model = WorldModel(self.env.observation_space, self.action_dim, config).to(self.device)
         self.model_optimizer = torch.optim.Adam(self.model.parameters(), config.model_lr, eps=1e-8)
+        if config.compile:
+            if self.device.type == "cpu":
+                require_cpp_compiler()
+            self.model.rssm.imagine_step = compiled_without_gradients(self.model.rssm.imagine_step)
         # buffer_size steps in all, split evenly between the envs' streams
         self.buffers = [SequenceBuffer(max(config.batch_length, config.buffer_size // self.num_envs),
                                        self.env.observation_space.shape, (self.action_dim,),
