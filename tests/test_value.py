@@ -58,3 +58,28 @@ def test_pets_learns_a_terminal_value_and_plans_with_it(tmp_path):
         assert torch.equal(a, b)
     with pytest.raises(ConfigError, match="terminal_value needs a discount below 1"):
         modelrl.make_agent("pets", env="Pendulum-v1", terminal_value=True)  # PETS's default gamma is 1
+
+
+@pytest.mark.parametrize("optimizer", ["random", "cem", "mppi", "icem"])
+def test_a_policy_prior_takes_its_share_of_every_population_inside_the_bounds(optimizer):
+    space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    kwargs = {"random": {"population": 50}, "cem": {"population": 50, "iterations": 3},
+              "mppi": {"population": 50, "iterations": 2}, "icem": {"population": 50, "iterations": 2,
+                                                                     "num_elites": 5}}[optimizer]
+    planner = MPC(space, 4, optimizer, kwargs, generator=torch.Generator().manual_seed(0))
+    prior = torch.full((8, 4, 2), 3.0)  # outside the bounds: clipped to 1
+    prior[:, :, 1] = -0.5
+    seen = []
+
+    def objective(sequences):
+        seen.append(sequences.clone())
+        return -(sequences - torch.tensor([1.0, -0.5])).pow(2).sum((1, 2))  # the prior's (clipped) sequence
+
+    result = planner.plan(objective, prior=prior)
+    for population in seen:
+        assert population.min() >= -1 and population.max() <= 1
+        matches = (population == torch.tensor([1.0, -0.5])).all(-1).all(-1)
+        assert matches.sum() >= 8  # every iteration holds the 8 proposals
+    assert torch.allclose(result.best_return, torch.tensor(0.0))  # the best sequence is the prior's
+    with pytest.raises(ValueError, match="must leave room"):
+        MPC(space, 4, "random", {"population": 8}).plan(objective, prior=prior)

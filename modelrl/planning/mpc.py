@@ -43,8 +43,12 @@ class MPC:
     def reset(self) -> None:
         self.distribution, self.carried_elites, self.last = self.initial, None, None
 
-    def plan(self, objective: Callable[[torch.Tensor], torch.Tensor]) -> PlanResult:
+    def plan(self, objective: Callable[[torch.Tensor], torch.Tensor],
+             prior: torch.Tensor | None = None) -> PlanResult:
+        """`prior`: a policy's proposed sequences, mixed into the population (see `optimizers`)."""
         kwargs = dict(self.optimizer_kwargs)
+        if prior is not None:
+            kwargs["prior"] = prior
         if self.carried_elites is not None:  # only optimisers that return elites (iCEM) get them back
             kwargs["carried_elites"] = self.carried_elites
         result = OPTIMIZERS[self.optimizer](objective, self.distribution, self.generator, **kwargs)

@@ -12,6 +12,9 @@ its paper does (`GaussianSequence.sample`'s `bounds`):
   population that shrinks each iteration, a share of elites kept across iterations and real steps, and the
   best sequence executed.
 
+Each also takes a `prior`: sequences a policy proposes, which take their share of every iteration's
+population in place of draws (TD-MPC2, LOOP).
+
 Any non-finite return (NaN, or +-inf) counts as -inf: a diverging imagined rollout must never look best.
 If no return is finite, every optimiser still returns a sequence inside the bounds: random shooting and
 iCEM an arbitrary sample, CEM the refit to arbitrary samples (near its mean), MPPI the population's plain
@@ -39,6 +42,21 @@ class PlanResult:
     elites: torch.Tensor | None = None  # iCEM: the final elites, kept for the next real step
 
 
+def _draw(distribution: ActionSequence, population: int, generator, prior: torch.Tensor | None,
+          **sample_kwargs) -> torch.Tensor:
+    """A population of `population` sequences: the `prior`'s (a policy's proposals, clipped into the
+    bounds) and as many draws from `distribution` as make up the rest (TD-MPC2 and LOOP seed CEM/MPPI so)."""
+    if prior is None:
+        return distribution.sample(population, generator, **sample_kwargs)
+    if not 0 < len(prior) < population:
+        raise ValueError(f"a prior of {len(prior)} sequences must leave room in a population of {population}")
+    drawn = distribution.sample(population - len(prior), generator, **sample_kwargs)
+    if prior.shape[1:] != drawn.shape[1:]:
+        raise ValueError(f"prior sequences of shape {tuple(prior.shape[1:])} do not match the planner's "
+                         f"{tuple(drawn.shape[1:])}")
+    return torch.cat([drawn, distribution.inside(prior.to(drawn.device))])
+
+
 def _returns(objective: Objective, samples: torch.Tensor) -> torch.Tensor:
     returns = objective(samples)
     return torch.where(returns.isfinite(), returns, -torch.inf)
@@ -62,8 +80,9 @@ class _Best:
 
 
 def random_shooting(objective: Objective, distribution: ActionSequence,
-                    generator: torch.Generator | None = None, *, population: int = 1000) -> PlanResult:
-    samples = distribution.sample(population, generator, bounds="truncate")
+                    generator: torch.Generator | None = None, *, population: int = 1000,
+                    prior: torch.Tensor | None = None) -> PlanResult:
+    samples = _draw(distribution, population, generator, prior, bounds="truncate")
     returns = _returns(objective, samples)
     best = returns.argmax()
     return PlanResult(samples[best], distribution, returns[best], population)
@@ -71,13 +90,13 @@ def random_shooting(objective: Objective, distribution: ActionSequence,
 
 def cem(objective: Objective, distribution: ActionSequence, generator: torch.Generator | None = None, *,
         iterations: int = 5, population: int = 500, elite_ratio: float = 0.1, alpha: float = 0.1,
-        return_mean: bool = True) -> PlanResult:
+        return_mean: bool = True, prior: torch.Tensor | None = None) -> PlanResult:
     """PETS's CEM: sample, keep the top `elite_ratio`, refit mean and variance, keep `alpha` of the old ones.
     Executes the final mean (`return_mean`, as PETS and mbrl-lib do) or the best sequence seen."""
     n_elites = max(2, round(elite_ratio * population))
     best = _Best()
     for _ in range(iterations):
-        samples = distribution.sample(population, generator, bounds="truncate")
+        samples = _draw(distribution, population, generator, prior, bounds="truncate")
         returns = _returns(objective, samples)
         best.update(samples, returns)
         elite_returns, index = returns.topk(n_elites)
@@ -88,13 +107,14 @@ def cem(objective: Objective, distribution: ActionSequence, generator: torch.Gen
 
 
 def mppi(objective: Objective, distribution: ActionSequence, generator: torch.Generator | None = None, *,
-         iterations: int = 1, population: int = 500, temperature: float = 1.0) -> PlanResult:
+         iterations: int = 1, population: int = 500, temperature: float = 1.0,
+         prior: torch.Tensor | None = None) -> PlanResult:
     """Update the mean to the softmax(return / temperature)-weighted average of the population, with no
     smoothing (Williams et al.'s update); the sampling std stays what the distribution started with (the
     MPPI noise level)."""
     best = _Best()
     for _ in range(iterations):
-        samples = distribution.sample(population, generator, bounds="clip")
+        samples = _draw(distribution, population, generator, prior, bounds="clip")
         returns = _returns(objective, samples)
         best.update(samples, returns)
         # No finite return: the softmax is NaN everywhere; weigh the population evenly instead.
@@ -106,7 +126,7 @@ def mppi(objective: Objective, distribution: ActionSequence, generator: torch.Ge
 def icem(objective: Objective, distribution: ActionSequence, generator: torch.Generator | None = None, *,
          iterations: int = 3, population: int = 300, num_elites: int = 10, decay: float = 1.25,
          keep_elites: float = 0.3, noise_beta: float = 2.0, alpha: float = 0.1,
-         carried_elites: torch.Tensor | None = None) -> PlanResult:
+         carried_elites: torch.Tensor | None = None, prior: torch.Tensor | None = None) -> PlanResult:
     """iCEM (Pinneri et al. 2020, Algorithm 1). `carried_elites` are the previous real step's elites,
     already shifted by one step; a `keep_elites` share of them joins the first iteration, a share of
     each iteration's elites joins the next, and the last iteration also tries the mean itself."""
@@ -115,7 +135,7 @@ def icem(objective: Objective, distribution: ActionSequence, generator: torch.Ge
     n_keep = max(1, round(keep_elites * num_elites)) if keep_elites > 0 else 0
     for i in range(iterations):
         size = max(round(population * decay**-i), 2 * num_elites)
-        samples = distribution.sample(size, generator, bounds="clip", noise_beta=noise_beta)
+        samples = _draw(distribution, size, generator, prior, bounds="clip", noise_beta=noise_beta)
         extra = []
         if elites is not None and n_keep:
             extra.append(elites[:n_keep])

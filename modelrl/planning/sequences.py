@@ -111,6 +111,10 @@ class GaussianSequence:
     def mode(self) -> torch.Tensor:
         return self.mean
 
+    def inside(self, sequences: torch.Tensor) -> torch.Tensor:
+        """`(n, H, A)` sequences from elsewhere (a policy's), clipped into the bounds."""
+        return torch.clamp(sequences.to(self.mean.dtype), self.low, self.high)
+
 
 @dataclass
 class CategoricalSequence:
@@ -146,6 +150,10 @@ class CategoricalSequence:
 
     def mode(self) -> torch.Tensor:
         return self.probs.argmax(1)
+
+    def inside(self, sequences: torch.Tensor) -> torch.Tensor:
+        """`(n, H)` action indices from elsewhere (a policy's), as valid indices."""
+        return sequences.long().clamp(0, self.probs.shape[1] - 1)
 
 
 ActionSequence = GaussianSequence | CategoricalSequence
