@@ -60,6 +60,18 @@ def test_pets_learns_a_terminal_value_and_plans_with_it(tmp_path):
         modelrl.make_agent("pets", env="Pendulum-v1", terminal_value=True)  # PETS's default gamma is 1
 
 
+def test_mpc_with_known_dynamics_learns_a_terminal_value_from_its_real_steps(tmp_path):
+    agent = modelrl.make_agent("mpc", env="Pendulum-v1", seed=0, population=20, iterations=1, horizon=3,
+                               gamma=0.99, terminal_value=True, value_hidden_size=16, value_batch_size=8)
+    assert agent.objective.terminal_value is agent.value
+    agent.learn(20)
+    assert agent.value.updates == 20 and len(agent.buffer) == 20 and "value_loss" in agent.metrics()
+    agent.save(tmp_path / "mpc.pt")
+    resumed = modelrl.load(tmp_path / "mpc.pt")
+    assert len(resumed.buffer) == 20 and resumed.value.updates == 20
+    assert modelrl.make_agent("mpc", env="Pendulum-v1").buffer is None  # no value, no replay
+
+
 @pytest.mark.parametrize("optimizer", ["random", "cem", "mppi", "icem"])
 def test_a_policy_prior_takes_its_share_of_every_population_inside_the_bounds(optimizer):
     space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 from modelrl.agents.base import Agent
+from modelrl.buffers import ReplayBuffer
+from modelrl.config import check_range
 from modelrl.device import resolve_device, restore_generator
 from modelrl.envs.known import known_functions
 from modelrl.errors import ConfigError, IncompatibleEnvError
@@ -20,12 +22,17 @@ from modelrl.models.dynamics import DynamicsModel
 from modelrl.planning.config import PlannerConfig
 from modelrl.planning.env_copy import EnvCopyObjective
 from modelrl.planning.trajectory import ModelObjective, SimulatorObjective
-from modelrl.seeding import numpy_stream, torch_stream
+from modelrl.seeding import numpy_stream, seeded_weights, torch_stream
 
 
 @dataclass
 class MPCConfig(PlannerConfig):
     model_path: str = ""  # a saved dynamics model or PETS checkpoint; empty: the env's exact dynamics
+    buffer_size: int = 1_000_000  # real transitions kept for the terminal value (terminal_value only)
+
+    def validate(self) -> None:
+        super().validate()
+        check_range(self, "buffer_size", 1)
     device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
 
 
@@ -34,7 +41,7 @@ class MPCAgent(Agent):
     config_class = MPCConfig
     plans_every_step = True
     supports_num_envs = False  # the planner's warm start belongs to one episode
-    metric_names = ("plan_seconds",)
+    metric_names = ("plan_seconds", "value_loss")
 
     def __init__(self, env, config=None, seed: int = 0, env_kwargs: dict | None = None, num_envs: int = 1):
         super().__init__(env, config, seed, env_kwargs, num_envs)
@@ -44,7 +51,12 @@ class MPCAgent(Agent):
         self.eval_generator = torch_stream(self.seed, "evaluation planning", self.device)
         self.eval_rng = numpy_stream(self.seed, "evaluation acting")
         self.known = known_functions(self.env_id, self.env_kwargs)
+        with seeded_weights(self.seed, "value"):
+            self.value = self.config.make_value(int(self.env.observation_space.shape[0]), self.device)
+        self.buffer: ReplayBuffer | None = None  # pets keeps its real steps; mpc only for a value
         self.objective = self.build_objective()
+        if self.value is not None and self.buffer is None:
+            self.buffer = self.real_steps_buffer()
         # Training and evaluation episodes each keep their own warm start.
         self.planners = {
             evaluation: self.config.make_mpc(self.env.action_space, device=self.device,
@@ -59,6 +71,14 @@ class MPCAgent(Agent):
         if not (isinstance(space, gym.spaces.Discrete) or (isinstance(space, gym.spaces.Box)
                                                          and len(space.shape) == 1)):
             raise IncompatibleEnvError(f"{self.agent_id} plans over 1-D Box or Discrete actions, not {space}")
+
+    def real_steps_buffer(self) -> ReplayBuffer:
+        """A replay of real transitions, actions as the env takes them, `config.buffer_size` long."""
+        space = self.env.action_space
+        discrete = isinstance(space, gym.spaces.Discrete)
+        return ReplayBuffer(self.config.buffer_size, self.env.observation_space.shape,
+                            () if discrete else space.shape,
+                            action_dtype=np.int64 if discrete else np.float32, name="buffer_size")
 
     def known_reward(self):
         """The known reward to plan with: the env's own, or its shaped planning reward if asked for."""
@@ -76,9 +96,12 @@ class MPCAgent(Agent):
             termination = None if model.spec.learn_termination else self.known.termination
             return ModelObjective(model, reward, termination, particles=config.particles,
                                   propagation=config.propagation, gamma=config.gamma,
-                                  generator=self.generator)
+                                  generator=self.generator, terminal_value=self.value)
         if self.known.simulator is None or self.known.reward is None:
             if hasattr(self.env.unwrapped, "set_state"):  # MuJoCo: a private copy of the simulator
+                if self.value is not None:
+                    raise ConfigError("terminal_value plans with a model or known dynamics in torch, not "
+                                      f"with a copy of {self.env_id}'s simulator")
                 shaped = self.known_reward() if config.planning_reward == "shaped" else None
                 return EnvCopyObjective(self.env_id, self.env_kwargs, gamma=config.gamma, reward_fn=shaped)
             raise IncompatibleEnvError(
@@ -86,7 +109,7 @@ class MPCAgent(Agent):
                 "or PETS checkpoint> to plan with a learned model"
             )
         return SimulatorObjective(self.known.simulator, self.known_reward(), self.known.termination,
-                                  gamma=config.gamma, device=self.device)
+                                  gamma=config.gamma, terminal_value=self.value, device=self.device)
 
     def on_reset(self, evaluation: bool) -> None:
         self.planners[evaluation].reset()
@@ -101,17 +124,33 @@ class MPCAgent(Agent):
         return action
 
     def observe(self, obs, action, reward, next_obs, terminated, truncated, info=None) -> None:
-        """A given model learns nothing."""
+        """A given model learns nothing; a terminal value learns from every real step."""
+        if self.value is not None:
+            self.buffer.add(obs, action, reward, next_obs, terminated, truncated)
+            self.update_value()
+
+    def update_value(self) -> None:
+        if self.value is None:
+            return
+        for _ in range(self.config.value_updates_per_step):
+            self.value.update(self.buffer.sample_tensors(self.config.value_batch_size, self.rng, self.device))
 
     def metrics(self) -> dict[str, float]:
         row = {"plan_seconds": self.plan_seconds / self.plans if self.plans else float("nan")}
         self.plan_seconds, self.plans = 0.0, 0
+        if self.value is not None and self.value.updates:
+            row["value_loss"] = float(self.value.loss)
         return row
+
+    def check_finite(self) -> bool:
+        return self.value is None or self.value.parameters_finite()
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state(), "eval_generator": self.eval_generator.get_state(),
                 "eval_rng": self.eval_rng.bit_generator.state,
-                "planners": {flag: mpc.state_dict() for flag, mpc in self.planners.items()}}
+                "planners": {flag: mpc.state_dict() for flag, mpc in self.planners.items()},
+                **({} if self.value is None else {"value": self.value.state_dict()}),
+                **({} if self.buffer is None else {"buffer": self.buffer.state_dict()})}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         restore_generator(self.generator, state["generator"])
@@ -119,3 +158,7 @@ class MPCAgent(Agent):
         self.eval_rng.bit_generator.state = state["eval_rng"]
         for flag, mpc in self.planners.items():
             mpc.load_state_dict(state["planners"][flag])
+        if self.value is not None:
+            self.value.load_state_dict(state["value"])
+        if self.buffer is not None:
+            self.buffer.load_state_dict(state["buffer"])

@@ -16,6 +16,7 @@ import torch
 from modelrl.config import check_range
 from modelrl.errors import ConfigError
 from modelrl.planning.mpc import MPC
+from modelrl.planning.value import TerminalValue
 
 
 @dataclass
@@ -39,6 +40,13 @@ class PlannerConfig:
     propagation: Literal["ts-inf", "ts1", "mean"] = "ts-inf"
     gamma: float = 1.0  # PETS sums undiscounted rewards over the horizon
     planning_reward: Literal["env", "shaped"] = "env"  # shaped: the env's labelled dense planning reward
+    # learn V(s) by TD(0) from real steps and add gamma^H V(s_H) to every planned return (needs gamma < 1)
+    terminal_value: bool = False
+    value_hidden_size: int = 256  # units of the value network's two hidden layers
+    value_lr: float = 3e-4  # Adam learning rate of the value
+    value_batch_size: int = 256  # replayed transitions per value update
+    value_updates_per_step: int = 1  # value updates per real step (pets: from its first model fit on)
+    value_tau: float = 0.005  # Polyak step of the value's target network
 
     def validate(self) -> None:
         for name in ("horizon", "population", "iterations", "particles", "icem_elites"):
@@ -53,6 +61,14 @@ class PlannerConfig:
         check_range(self, "icem_keep_elites", 0, 1)
         if not 0 < self.gamma <= 1:
             raise ConfigError(f"gamma must be in (0, 1], got {self.gamma}")
+        for name in ("value_hidden_size", "value_batch_size"):
+            check_range(self, name, 1)
+        check_range(self, "value_updates_per_step", 0)
+        check_range(self, "value_lr", 0, low_open=True)
+        check_range(self, "value_tau", 0, 1, low_open=True)
+        if self.terminal_value and self.gamma >= 1:
+            raise ConfigError("terminal_value needs a discount below 1 (the value of an endless task is "
+                              f"unbounded): set gamma, e.g. gamma=0.99; got gamma={self.gamma}")
 
     def optimizer_kwargs(self) -> dict[str, Any]:
         """The settings `self.optimizer`'s function takes (`modelrl.planning.optimizers`), by its names."""
@@ -67,6 +83,13 @@ class PlannerConfig:
         return {"iterations": self.iterations, "population": self.population, "num_elites": self.icem_elites,
                 "decay": self.icem_decay, "keep_elites": self.icem_keep_elites, "noise_beta": self.noise_beta,
                 "alpha": self.alpha}
+
+    def make_value(self, obs_dim: int, device: str | torch.device = "cpu") -> TerminalValue | None:
+        """The terminal value these settings ask for (None without `terminal_value`)."""
+        if not self.terminal_value:
+            return None
+        return TerminalValue(obs_dim, gamma=self.gamma, hidden_size=self.value_hidden_size, lr=self.value_lr,
+                             tau=self.value_tau, device=device)
 
     def make_mpc(self, action_space: gym.Space, *, generator: torch.Generator | None = None,
                  device: str | torch.device = "cpu") -> MPC:
