@@ -258,6 +258,9 @@ def cmd_list(args) -> None:
         return
     print("agents: " + ", ".join(modelrl.AGENTS))
     print("modelrl envs: " + ", ".join(k for k in gym.registry if k.startswith("modelrl/")))
+    print("DeepMind Control Suite (the dmc extra), each also as -pixels-v0: "
+          + ", ".join(k for k in gym.registry if k.startswith("dmc/") and not k.endswith("-pixels-v0")))
+    print("pixels/<id>: any env that renders rgb_array frames, seen through them (e.g. pixels/Pendulum-v1)")
     print("plus every Gymnasium env whose spaces suit the agent (e.g. FrozenLake-v1 for the tabular agents)")
 
 

@@ -75,7 +75,9 @@ def test_compare_and_list(tmp_path, capsys):
         assert yaml.safe_load((run / "config.yaml").read_text())["config"]["planning_steps"] == 10
         assert modelrl.load(run / "checkpoints" / "last.pt").config.planning_steps == 10
     assert main(["list"]) == 0
-    assert "prioritized-sweeping" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "prioritized-sweeping" in listed and "dreamer" in listed
+    assert "dmc/cartpole-swingup-v0" in listed and "pixels/<id>" in listed
 
 
 def cli(argv: list) -> int:
