@@ -264,7 +264,8 @@ class LatentModelAgent(Agent):
             return int(action.argmax()) if action.ndim else int(action)
         return self.scale.to_env(action.astype(np.float32))
 
-    def _to_model(self, action) -> np.ndarray:
+    def model_action(self, action) -> np.ndarray:
+        """An env action as the model reads it: one-hot, or in the unit box."""
         if self.discrete:
             return np.eye(self.action_dim, dtype=np.float32)[int(action)]
         return self.scale.to_unit(action)
@@ -288,7 +289,7 @@ class LatentModelAgent(Agent):
         if self.episode_started[index]:
             buffer.add(obs, np.zeros(self.action_dim, np.float32), 0.0, True, False)
             self.episode_started[index] = False
-        buffer.add(next_obs, self._to_model(action), reward, False, terminated)
+        buffer.add(next_obs, self.model_action(action), reward, False, terminated)
         if terminated or truncated:
             self.episode_started[index] = True
         config = self.config

@@ -29,11 +29,11 @@ from modelrl.seeding import numpy_stream, seeded_weights, torch_stream
 class MPCConfig(PlannerConfig):
     model_path: str = ""  # a saved dynamics model or PETS checkpoint; empty: the env's exact dynamics
     buffer_size: int = 1_000_000  # real transitions kept for the terminal value (terminal_value only)
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
 
     def validate(self) -> None:
         super().validate()
         check_range(self, "buffer_size", 1)
-    device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
 
 
 class MPCAgent(Agent):

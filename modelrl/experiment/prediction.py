@@ -26,7 +26,7 @@ from modelrl.envs import make_env
 from modelrl.errors import ConfigError, RunDirError
 from modelrl.experiment.runner import CHECKPOINT
 from modelrl.models.distributions import symexp
-from modelrl.models.encoders import image_input
+from modelrl.models.encoders import image_frames, image_input
 
 GIF_FRAME_MS = 100
 
@@ -47,7 +47,7 @@ def open_loop_prediction(agent: LatentModelAgent, context: int = 5, horizon: int
         action, state = agent.policy(obs, state, info, deterministic=True)
         obs, reward, terminated, truncated, info = env.step(action)
         observations.append(obs)
-        actions.append(agent._to_model(action))
+        actions.append(agent.model_action(action))
         rewards.append(float(reward))
         if terminated or truncated:
             break
@@ -55,8 +55,8 @@ def open_loop_prediction(agent: LatentModelAgent, context: int = 5, horizon: int
     steps = len(observations)
     if steps <= context:
         raise ConfigError(f"the episode ended after {steps} steps, within the {context} steps of context")
-    model, device = agent.model, agent.device
-    obs_t = torch.as_tensor(np.stack(observations), device=device)[:, None]
+    model, device, real = agent.model, agent.device, np.stack(observations)
+    obs_t = torch.as_tensor(real, device=device)[:, None]
     action_t = torch.as_tensor(np.stack(actions), device=device)[:, None]
     is_first = torch.zeros(steps, 1, dtype=torch.bool, device=device)
     is_first[0] = True
@@ -68,14 +68,15 @@ def open_loop_prediction(agent: LatentModelAgent, context: int = 5, horizon: int
         state = rssm.imagine_step(state, action_t[t], sample=False)
         features.append(rssm.features(state)[None])
     features = torch.cat(features)[:, 0]
+    decoded = model.decoder(features)
     if model.kind == "image":
-        predicted = model.decoder.frames(features).cpu().numpy()
-        error = (model.decoder(features) - image_input(obs_t[:, 0])).pow(2).mean((-3, -2, -1))
+        predicted = image_frames(decoded).cpu().numpy()
+        error = (decoded - image_input(obs_t[:, 0])).pow(2).mean((-3, -2, -1))
     else:
-        predicted = symexp(model.decoder(features)).cpu().numpy()
-        error = (torch.as_tensor(predicted) - torch.as_tensor(np.stack(observations))).pow(2).mean(-1)
+        values = symexp(decoded)
+        predicted = values.cpu().numpy()
+        error = (values - obs_t[:, 0].float()).pow(2).mean(-1)
     predicted_rewards = model.reward(features).cpu().numpy()
-    real = np.stack(observations)
     last = real[context - 1 : context].repeat(steps - context, 0)  # the copy-last-frame baseline
     copy_error = ((last.astype(np.float32) - real[context:].astype(np.float32))
                   / (255.0 if model.kind == "image" else 1.0)) ** 2

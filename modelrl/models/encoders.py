@@ -47,6 +47,11 @@ def image_input(obs: torch.Tensor) -> torch.Tensor:
     return obs.movedim(-1, -3).float() / 255.0 - 0.5
 
 
+def image_frames(pixels: torch.Tensor) -> torch.Tensor:
+    """The inverse of `image_input`, for pictures: `(..., 3, H, W)` -> `(..., H, W, 3)` uint8."""
+    return ((pixels + 0.5).clamp(0, 1) * 255).round().to(torch.uint8).movedim(-3, -1)
+
+
 class ImageEncoder(nn.Module):
     def __init__(self, depth: int):
         super().__init__()
@@ -93,11 +98,6 @@ class ImageDecoder(nn.Module):
     def loss(self, features: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """Squared error summed over pixels, per step."""
         return (self(features) - image_input(obs)).pow(2).sum((-3, -2, -1))
-
-    def frames(self, features: torch.Tensor) -> torch.Tensor:
-        """Predicted frames as `(..., 64, 64, 3)` uint8, for pictures."""
-        pixels = ((self(features) + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
-        return pixels.movedim(-3, -1)
 
 
 class VectorEncoder(nn.Module):
