@@ -150,6 +150,23 @@ class ReplayBuffer(RingBuffer):
         return {key: torch.as_tensor(data[key], device=device) for key in LEARNING_FIELDS}
 
 
+    def sample_windows(self, batch_size: int, length: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """`batch_size` runs of `length` consecutive transitions of one episode, `(batch_size, length, ...)`
+        per field: only a run's last transition may end its episode. Rows must come from one env's stream
+        (the ring's order is the order of the steps), as an agent with `supports_num_envs = False` gives."""
+        oldest = self.position if self.size == self.capacity else 0
+        order = (oldest + np.arange(self.size)) % self.capacity
+        done = self.data["terminated"][order] | self.data["truncated"][order]
+        ends_before = np.concatenate([[0], np.cumsum(done)])  # episode ends among the first i rows
+        starts = np.arange(max(self.size - length + 1, 0))
+        valid = starts[ends_before[starts + length - 1] == ends_before[starts]]
+        if not len(valid):
+            raise ValueError(f"no episode in the buffer has {length} consecutive transitions yet")
+        start = valid[rng.integers(len(valid), size=batch_size)]
+        index = order[start[:, None] + np.arange(length)]
+        return {key: value[index] for key, value in self.data.items()}
+
+
 class SequenceBuffer(RingBuffer):
     """The last `capacity` steps of a stream of episodes, one row per step, for models trained on sequences
     (Dreamer's world model): the observation, the action that led to it and the reward it brought (zeros at

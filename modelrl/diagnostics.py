@@ -11,6 +11,9 @@
   mean: a useful ensemble's disagreement rises with its error (it leaves out noise each member predicts,
   so it is not a calibration by itself). A single deterministic net states no uncertainty: nothing to check.
 Errors are in units of each dimension's standard deviation in the data, so dimensions compare.
+- `value_check`: for a planner with a learned value, how far its horizon-H return (the planned rewards of the
+  actions really taken, plus the discounted value at the horizon) is from the discounted return that really
+  followed.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ TABLE_LEVELS = (0.5, 0.9, 0.95)
 class Trajectory:
     obs: np.ndarray  # (T + 1, obs_dim)
     actions: np.ndarray  # (T, ...)
+    rewards: np.ndarray | None = None  # (T,)
+    terminated: bool = False  # the episode reached a terminal state (not a time limit)
 
 
 def collect_trajectories(env_id: str, episodes: int, seed: int, policy: Callable | None = None,
@@ -46,14 +51,15 @@ def collect_trajectories(env_id: str, episodes: int, seed: int, policy: Callable
     trajectories = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
-        observations, actions, done = [obs], [], False
-        while not done and len(actions) < max_steps:
+        observations, actions, rewards, terminated, truncated = [obs], [], [], False, False
+        while not (terminated or truncated) and len(actions) < max_steps:
             action = env.action_space.sample() if policy is None else policy(obs)
-            obs, _, terminated, truncated, _ = env.step(action)
+            obs, reward, terminated, truncated, _ = env.step(action)
             observations.append(obs)
             actions.append(action)
-            done = terminated or truncated
-        trajectories.append(Trajectory(np.asarray(observations, np.float32), np.asarray(actions)))
+            rewards.append(reward)
+        trajectories.append(Trajectory(np.asarray(observations, np.float32), np.asarray(actions),
+                                       np.asarray(rewards, np.float64), bool(terminated)))
     return trajectories
 
 
@@ -179,6 +185,51 @@ def data_scale(trajectories: list[Trajectory], device) -> torch.Tensor:
     return torch.as_tensor(obs.std(0), device=device).clamp_min(1e-6)
 
 
+def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """The discounted return from each step to the end of `rewards`."""
+    returns, total = np.zeros(len(rewards)), 0.0
+    for t in reversed(range(len(rewards))):
+        total = rewards[t] + gamma * total
+        returns[t] = total
+    return returns
+
+
+def value_check(planned_returns: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                trajectories: list[Trajectory], horizon: int, gamma: float, device="cpu") -> dict:
+    """A value-guided planner's estimate beside the truth: at each state s_t of the held-out episodes,
+    `planned_returns(obs (N, D), actions (N, H, ...))` of the H actions really taken from it (its planned
+    rewards plus gamma^H V at the horizon) against the discounted return that followed. States too near the
+    end of a time-limited episode (the return after it unknown for more than 1% of the discount weight) are
+    left out; a terminal end counts in full. `normalized_bias` is mean(estimate - return) / |mean(return)|."""
+    cut = math.ceil(math.log(0.01) / math.log(gamma)) if gamma < 1 else 0
+    obs, actions, truth = [], [], []
+    for trajectory in trajectories:
+        steps = len(trajectory.actions)
+        if trajectory.rewards is None:
+            raise ValueError("a value check needs the rewards of its trajectories")
+        returns = discounted_returns(trajectory.rewards, gamma)
+        last = steps - horizon if trajectory.terminated else min(steps - horizon, steps - cut)
+        for t in range(last + 1):
+            obs.append(trajectory.obs[t])
+            actions.append(trajectory.actions[t : t + horizon])
+            truth.append(returns[t])
+    if not truth:
+        raise ValueError(f"no held-out state has a known discounted return (gamma {gamma}) and {horizon} "
+                         "actions after it: collect longer episodes")
+    with torch.no_grad():
+        estimates = planned_returns(torch.as_tensor(np.stack(obs), dtype=torch.float32, device=device),
+                                    torch.as_tensor(np.stack(actions), dtype=torch.float32, device=device))
+    estimates, truth = estimates.double().cpu().numpy(), np.asarray(truth)
+    bias = float(np.mean(estimates - truth))
+    rho = rank_correlation(estimates, truth)
+    return {"horizon": horizon, "gamma": gamma, "states": len(truth),
+            "estimate_mean": float(estimates.mean()), "return_mean": float(truth.mean()), "bias": bias,
+            "normalized_bias": bias / max(abs(float(truth.mean())), 1e-8),
+            "rmse": float(np.sqrt(np.mean((estimates - truth) ** 2))),
+            "spearman": None if math.isnan(rho) else rho,
+            "estimates": estimates.tolist(), "returns": truth.tolist()}
+
+
 def model_report(models: dict[str, DynamicsModel], trajectories: list[Trajectory], horizon: int) -> dict:
     """All three diagnostics for each named model on the same held-out trajectories."""
     device = next(iter(models.values())).device
@@ -195,7 +246,7 @@ def model_report(models: dict[str, DynamicsModel], trajectories: list[Trajectory
 def plot_report(report: dict, out_dir, obs_labels: list[str] | None = None) -> list:
     """one_step.png (per-dimension error), k_step.png (compounding error), calibration.png (interval
     coverage of the predictive Gaussian; ensemble disagreement against error) where any model states an
-    uncertainty."""
+    uncertainty; value.png (the value check's estimates against the returns) where the report has one."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -203,8 +254,10 @@ def plot_report(report: dict, out_dir, obs_labels: list[str] | None = None) -> l
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [_plot_value(report["value"], out_dir / "value.png")] if "value" in report else []
     models = report["models"]
-    paths = []
+    if not models:
+        return paths
     dims = len(report["scale"])
     labels = obs_labels or [f"s[{i}]" for i in range(dims)]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -274,3 +327,23 @@ def plot_report(report: dict, out_dir, obs_labels: list[str] | None = None) -> l
         fig.savefig(paths[-1], dpi=110)
         plt.close(fig)
     return paths
+
+
+def _plot_value(check: dict, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    estimates, returns = np.asarray(check["estimates"]), np.asarray(check["returns"])
+    ax.scatter(returns, estimates, s=6, alpha=0.5)
+    low, high = min(estimates.min(), returns.min()), max(estimates.max(), returns.max())
+    ax.plot([low, high], [low, high], color="grey", linestyle=":", label="estimate = return")
+    rho = "-" if check["spearman"] is None else f"{check['spearman']:.2f}"
+    ax.set(xlabel="discounted return that followed", ylabel=f"planned {check['horizon']}-step return + value",
+           title=f"Value check: bias {check['bias']:.3g} ({100 * check['normalized_bias']:.0f}%), "
+                 f"RMSE {check['rmse']:.3g},\nSpearman {rho}, {check['states']} states, "
+                 f"gamma {check['gamma']:.3g}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

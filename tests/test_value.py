@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
 import modelrl
+from modelrl.cli import main
+from modelrl.diagnostics import Trajectory, value_check
 from modelrl.errors import ConfigError
+from modelrl.experiment.runner import CHECKPOINT
 from modelrl.planning.mpc import MPC
 from modelrl.planning.trajectory import SimulatorObjective
 from modelrl.planning.value import TerminalValue
@@ -95,3 +100,48 @@ def test_a_policy_prior_takes_its_share_of_every_population_inside_the_bounds(op
     assert torch.allclose(result.best_return, torch.tensor(0.0))  # the best sequence is the prior's
     with pytest.raises(ValueError, match="must leave room"):
         MPC(space, 4, "random", {"population": 8}).plan(objective, prior=prior)
+
+
+def _counting_episode(steps: int, terminated: bool) -> Trajectory:
+    """obs = the step's index, reward 1 per step."""
+    return Trajectory(np.arange(steps + 1, dtype=np.float32)[:, None], np.zeros((steps, 1), np.float32),
+                      np.ones(steps), terminated)
+
+
+def test_value_check_measures_an_estimate_against_the_return_that_followed():
+    gamma, steps = 0.5, 20
+
+    def exact(obs, actions):  # the true discounted return of a terminated 20-step episode from step t
+        return (1 - gamma ** (steps - obs[:, 0])) / (1 - gamma)
+
+    check = value_check(exact, [_counting_episode(steps, True)], horizon=2, gamma=gamma)
+    assert check["states"] == 19 and abs(check["bias"]) < 1e-6 and check["rmse"] < 1e-6
+    assert check["spearman"] == pytest.approx(1.0)
+    optimistic = value_check(lambda obs, actions: exact(obs, actions) + 1, [_counting_episode(steps, True)],
+                             horizon=2, gamma=gamma)
+    assert optimistic["bias"] == pytest.approx(1.0) and optimistic["rmse"] == pytest.approx(1.0)
+    # A time limit hides what came after: states within 7 steps of it (0.5^7 < 1%) are left out.
+    truncated = value_check(exact, [_counting_episode(steps, False)], horizon=2, gamma=gamma)
+    assert truncated["states"] == 14
+    with pytest.raises(ValueError, match="no held-out state"):
+        value_check(exact, [_counting_episode(5, False)], horizon=2, gamma=gamma)
+
+
+@pytest.mark.parametrize("agent_id, config, steps", [
+    ("pets", {"population": 20, "iterations": 1, "horizon": 3, "particles": 2, "random_steps": 30,
+              "model_hidden_size": 16, "model_max_epochs": 2, "train_every": 30, "gamma": 0.9,
+              "terminal_value": True, "value_hidden_size": 16, "value_batch_size": 16}, 40),
+    ("td-mpc2", {"size": "tiny", "seed_steps": 30, "batch_size": 16, "num_samples": 16, "num_elites": 4,
+                 "num_pi_trajs": 2, "iterations": 1, "gamma": 0.9}, 40),
+])
+def test_model_report_checks_a_planners_value(tmp_path, capsys, agent_id, config, steps):
+    agent = modelrl.make_agent(agent_id, env="Pendulum-v1", seed=0, **config)
+    agent.learn(steps)
+    run_dir = tmp_path / "run"
+    agent.save(run_dir / CHECKPOINT)
+    assert main(["model-report", str(run_dir), "--episodes", "1", "--horizon", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "value check: planned 3-step return + value (gamma 0.9) over 157 states" in out
+    report = json.loads((run_dir / "model_report" / "report.json").read_text())
+    assert report["value"]["states"] == 157 and (run_dir / "model_report" / "value.png").exists()
+    assert bool(report["models"]) == (agent_id == "pets")  # td-mpc2's model is latent: the value alone

@@ -19,6 +19,7 @@ from modelrl.agents.pets import PETS
 from modelrl.agents.planet import PlaNet
 from modelrl.agents.sac import SAC
 from modelrl.agents.tabular import QLearning
+from modelrl.agents.td_mpc2 import TDMPC2
 from modelrl.buffers import buffers_beside, files_beside
 from modelrl.checkpoint import load_checkpoint
 from modelrl.config import build_config
@@ -28,7 +29,7 @@ from modelrl.threads import choose_threads
 AGENTS: dict[str, type[Agent]] = {
     cls.agent_id: cls
     for cls in (QLearning, DynaQ, DynaQPlus, PrioritizedSweeping, MPCAgent, PETS, SAC, DQN, DeepDynaQ, MBPO,
-                Dreamer, PlaNet)
+                Dreamer, PlaNet, TDMPC2)
 }
 
 

@@ -123,6 +123,17 @@ class MPCAgent(Agent):
         self.plans += 1
         return action
 
+    @torch.no_grad()
+    def planned_returns(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The planner's objective for each row's own sequence, `obs (N, D)` and env actions `(N, H, ...)`:
+        its planned return, plus gamma^H V at the horizon with a terminal value (the model report's check)."""
+        if isinstance(self.env.action_space, gym.spaces.Discrete):
+            actions = actions.long()
+        generator = torch.Generator(self.device).manual_seed(0)
+        obs, actions = obs.to(self.device), actions.to(self.device)
+        return torch.stack([self.objective(state, sequence[None], generator)[0]
+                            for state, sequence in zip(obs, actions, strict=True)])
+
     def observe(self, obs, action, reward, next_obs, terminated, truncated, info=None) -> None:
         """A given model learns nothing; a terminal value learns from every real step."""
         if self.value is not None:

@@ -160,6 +160,11 @@ class DMCEnv(gym.Env):
         truncated = bool(time_step.last() and not terminated)
         return self._observe(time_step.observation), float(reward), terminated, truncated, {}
 
+    @property
+    def episode_steps(self) -> int:
+        """Env steps in an episode: the suite's time limit over the action repeat."""
+        return math.ceil(self._dmc._step_limit / self.action_repeat)
+
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None

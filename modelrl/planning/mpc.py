@@ -22,14 +22,15 @@ from modelrl.planning.sequences import ActionSequence, CategoricalSequence, Gaus
 class MPC:
     def __init__(self, action_space: gym.Space, horizon: int, optimizer: str = "cem",
                  optimizer_kwargs: dict[str, Any] | None = None, *, generator: torch.Generator | None = None,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", std_scale: float = 0.25):
+        """`std_scale`: a Box plan's initial std, as a share of the bounds' width."""
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; choose from {sorted(OPTIMIZERS)}")
         self.device = torch.device(device)
         if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
             low = torch.as_tensor(action_space.low, dtype=torch.float32, device=self.device)
             high = torch.as_tensor(action_space.high, dtype=torch.float32, device=self.device)
-            self.initial: ActionSequence = GaussianSequence.initial(horizon, low, high)
+            self.initial: ActionSequence = GaussianSequence.initial(horizon, low, high, std_scale)
         elif isinstance(action_space, gym.spaces.Discrete):
             self.initial = CategoricalSequence.initial(horizon, int(action_space.n), self.device)
         else:

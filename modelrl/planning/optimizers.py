@@ -8,6 +8,8 @@ its paper does (`GaussianSequence.sample`'s `bounds`):
   variance to the elites, smoothed by `alpha`.
 - `mppi`: model predictive path integral control (Williams et al. 2017): noise at the full std, clipped to the
   bounds; the mean becomes the softmax(return / `temperature`)-weighted average of the population, unsmoothed.
+  With `elites`, TD-MPC2's variant (Hansen et al. 2024): only the top `elites` are weighted, and the std is
+  refitted to them too, within `[min_std, max_std]`.
 - `icem`: improved CEM (Pinneri et al. 2020): coloured noise at the full std, clipped to the bounds; a
   population that shrinks each iteration, a share of elites kept across iterations and real steps, and the
   best sequence executed.
@@ -24,11 +26,11 @@ average; `best_return` is then -inf.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
-from modelrl.planning.sequences import ActionSequence
+from modelrl.planning.sequences import ActionSequence, GaussianSequence
 
 Objective = Callable[[torch.Tensor], torch.Tensor]
 
@@ -40,6 +42,8 @@ class PlanResult:
     best_return: torch.Tensor  # scalar: the best return seen
     evaluations: int  # sequences evaluated
     elites: torch.Tensor | None = None  # iCEM: the final elites, kept for the next real step
+    # MPPI: the last iteration's weighted sequences and their weights (TD-MPC2 draws its action from them)
+    weighted: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 def _draw(distribution: ActionSequence, population: int, generator, prior: torch.Tensor | None,
@@ -107,20 +111,30 @@ def cem(objective: Objective, distribution: ActionSequence, generator: torch.Gen
 
 
 def mppi(objective: Objective, distribution: ActionSequence, generator: torch.Generator | None = None, *,
-         iterations: int = 1, population: int = 500, temperature: float = 1.0,
+         iterations: int = 1, population: int = 500, temperature: float = 1.0, elites: int | None = None,
+         min_std: float = 0.0, max_std: float = float("inf"),
          prior: torch.Tensor | None = None) -> PlanResult:
     """Update the mean to the softmax(return / temperature)-weighted average of the population, with no
     smoothing (Williams et al.'s update); the sampling std stays what the distribution started with (the
-    MPPI noise level)."""
+    MPPI noise level). With `elites`: only the best `elites` sequences are weighted and the std is refitted
+    to them as well, clamped into `[min_std, max_std]` (TD-MPC2)."""
     best = _Best()
+    weighted = None
     for _ in range(iterations):
         samples = _draw(distribution, population, generator, prior, bounds="clip")
         returns = _returns(objective, samples)
         best.update(samples, returns)
+        if elites is not None:
+            returns, index = returns.topk(min(elites, len(samples)))
+            samples = samples[index]
         # No finite return: the softmax is NaN everywhere; weigh the population evenly instead.
-        weights = torch.softmax(returns / temperature, 0).nan_to_num(1.0 / population)
-        distribution = distribution.refit(samples, weights, update_std=False)
-    return PlanResult(distribution.mode(), distribution, best.value, iterations * population)
+        weights = torch.softmax(returns / temperature, 0).nan_to_num(1.0 / len(samples))
+        distribution = distribution.refit(samples, weights, update_std=elites is not None)
+        if elites is not None and isinstance(distribution, GaussianSequence):
+            distribution = replace(distribution, std=distribution.std.clamp(min_std, max_std))
+        weighted = (samples, weights)
+    return PlanResult(distribution.mode(), distribution, best.value, iterations * population,
+                      weighted=weighted)
 
 
 def icem(objective: Objective, distribution: ActionSequence, generator: torch.Generator | None = None, *,
