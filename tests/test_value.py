@@ -12,7 +12,7 @@ import torch
 import modelrl
 from modelrl.cli import main
 from modelrl.diagnostics import Trajectory, value_check
-from modelrl.errors import ConfigError
+from modelrl.errors import ConfigError, IncompatibleEnvError
 from modelrl.experiment.runner import CHECKPOINT
 from modelrl.planning.mpc import MPC
 from modelrl.planning.trajectory import SimulatorObjective
@@ -145,3 +145,35 @@ def test_model_report_checks_a_planners_value(tmp_path, capsys, agent_id, config
     report = json.loads((run_dir / "model_report" / "report.json").read_text())
     assert report["value"]["states"] == 157 and (run_dir / "model_report" / "value.png").exists()
     assert bool(report["models"]) == (agent_id == "pets")  # td-mpc2's model is latent: the value alone
+
+
+def test_a_learned_policy_prior_proposes_its_share_of_every_plan(tmp_path):
+    small = {"population": 40, "iterations": 2, "horizon": 4, "particles": 2, "random_steps": 30,
+             "model_hidden_size": 16, "model_max_epochs": 2, "train_every": 30, "gamma": 0.99,
+             "policy_prior": True, "prior_share": 0.1}
+    agent = modelrl.make_agent("pets", env="Pendulum-v1", seed=0, **small)
+    proposals = []
+    planner = agent.planners[False]
+    plan = planner.plan
+
+    def recording(objective, prior=None):
+        proposals.append(prior)
+        return plan(objective, prior)
+
+    planner.plan = recording
+    history = agent.learn(40, eval_every=40, eval_episodes=1)
+    assert agent.prior.updates == 11 and np.isfinite(history[-1]["prior_actor_loss"])  # from the first fit on
+    assert len(proposals) == 10 and all(p.shape == (4, 4, 1) for p in proposals)  # 10% of 40, 4 steps each
+    assert all(p.abs().max() <= 2.0 for p in proposals)  # Pendulum's torque bounds
+    agent.save(tmp_path / "pets.pt")
+    resumed = modelrl.load(tmp_path / "pets.pt")
+    for a, b in zip(agent.prior.actor.parameters(), resumed.prior.actor.parameters(), strict=True):
+        assert torch.equal(a, b)
+    known = modelrl.make_agent("mpc", env="Pendulum-v1", seed=0, population=20, iterations=1, horizon=3,
+                               gamma=0.99, policy_prior=True)
+    known.learn(5)
+    assert known.prior.updates == 5 and len(known.buffer) == 5
+    with pytest.raises(IncompatibleEnvError, match="Box actions"):
+        modelrl.make_agent("mpc", env="CartPole-v1", policy_prior=True)
+    with pytest.raises(ConfigError, match="no room"):
+        modelrl.make_agent("mpc", env="Pendulum-v1", policy_prior=True, population=10, prior_share=0.99)

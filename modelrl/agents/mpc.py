@@ -1,6 +1,10 @@
 """`mpc`: receding-horizon control with a given model: an env's exact dynamics (batched torch dynamics for
 classic control, a copy of the simulator for MuJoCo envs: the upper bound a learned model is measured
-against) or a saved dynamics model (`model_path`, e.g. a PETS run's checkpoint)."""
+against) or a saved dynamics model (`model_path`, e.g. a PETS run's checkpoint).
+
+What a planner may learn from its real steps (`mpc` and `pets` alike): a terminal value
+(`terminal_value`), and a SAC policy whose own action sequences, rolled through the model, join every
+population (`policy_prior`: LOOP's and TD-MPC2's policy-guided planning)."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import numpy as np
 import torch
 
 from modelrl.agents.base import Agent
+from modelrl.agents.sac import ActionScale, SACConfig, SACLearner
 from modelrl.buffers import ReplayBuffer
 from modelrl.config import check_range
 from modelrl.device import resolve_device, restore_generator
@@ -41,7 +46,7 @@ class MPCAgent(Agent):
     config_class = MPCConfig
     plans_every_step = True
     supports_num_envs = False  # the planner's warm start belongs to one episode
-    metric_names = ("plan_seconds", "value_loss")
+    metric_names = ("plan_seconds", "value_loss", "prior_actor_loss", "prior_critic_loss")
 
     def __init__(self, env, config=None, seed: int = 0, env_kwargs: dict | None = None, num_envs: int = 1):
         super().__init__(env, config, seed, env_kwargs, num_envs)
@@ -51,12 +56,19 @@ class MPCAgent(Agent):
         self.eval_generator = torch_stream(self.seed, "evaluation planning", self.device)
         self.eval_rng = numpy_stream(self.seed, "evaluation acting")
         self.known = known_functions(self.env_id, self.env_kwargs)
+        obs_dim = int(self.env.observation_space.shape[0])
         with seeded_weights(self.seed, "value"):
-            self.value = self.config.make_value(int(self.env.observation_space.shape[0]), self.device)
-        self.buffer: ReplayBuffer | None = None  # pets keeps its real steps; mpc only for a value
+            self.value = self.config.make_value(obs_dim, self.device)
+        self.prior, self.prior_losses = None, {}
+        if self.config.policy_prior:
+            self.prior = self.make_prior(obs_dim)
+        self.buffer: ReplayBuffer | None = None  # pets keeps its real steps; mpc only for what it learns
         self.objective = self.build_objective()
-        if self.value is not None and self.buffer is None:
+        if (self.value is not None or self.prior is not None) and self.buffer is None:
             self.buffer = self.real_steps_buffer()
+        if self.prior is not None and not hasattr(self.objective, "rollout"):
+            raise ConfigError("policy_prior rolls the policy through a model or known dynamics in torch, not "
+                              f"through a copy of {self.env_id}'s simulator")
         # Training and evaluation episodes each keep their own warm start.
         self.planners = {
             evaluation: self.config.make_mpc(self.env.action_space, device=self.device,
@@ -71,6 +83,28 @@ class MPCAgent(Agent):
         if not (isinstance(space, gym.spaces.Discrete) or (isinstance(space, gym.spaces.Box)
                                                          and len(space.shape) == 1)):
             raise IncompatibleEnvError(f"{self.agent_id} plans over 1-D Box or Discrete actions, not {space}")
+
+    def make_prior(self, obs_dim: int) -> SACLearner:
+        """SAC's learner, its discount the planner's (0.99 where the planner's is 1)."""
+        space = self.env.action_space
+        if not isinstance(space, gym.spaces.Box):
+            raise IncompatibleEnvError(f"policy_prior learns a SAC policy, for Box actions; {self.env_id} "
+                                       f"has {space}")
+        self.prior_scale = ActionScale(space)
+        config = SACConfig(gamma=self.config.gamma if self.config.gamma < 1 else 0.99)
+        with seeded_weights(self.seed, "policy prior"):
+            return SACLearner(obs_dim, int(space.shape[0]), config, self.device,
+                              torch_stream(self.seed, "policy prior", self.device))
+
+    def prior_sequences(self, state: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The policy prior's proposals from `state`, in the env's action scale."""
+        center = torch.as_tensor(self.prior_scale.center, device=self.device)
+        half = torch.as_tensor(self.prior_scale.half, device=self.device)
+
+        def policy(states: torch.Tensor) -> torch.Tensor:
+            return center + half * self.prior.actor(states, generator)[0]
+
+        return self.objective.rollout(state, policy, self.config.prior_count(), self.config.horizon)
 
     def real_steps_buffer(self) -> ReplayBuffer:
         """A replay of real transitions, actions as the env takes them, `config.buffer_size` long."""
@@ -118,7 +152,8 @@ class MPCAgent(Agent):
         started = time.perf_counter()
         state = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
         planner = self.planners[deterministic]
-        action = planner.act(lambda actions: self.objective(state, actions, planner.generator))
+        prior = None if self.prior is None else self.prior_sequences(state, planner.generator)
+        action = planner.act(lambda actions: self.objective(state, actions, planner.generator), prior)
         self.plan_seconds += time.perf_counter() - started
         self.plans += 1
         return action
@@ -135,32 +170,44 @@ class MPCAgent(Agent):
                             for state, sequence in zip(obs, actions, strict=True)])
 
     def observe(self, obs, action, reward, next_obs, terminated, truncated, info=None) -> None:
-        """A given model learns nothing; a terminal value learns from every real step."""
-        if self.value is not None:
+        """A given model learns nothing; a terminal value and a policy prior learn from every real step."""
+        if self.buffer is not None:
             self.buffer.add(obs, action, reward, next_obs, terminated, truncated)
-            self.update_value()
+            self.update_learners()
 
-    def update_value(self) -> None:
-        if self.value is None:
-            return
-        for _ in range(self.config.value_updates_per_step):
-            self.value.update(self.buffer.sample_tensors(self.config.value_batch_size, self.rng, self.device))
+    def update_learners(self) -> None:
+        """The terminal value's and the policy prior's updates for one real step."""
+        if self.value is not None:
+            for _ in range(self.config.value_updates_per_step):
+                self.value.update(self.buffer.sample_tensors(self.config.value_batch_size, self.rng,
+                                                             self.device))
+        if self.prior is not None:
+            batch = self.buffer.sample_tensors(self.prior.config.batch_size, self.rng, self.device)
+            center = torch.as_tensor(self.prior_scale.center, device=self.device)
+            half = torch.as_tensor(self.prior_scale.half, device=self.device)
+            batch["action"] = ((batch["action"] - center) / half).clamp(-1, 1)  # SAC's unit actions
+            self.prior_losses = self.prior.update(batch)
 
     def metrics(self) -> dict[str, float]:
         row = {"plan_seconds": self.plan_seconds / self.plans if self.plans else float("nan")}
         self.plan_seconds, self.plans = 0.0, 0
         if self.value is not None and self.value.updates:
             row["value_loss"] = float(self.value.loss)
+        if self.prior_losses:
+            row["prior_actor_loss"] = float(self.prior_losses["actor_loss"])
+            row["prior_critic_loss"] = float(self.prior_losses["critic_loss"])
         return row
 
     def check_finite(self) -> bool:
-        return self.value is None or self.value.parameters_finite()
+        return ((self.value is None or self.value.parameters_finite())
+                and (self.prior is None or self.prior.parameters_finite()))
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state(), "eval_generator": self.eval_generator.get_state(),
                 "eval_rng": self.eval_rng.bit_generator.state,
                 "planners": {flag: mpc.state_dict() for flag, mpc in self.planners.items()},
                 **({} if self.value is None else {"value": self.value.state_dict()}),
+                **({} if self.prior is None else {"prior": self.prior.state_dict()}),
                 **({} if self.buffer is None else {"buffer": self.buffer.state_dict()})}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -171,5 +218,7 @@ class MPCAgent(Agent):
             mpc.load_state_dict(state["planners"][flag])
         if self.value is not None:
             self.value.load_state_dict(state["value"])
+        if self.prior is not None:
+            self.prior.load_state_dict(state["prior"])
         if self.buffer is not None:
             self.buffer.load_state_dict(state["buffer"])

@@ -4,7 +4,8 @@ Random actions for the first `random_steps`; after that, the ensemble is refitte
 so far (at each episode's end, or every `train_every` steps) and actions come from MPC over particles
 propagated through it. Defaults are mbrl-lib's PETS tutorial on the continuous cart-pole.
 `terminal_value=True` also learns V(s) by TD from the real steps (`modelrl.planning.value`) and adds
-gamma^H V(s_H) to every planned return, so a short horizon sees past its end.
+gamma^H V(s_H) to every planned return, so a short horizon sees past its end; `policy_prior=True` learns a
+SAC policy from them, whose own sequences through the ensemble join every population (LOOP).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class PETS(MPCAgent):
         if self.env_steps == self.config.random_steps or (self.env_steps > self.config.random_steps and due):
             self.fit_model()
         if self.trainer.fits > 0:
-            self.update_value()
+            self.update_learners()
 
     def first_learning_step(self) -> tuple[int, str]:
         return self.config.random_steps, f"random_steps={self.config.random_steps}"

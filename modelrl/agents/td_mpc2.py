@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from modelrl.agents.base import Agent
 from modelrl.agents.sac import ActionScale, check_box_actions
+from modelrl.agents.sac_update import require_cpp_compiler
 from modelrl.buffers import ReplayBuffer
 from modelrl.config import check_range
 from modelrl.device import resolve_device, restore_generator
@@ -75,6 +76,9 @@ class TDMPC2Config:
     log_std_min: float = -10.0  # lower bound of the policy's log-std
     log_std_max: float = 2.0  # upper bound of the policy's log-std
     device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
+    # compile the networks with torch.compile (fuses each layer's LayerNorm and Mish); the first update and
+    # plan compile (tens of seconds)
+    compile: bool = False
 
     def validate(self) -> None:
         if self.size not in SIZES:
@@ -142,6 +146,11 @@ class TDMPC2(Agent):
                                      dropout=config.dropout, log_std_min=config.log_std_min,
                                      log_std_max=config.log_std_max).to(self.device)
         model = self.model
+        if config.compile:
+            if self.device.type == "cpu":
+                require_cpp_compiler()
+            for network in (model.encoder, model.dynamics, model.reward_head, model.policy, model.qs.trunk):
+                network.compile(dynamic=False)  # in place: the state dict keeps its keys
         self.optimizer = torch.optim.Adam([
             {"params": model.encoder.parameters(), "lr": config.lr * config.enc_lr_scale},
             {"params": [*model.dynamics.parameters(), *model.reward_head.parameters(),

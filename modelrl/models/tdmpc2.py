@@ -85,6 +85,19 @@ def normed_mlp(in_dim: int, hidden: list[int], out_dim: int, output: nn.Module |
     return nn.Sequential(*layers)
 
 
+class QTrunk(nn.Module):
+    """The Q ensemble after its first layer: LayerNorm and Mish, a hidden layer, the two-hot logits."""
+
+    def __init__(self, num_q: int, units: int, bins: int):
+        super().__init__()
+        self.norms = nn.ModuleList([EnsembleLayerNorm(num_q, units), EnsembleLayerNorm(num_q, units)])
+        self.hidden, self.output = EnsembleLinear(num_q, units, units), EnsembleLinear(num_q, units, bins)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.mish(self.norms[1](self.hidden(F.mish(self.norms[0](x)))))
+        return self.output(x)
+
+
 class QEnsemble(nn.Module):
     """`num_q` Q functions as one network, `(..., latent + action) -> (num_q, ..., bins)` logits; each
     member's first hidden layer drops units out (`dropout`) when `training` is asked for."""
@@ -93,27 +106,21 @@ class QEnsemble(nn.Module):
         super().__init__()
         require_network_memory([in_dim, units, units, bins], num_q, units)
         self.num_q, self.dropout = num_q, dropout
-        sizes = [in_dim, units, units, bins]
-        self.linears = nn.ModuleList(EnsembleLinear(num_q, a, b) for a, b in itertools.pairwise(sizes))
-        self.norms = nn.ModuleList([EnsembleLayerNorm(num_q, units), EnsembleLayerNorm(num_q, units)])
+        self.first = EnsembleLinear(num_q, in_dim, units)
+        self.trunk = QTrunk(num_q, units, bins)
         with torch.no_grad():
-            for i, layer in enumerate(self.linears):
-                if i == len(self.linears) - 1:
-                    layer.weight.zero_()
-                else:
-                    nn.init.trunc_normal_(layer.weight, std=INIT_STD, a=-2 * INIT_STD, b=2 * INIT_STD)
+            for layer in (self.first, self.trunk.hidden):
+                nn.init.trunc_normal_(layer.weight, std=INIT_STD, a=-2 * INIT_STD, b=2 * INIT_STD)
+            self.trunk.output.weight.zero_()
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
                 training: bool = False) -> torch.Tensor:
         batch_shape = x.shape[:-1]
-        x = x.reshape(1, -1, x.shape[-1]).expand(self.num_q, -1, -1)
-        for i, (linear, norm) in enumerate(zip(self.linears[:-1], self.norms, strict=True)):
-            x = linear(x)
-            if i == 0 and training and self.dropout > 0:
-                keep = torch.rand(x.shape, generator=generator, device=x.device) >= self.dropout
-                x = x * keep / (1 - self.dropout)
-            x = F.mish(norm(x))
-        return self.linears[-1](x).view(self.num_q, *batch_shape, -1)
+        x = self.first(x.reshape(1, -1, x.shape[-1]).expand(self.num_q, -1, -1))
+        if training and self.dropout > 0:
+            keep = torch.rand(x.shape, generator=generator, device=x.device) >= self.dropout
+            x = x * keep / (1 - self.dropout)
+        return self.trunk(x).view(self.num_q, *batch_shape, -1)
 
 
 class TDMPC2Model(nn.Module):

@@ -47,6 +47,10 @@ class PlannerConfig:
     value_batch_size: int = 256  # replayed transitions per value update
     value_updates_per_step: int = 1  # value updates per real step (pets: from its first model fit on)
     value_tau: float = 0.005  # Polyak step of the value's target network
+    # learn a SAC policy from the real steps and let it propose a share of every population: its own action
+    # sequences rolled through the planner's model (LOOP, Sikchi et al. 2021; TD-MPC2's 24 of 512)
+    policy_prior: bool = False
+    prior_share: float = 0.05  # share of each population the policy proposes (at least one sequence)
 
     def validate(self) -> None:
         for name in ("horizon", "population", "iterations", "particles", "icem_elites"):
@@ -66,6 +70,10 @@ class PlannerConfig:
         check_range(self, "value_updates_per_step", 0)
         check_range(self, "value_lr", 0, low_open=True)
         check_range(self, "value_tau", 0, 1, low_open=True)
+        check_range(self, "prior_share", 0, 1, low_open=True, high_open=True)
+        if self.policy_prior and self.prior_count() >= self.population:
+            raise ConfigError(f"prior_share={self.prior_share} of a population of {self.population} leaves "
+                              "no room for the planner's own samples")
         if self.terminal_value and self.gamma >= 1:
             raise ConfigError("terminal_value needs a discount below 1 (the value of an endless task is "
                               f"unbounded): set gamma, e.g. gamma=0.99; got gamma={self.gamma}")
@@ -83,6 +91,10 @@ class PlannerConfig:
         return {"iterations": self.iterations, "population": self.population, "num_elites": self.icem_elites,
                 "decay": self.icem_decay, "keep_elites": self.icem_keep_elites, "noise_beta": self.noise_beta,
                 "alpha": self.alpha}
+
+    def prior_count(self) -> int:
+        """Sequences the policy prior proposes to each population."""
+        return max(1, round(self.prior_share * self.population))
 
     def make_value(self, obs_dim: int, device: str | torch.device = "cpu") -> TerminalValue | None:
         """The terminal value these settings ask for (None without `terminal_value`)."""

@@ -60,9 +60,10 @@ class MPC:
             self.carried_elites = torch.cat([result.elites[:, 1:], tail], 1)
         return result
 
-    def act(self, objective: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray | int:
+    def act(self, objective: Callable[[torch.Tensor], torch.Tensor],
+            prior: torch.Tensor | None = None) -> np.ndarray | int:
         """Plan and return the first action, as the env takes it."""
-        first = self.plan(objective).actions[0]
+        first = self.plan(objective, prior).actions[0]
         if isinstance(self.initial, CategoricalSequence):
             return int(first)
         return first.cpu().numpy().astype(self.action_space.dtype)

@@ -8,6 +8,9 @@ ensemble member serves its share with one batched matmul per layer. Propagation 
 - "mean": every member predicts every row and the members' means are averaged (no sampling).
 
 `SimulatorObjective` does the same with an env's exact dynamics in torch (the true model).
+
+Both also `rollout` a policy: the action sequences it takes from a state through the model (the policy
+prior's proposals, LOOP and TD-MPC2).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from modelrl.models.dynamics import DynamicsModel
 
 Propagation = Literal["ts-inf", "ts1", "mean"]
 TerminalValue = Callable[[torch.Tensor], torch.Tensor]
+Policy = Callable[[torch.Tensor], torch.Tensor]  # states (N, D) -> actions (N, ...)
 
 
 # A terminated particle's later rewards and terminal value are masked out, not multiplied by zero: they come
@@ -93,6 +97,21 @@ class ModelObjective:
         return next_obs, reward, terminated
 
     @torch.no_grad()
+    def rollout(self, obs: torch.Tensor, policy: Policy, n: int, horizon: int) -> torch.Tensor:
+        """`n` action sequences `(n, H, ...)` of `policy` from `obs`, along the elites' mean prediction."""
+        model = self.model
+        members = model.elites if len(model.elites) < model.ensemble_size else None
+        E = model.ensemble_size if members is None else len(members)
+        state, actions = obs.to(model.device, model.input_mean.dtype).expand(n, -1), []
+        for t in range(horizon):
+            actions.append(policy(state))
+            if t < horizon - 1:
+                action = actions[-1]
+                state = model.sample(state.expand(E, *state.shape), action.expand(E, *action.shape),
+                                     members=members, deterministic=True)[0].mean(0)
+        return torch.stack(actions, 1)
+
+    @torch.no_grad()
     def __call__(self, obs: torch.Tensor, actions: torch.Tensor,
                  generator: torch.Generator | None = None) -> torch.Tensor:
         """`generator`, if given, replaces the objective's own for this call's draws."""
@@ -136,6 +155,16 @@ class SimulatorObjective:
                  gamma: float = 1.0, terminal_value: TerminalValue | None = None, device="cpu"):
         self.simulator, self.reward_fn, self.termination_fn = simulator, reward_fn, termination_fn
         self.gamma, self.terminal_value, self.device = gamma, terminal_value, torch.device(device)
+
+    @torch.no_grad()
+    def rollout(self, obs: torch.Tensor, policy: Policy, n: int, horizon: int) -> torch.Tensor:
+        """`n` action sequences `(n, H, ...)` of `policy` from `obs` under the exact dynamics."""
+        state, actions = obs.to(self.device, torch.float32).expand(n, -1), []
+        for t in range(horizon):
+            actions.append(policy(state))
+            if t < horizon - 1:
+                state = self.simulator(state, actions[-1])
+        return torch.stack(actions, 1)
 
     @torch.no_grad()
     def __call__(self, obs: torch.Tensor, actions: torch.Tensor, generator=None) -> torch.Tensor:
