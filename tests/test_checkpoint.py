@@ -225,7 +225,8 @@ EVERY_AGENT = {  # id: (env, its arguments, agent settings, real steps)
                                    "train_ratio": 8, "horizon": 3, "population": 8, "iterations": 2,
                                    "device": "cpu"}, 15),
     "td-mpc2": ("Pendulum-v1", {}, {"size": "tiny", "seed_steps": 8, "batch_size": 4, "num_samples": 16,
-                                    "num_elites": 4, "num_pi_trajs": 2, "iterations": 2, "device": "cpu"}, 15),
+                                    "num_elites": 4, "num_pi_trajs": 2, "iterations": 2,
+                                    "device": "cpu"}, 15),
 }
 SCALARS = (type(None), bool, int, float, str, bytes)
 

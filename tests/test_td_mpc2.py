@@ -9,7 +9,7 @@ import torch
 import modelrl
 from modelrl.buffers import ReplayBuffer
 from modelrl.errors import ConfigError, IncompatibleEnvError
-from modelrl.models.tdmpc2 import SimNorm
+from modelrl.models.tdmpc2 import SimNorm, mish
 from modelrl.planning.optimizers import mppi
 from modelrl.planning.sequences import GaussianSequence
 from tests.test_learning import TargetReaching, held
@@ -20,9 +20,20 @@ SMALL = {"size": "tiny", "seed_steps": 200, "batch_size": 64, "num_samples": 64,
 
 
 def test_simnorm_makes_each_group_a_distribution():
-    z = SimNorm(4)(torch.randn(3, 16) * 5)
-    groups = z.view(3, 4, 4)
-    assert torch.allclose(groups.sum(-1), torch.ones(3, 4)) and (z > 0).all()
+    x = torch.randn(3, 16) * 5
+    z = SimNorm(4)(x)
+    torch.testing.assert_close(z.view(3, 4, 4), x.view(3, 4, 4).softmax(-1))
+    assert torch.allclose(z.view(3, 4, 4).sum(-1), torch.ones(3, 4)) and (z > 0).all()
+
+
+def test_our_mish_is_torchs_in_value_and_gradient():
+    x = torch.linspace(-40, 40, 20001, requires_grad=True)
+    ours, theirs = mish(x), torch.nn.functional.mish(x)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    grads = [torch.autograd.grad(y.sum(), x)[0] for y in (ours, theirs)]
+    torch.testing.assert_close(*grads, atol=1e-5, rtol=1e-5)
+    wide = (torch.randn(100, dtype=torch.double) * 8).requires_grad_()
+    assert torch.autograd.gradcheck(mish, (wide,))
 
 
 def test_windows_stay_inside_one_episode():

@@ -55,8 +55,41 @@ class SimNorm(nn.Module):
         self.group = group
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        return x.unflatten(-1, (-1, self.group)).softmax(-1).view(shape)
+        # Written out: torch's softmax over a last axis of 8 runs row by row on the CPU, 6x slower than this.
+        groups = x.unflatten(-1, (-1, self.group))
+        exp = (groups - groups.amax(-1, keepdim=True).detach()).exp()
+        return (exp / exp.sum(-1, keepdim=True)).view(x.shape)
+
+
+class _Mish(torch.autograd.Function):
+    """mish(x) = x tanh(softplus(x)) = x n / (n + 2) with n = e^x (e^x + 2): exp and arithmetic only.
+    torch's CPU kernel goes through log1p and tanh, and took about 3x as long (forward and backward). Where
+    a gradient is wanted, the forward pass also keeps the slope, so the backward is one product."""
+
+    @staticmethod
+    def forward(ctx, x):
+        exp = x.clamp(max=20.0).exp()  # past 20, n / (n + 2) is 1 in float32
+        n = exp.add(2).mul_(exp)
+        denominator = n.add(2)
+        if ctx.needs_input_grad[0]:
+            # d mish / dx = n / (n + 2) + 4 x e^x (e^x + 1) / (n + 2)^2, and e^x (e^x + 1) = n - e^x
+            squared = denominator.square()
+            ctx.save_for_backward(torch.addcmul(n.div(denominator), x, n.sub(exp).mul_(4).div_(squared)))
+        return torch.addcdiv(x, x, denominator, value=-2.0)  # x - 2x / (n + 2)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (slope,) = ctx.saved_tensors
+        return grad * slope
+
+
+class Mish(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _Mish.apply(x)
+
+
+def mish(x: torch.Tensor) -> torch.Tensor:
+    return _Mish.apply(x)
 
 
 def _linear(in_dim: int, out_dim: int, zero: bool = False) -> nn.Linear:
@@ -78,7 +111,7 @@ def normed_mlp(in_dim: int, hidden: list[int], out_dim: int, output: nn.Module |
     require_network_memory([*sizes, out_dim], 1, max(hidden, default=out_dim))
     layers: list[nn.Module] = []
     for a, b in itertools.pairwise(sizes):
-        layers += [_linear(a, b), nn.LayerNorm(b), nn.Mish()]
+        layers += [_linear(a, b), nn.LayerNorm(b), Mish()]
     layers.append(_linear(sizes[-1], out_dim, zero_output))
     if output is not None:
         layers += [nn.LayerNorm(out_dim), output]
@@ -94,7 +127,7 @@ class QTrunk(nn.Module):
         self.hidden, self.output = EnsembleLinear(num_q, units, units), EnsembleLinear(num_q, units, bins)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.mish(self.norms[1](self.hidden(F.mish(self.norms[0](x)))))
+        x = mish(self.norms[1](self.hidden(mish(self.norms[0](x)))))
         return self.output(x)
 
 
