@@ -12,7 +12,8 @@ every learner, the same reset seeds) holds at or above a threshold for two evalu
 
 PETS: iCEM 200 x 3, H = 25, 10 particles, a refit every 50 steps, 200 random steps (`--set` changes any
 of it). `--learned-reward` adds PETS with `learned_reward=True`: reward and termination learned by the
-model instead of the env's known functions. PETS plans every step of its evaluations too, so each costs
+model instead of the env's known functions. `--tdmpc2` adds TD-MPC2 at the paper's settings (`1m` model,
+`--tdmpc2-steps` budget). PETS plans every step of its evaluations too, so each costs
 `episodes x episode length` planning steps: the runs stop once the threshold has held.
 """
 
@@ -30,6 +31,7 @@ QUICK_BUDGET = 200
 # --quick's planner: 10 evaluation episodes of the real one cost about 6 minutes on one core, too much for a
 # smoke test; this one plans about 30x faster, so --quick checks the pipeline, not PETS
 QUICK_PLANNER = {"population": 20, "iterations": 1, "horizon": 10, "particles": 2}
+QUICK_TDMPC2 = {"size": "tiny", "seed_steps": 100, "num_samples": 32, "num_elites": 4, "num_pi_trajs": 2}
 
 
 def main() -> None:
@@ -41,6 +43,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1200, help="PETS's env step budget")
     parser.add_argument("--sac-steps", type=int, default=8000, help="both SACs' env step budget")
     parser.add_argument("--learned-reward", action="store_true", help="add PETS with learned_reward=True")
+    parser.add_argument("--tdmpc2", action="store_true", help="add TD-MPC2")
+    parser.add_argument("--tdmpc2-steps", type=int, default=3000, help="TD-MPC2's env step budget")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="PETS config override")
     study_arguments(parser, default_name="pets_vs_sac_pendulum")
@@ -50,8 +54,11 @@ def main() -> None:
     learners = {"pets": Ours("pets", pets_steps, pets)}
     if args.learned_reward:
         learners["pets learned reward"] = Ours("pets", pets_steps, {**pets, "learned_reward": True})
+    if args.tdmpc2:
+        learners["td-mpc2"] = Ours("td-mpc2", QUICK_BUDGET if args.quick else args.tdmpc2_steps,
+                                   QUICK_TDMPC2 if args.quick else {})
     learners.update({"sac": Ours("sac", sac_steps), "sb3 sac": SB3("SAC", sac_steps)})
-    comparisons = [(sac, planner) for planner in learners if planner.startswith("pets")
+    comparisons = [(sac, planner) for planner in learners if planner.startswith(("pets", "td-mpc2"))
                    for sac in ("sac", "sb3 sac")]
     study_main(args, Protocol(args.env, args.threshold, args.eval_every), learners, comparisons,
                title=f"{args.env}: PETS vs SAC", settings={"threads": 1}, log_x=True)
