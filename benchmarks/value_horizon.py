@@ -1,0 +1,55 @@
+"""(31a) The lecture's claim, measured: does a learned terminal value let a short planning horizon do what a
+long one does, for a fraction of the compute? PETS (pets_vs_sac.py's planner: iCEM 200 x 3, 10 particles, a
+refit every 50 steps, 200 random steps; gamma 0.99 for every arm, so the objectives differ only by the value)
+at each of `--horizons`, without and with `terminal_value=True`, under the shared protocol (10 deterministic
+evaluation episodes every `--eval-every` steps, the same seeds). Reported per arm: the return curve, steps to
+the threshold, and the mean seconds per planning step (training and evaluation steps alike).
+
+    python benchmarks/value_horizon.py --env Pendulum-v1 --threshold -200 --horizons 5 25 --steps 1000 \\
+        --name value_horizon_pendulum
+    python benchmarks/value_horizon.py --quick     # one seed, 200 steps, a tiny planner
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from common import Ours, Protocol, study_arguments, study_main
+
+from modelrl.config import parse_assignments
+
+PETS = {"optimizer": "icem", "population": 200, "iterations": 3, "particles": 10, "train_every": 50,
+        "random_steps": 200, "gamma": 0.99}
+QUICK_PLANNER = {"population": 20, "iterations": 1, "particles": 2, "random_steps": 100}
+
+
+def label(horizon: int, value: bool) -> str:
+    return f"H={horizon}{' + value' if value else ''}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="Pendulum-v1")
+    parser.add_argument("--threshold", type=float, default=-200)
+    parser.add_argument("--eval-every", type=int, default=200, help="env steps between evaluations")
+    parser.add_argument("--steps", type=int, default=1000, help="every arm's env step budget")
+    parser.add_argument("--horizons", type=int, nargs="+", default=[3, 5, 10, 25])
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="PETS config override, every arm")
+    study_arguments(parser, default_name="value_horizon_pendulum")
+    args = parser.parse_args()
+    steps = 200 if args.quick else args.steps
+    pets = {**PETS, **(QUICK_PLANNER if args.quick else {}), **parse_assignments(args.set)}
+    learners = {label(horizon, value): Ours("pets", steps, {**pets, "horizon": horizon,
+                                                            "terminal_value": value})
+                for horizon in args.horizons for value in (False, True)}
+    longest = max(args.horizons)
+    comparisons = [(label(longest, False), label(horizon, True)) for horizon in args.horizons
+                   if horizon < longest]
+    study_main(args, Protocol(args.env, args.threshold, 100 if args.quick else args.eval_every), learners,
+               comparisons, title=f"{args.env}: PETS horizons with and without a learned terminal value",
+               settings={"threads": 1})
+
+
+if __name__ == "__main__":
+    main()
