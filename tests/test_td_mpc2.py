@@ -122,3 +122,14 @@ def test_tdmpc2_refuses_bad_settings_and_envs():
         modelrl.make_agent("td-mpc2", env="CartPole-v1")
     with pytest.raises(ConfigError, match="one env"):
         modelrl.make_agent("td-mpc2", env="Pendulum-v1", num_envs=2)
+
+
+@pytest.mark.slow
+def test_compiled_tdmpc2_plans_and_learns_as_the_eager_one():
+    config = {**SMALL, "seed_steps": 30, "batch_size": 8}
+    eager, compiled = (modelrl.make_agent("td-mpc2", env="Pendulum-v1", seed=0, compile=flag, **config)
+                       for flag in (False, True))
+    for agent in (eager, compiled):
+        agent.learn(40)
+    for a, b in zip(eager.model.parameters(), compiled.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

@@ -150,7 +150,9 @@ class TDMPC2(Agent):
             if self.device.type == "cpu":
                 require_cpp_compiler()
             for network in (model.encoder, model.dynamics, model.reward_head, model.policy, model.qs.trunk):
-                network.compile(dynamic=False)  # in place: the state dict keeps its keys
+                # in place (the state dict keeps its keys); batch sizes vary (plan, prior, update windows),
+                # so a size seen twice is compiled as dynamic rather than once per size
+                network.compile(dynamic=None)
         self.optimizer = torch.optim.Adam([
             {"params": model.encoder.parameters(), "lr": config.lr * config.enc_lr_scale},
             {"params": [*model.dynamics.parameters(), *model.reward_head.parameters(),
