@@ -1,0 +1,100 @@
+"""Batched MCTS (`modelrl.planning.mcts`) on the board games' rules (`modelrl.envs.games`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from modelrl.envs.games import ConnectFour, TicTacToe, solve_tictactoe
+from modelrl.planning.mcts import GameModel, MCTSConfig, search
+
+X, O, _ = 1.0, -1.0, 0.0  # boards are seen by the player to move: X is the mover
+
+
+def board(*cells) -> torch.Tensor:
+    return torch.tensor([cells], dtype=torch.float32)
+
+
+def test_tictactoe_rules_and_the_solver():
+    game = TicTacToe()
+    start = game.initial(2)
+    assert game.legal(start).all()
+    boards, won, over = game.play(board(X, X, _, O, O, _, _, _, _).expand(2, -1), torch.tensor([2, 5]))
+    assert won.tolist() == [True, False] and over.tolist() == [True, False]
+    assert boards[0].tolist() == [O, O, O, X, X, _, _, _, _]  # seen by the next player
+    assert solve_tictactoe([0] * 9) == (0, list(range(9)))  # the empty board is a draw, any first move holds
+    assert solve_tictactoe([X, X, _, O, O, _, _, _, _]) == (1, [2])
+    assert solve_tictactoe([O, O, _, _, X, _, _, _, _]) == (0, [2])  # the one move that does not lose
+
+
+def test_connect_four_drops_stones_and_sees_lines_every_way():
+    game = ConnectFour()
+    boards = game.initial(1)
+    for column in (3, 3, 3):
+        boards = -game.place(boards, torch.tensor([column]))  # alternate players on one column
+    assert boards[0, 5, 3] == -boards[0, 4, 3] and boards[0, 3, 3] != 0 and boards[0, 2, 3] == 0
+    lines = torch.zeros(4, 6, 7)
+    lines[0, 5, 1:5] = 1  # a row
+    lines[1, 2:6, 6] = 1  # a column
+    lines[2, [2, 3, 4, 5], [0, 1, 2, 3]] = 1  # diagonals both ways
+    lines[3, [0, 1, 2, 3], [6, 5, 4, 3]] = 1
+    assert game.wins(lines).all()
+    three = lines.clone()
+    three[:, 2:4] = 0
+    three[:, :, 3] = 0
+    assert not game.wins(three).any()
+    full = torch.ones(1, 6, 7)
+    full[0, :, 2] = 0
+    assert game.legal(full).tolist() == [[False, False, True, False, False, False, False]]
+
+
+@pytest.mark.parametrize("position, move", [
+    ((X, X, _, O, O, _, _, _, _), 2),  # win now
+    ((O, O, _, _, X, _, _, _, _), 2),  # block the opponent's row, else lose
+    ((X, O, X, _, O, _, _, _, _), 7),  # block the column
+])
+def test_search_with_the_rules_alone_wins_or_blocks(position, move):
+    config = MCTSConfig(simulations=300, root_noise=0.0)
+    root = board(*position)
+    result = search(GameModel(TicTacToe()), root, TicTacToe().legal(root), config)
+    assert int(result.visits.argmax()) == move, result.visits
+
+
+class PerfectValue:
+    """The solver's value of each board for the player to move, and a uniform prior."""
+
+    def __call__(self, boards):
+        values = [0.0 if not (b == 0).any() or TicTacToe().wins(-b[None]).item()
+                  else float(solve_tictactoe(b.tolist())[0]) for b in boards]
+        return torch.zeros(len(boards), 9), torch.tensor(values)
+
+
+def test_with_a_perfect_value_the_visits_concentrate_on_the_optimal_moves():
+    rng = np.random.default_rng(0)
+    game, positions = TicTacToe(), []
+    while len(positions) < 8:  # random positions of 2-4 stones, game not over
+        boards = game.initial(1)
+        for _ in range(rng.integers(2, 5)):
+            legal = np.flatnonzero(game.legal(boards)[0].numpy())
+            boards, _, over = game.play(boards, torch.tensor([rng.choice(legal)]))
+            if over.item():
+                break
+        else:
+            positions.append(boards[0])
+    roots = torch.stack(positions)  # one batch of 8 trees
+    result = search(GameModel(game, PerfectValue()), roots, game.legal(roots),
+                    MCTSConfig(simulations=200, root_noise=0.0))
+    for root, visits in zip(roots, result.visits, strict=True):
+        optimal = solve_tictactoe(root.tolist())[1]
+        assert int(visits.argmax()) in optimal
+        assert visits[optimal].sum() / visits.sum() >= 0.5, (root, visits, optimal)
+
+
+def test_root_noise_and_illegal_moves():
+    game = TicTacToe()
+    root = board(X, O, X, O, _, _, _, _, _)
+    config = MCTSConfig(simulations=40, root_noise=0.25)
+    result = search(GameModel(game), root, game.legal(root), config, np.random.default_rng(0))
+    assert (result.visits[0, :4] == 0).all() and result.visits.sum() == 40
+    assert torch.isclose(result.prior.sum(), torch.tensor(1.0)) and (result.prior[0, :4] == 0).all()
