@@ -112,7 +112,8 @@ class RingBuffer:
             files.read(self, state["files"])
             return
         data = state["data"]
-        size, oldest = len(data["obs"]), state.get("oldest", 0)  # saves before "oldest" restore from row 0
+        size = len(next(iter(data.values())))
+        oldest = state.get("oldest", 0)  # saves before "oldest" restore from row 0
         if size > self.capacity or not 0 <= oldest < self.capacity:
             raise ValueError(f"saved buffer of {size} rows from row {oldest} does not fit capacity "
                              f"{self.capacity}")

@@ -8,6 +8,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from modelrl.agents.alphazero import AlphaZero
 from modelrl.agents.base import Agent
 from modelrl.agents.deep_dyna_q import DeepDynaQ
 from modelrl.agents.dqn import DQN
@@ -29,7 +30,7 @@ from modelrl.threads import choose_threads
 AGENTS: dict[str, type[Agent]] = {
     cls.agent_id: cls
     for cls in (QLearning, DynaQ, DynaQPlus, PrioritizedSweeping, MPCAgent, PETS, SAC, DQN, DeepDynaQ, MBPO,
-                Dreamer, PlaNet, TDMPC2)
+                Dreamer, PlaNet, TDMPC2, AlphaZero)
 }
 
 

@@ -1,7 +1,8 @@
 """Environments: `make_env` with clear errors, and modelrl's own envs registered with Gymnasium.
 
 Importing modelrl registers `modelrl/GridWorld-v0`, `modelrl/DynaMaze-v0`, `modelrl/BlockingMaze-v0`,
-`modelrl/ShortcutMaze-v0` and `modelrl/ContinuousCartPole-v0`, so `gymnasium.make("modelrl/DynaMaze-v0")`
+`modelrl/ShortcutMaze-v0`, `modelrl/ContinuousCartPole-v0`, and the board games against a built-in opponent
+`modelrl/TicTacToe-v0` and `modelrl/ConnectFour-v0`, so `gymnasium.make("modelrl/DynaMaze-v0")`
 works after `import modelrl`; and the DeepMind Control Suite's tasks, `dmc/<domain>-<task>-v0` and
 `dmc/<domain>-<task>-pixels-v0` (`modelrl.envs.dmc`; made only with the `dmc` extra installed).
 
@@ -28,14 +29,18 @@ _OWN_ENVS = {
     "modelrl/BlockingMaze-v0": "modelrl.envs.grid:make_blocking_maze",
     "modelrl/ShortcutMaze-v0": "modelrl.envs.grid:make_shortcut_maze",
     "modelrl/ContinuousCartPole-v0": "modelrl.envs.cartpole:ContinuousCartPoleEnv",
+    "modelrl/TicTacToe-v0": "modelrl.envs.games:BoardGameEnv",
+    "modelrl/ConnectFour-v0": "modelrl.envs.games:BoardGameEnv",
 }
+_KWARGS = {"modelrl/ConnectFour-v0": {"game": "ConnectFour"}}
 # The mazes have no time limit (the book's studies count whole episodes however long they run);
 # PETS's cart-pole trials are 200 steps.
 _MAX_EPISODE_STEPS = {"modelrl/ContinuousCartPole-v0": 200}
 
 for _env_id, _entry_point in _OWN_ENVS.items():
     if _env_id not in gym.registry:
-        gym.register(id=_env_id, entry_point=_entry_point, max_episode_steps=_MAX_EPISODE_STEPS.get(_env_id))
+        gym.register(id=_env_id, entry_point=_entry_point, max_episode_steps=_MAX_EPISODE_STEPS.get(_env_id),
+                     kwargs=_KWARGS.get(_env_id, {}))
 # No max_episode_steps: the suite ends its episodes itself, after a count that depends on `action_repeat`.
 for _env_id, _kwargs in registered_dmc_envs().items():
     if _env_id not in gym.registry:

@@ -8,15 +8,20 @@ value for the player to move (negamax). Every function takes a batch of boards, 
 - `TicTacToe`: 3 x 3, actions 0..8 row by row.
 - `ConnectFour`: 6 rows x 7 columns, row 0 at the top; an action is a column, the stone falls to its lowest
   empty cell; four in a row in any direction wins.
-`solve_tictactoe` is the exact negamax referee (every position, memoised).
+`solve_tictactoe` is the exact negamax referee (every position, memoised). `BoardGameEnv` is a game against
+a built-in opponent as a Gymnasium env (`modelrl/TicTacToe-v0`, `modelrl/ConnectFour-v0`).
 """
 
 from __future__ import annotations
 
 import functools
+from typing import ClassVar
 
+import gymnasium as gym
+import numpy as np
 import torch
 import torch.nn.functional as F
+from gymnasium import spaces
 
 
 class BoardGame:
@@ -122,3 +127,68 @@ def solve_tictactoe(board) -> tuple[int, list[int]]:
         values[action] = 1 if won else 0 if all(placed) else -_negamax(tuple(-x for x in placed))
     best = max(values.values())
     return best, [action for action, value in values.items() if value == best]
+
+
+class BoardGameEnv(gym.Env):
+    """A board game against a built-in opponent, as a single-agent Gymnasium env: the observation is the
+    board seen by the agent (+1 its stones), `info["action_mask"]` its legal moves; the reward is +1 for a
+    win, -1 for a loss, 0 otherwise. The opponent (`"random"`: uniform over legal moves; `"solver"`: the exact
+    TicTacToe player, a random one of its best moves) replies inside `step`. Who starts is drawn at each reset
+    (`agent_first=None`), or fixed. An illegal move is a ValueError that names the legal ones."""
+
+    metadata: ClassVar[dict] = {"render_modes": ["ansi"]}
+
+    def __init__(self, game: str = "TicTacToe", opponent: str = "random", agent_first: bool | None = None,
+                 render_mode: str | None = None):
+        if game not in GAMES:
+            raise ValueError(f"game must be one of {', '.join(GAMES)}, got {game!r}")
+        if opponent not in ("random", "solver"):
+            raise ValueError(f"opponent must be 'random' or 'solver', got {opponent!r}")
+        if opponent == "solver" and game != "TicTacToe":
+            raise ValueError("the exact solver plays TicTacToe only")
+        self.game, self.opponent, self.agent_first = GAMES[game](), opponent, agent_first
+        self.render_mode = render_mode
+        shape = self.game.board_shape
+        self.observation_space = spaces.Box(-1.0, 1.0, shape, np.float32)
+        self.action_space = spaces.Discrete(self.game.actions)
+        self.board = self.game.initial(1)
+
+    def _observe(self) -> tuple[np.ndarray, dict]:
+        legal = self.game.legal(self.board)[0].numpy()
+        return self.board[0].numpy().astype(np.float32), {"action_mask": legal}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.board = self.game.initial(1)
+        first = self.agent_first if self.agent_first is not None else bool(self.np_random.integers(2))
+        if not first:
+            self.board, _, _ = self.game.play(self.board, torch.tensor([self._opponent_move()]))
+        return self._observe()
+
+    def _opponent_move(self) -> int:
+        legal = np.flatnonzero(self.game.legal(self.board)[0].numpy())
+        if self.opponent == "solver":
+            legal = solve_tictactoe(self.board[0].tolist())[1]
+        return int(self.np_random.choice(legal))
+
+    def step(self, action):
+        legal = self.game.legal(self.board)[0]
+        action = int(action)
+        if not (0 <= action < self.game.actions and legal[action]):
+            raise ValueError(f"illegal move {action}: the legal moves are "
+                             f"{', '.join(str(a) for a in np.flatnonzero(legal.numpy()))}")
+        self.board, won, over = self.game.play(self.board, torch.tensor([action]))
+        if over.item():
+            self.board = -self.board  # shown from the agent's side
+            obs, info = self._observe()
+            return obs, 1.0 if won.item() else 0.0, True, False, info
+        self.board, won, over = self.game.play(self.board, torch.tensor([self._opponent_move()]))
+        obs, info = self._observe()
+        return obs, -1.0 if won.item() else 0.0, bool(over.item()), False, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        marks = {1.0: "X", -1.0: "O", 0.0: "."}
+        rows = self.board[0].view(-1, self.game.board_shape[-1] if len(self.game.board_shape) > 1 else 3)
+        return "\n".join(" ".join(marks[float(v)] for v in row) for row in rows) + "\n"

@@ -1,0 +1,229 @@
+"""`alphazero`: AlphaZero (Silver et al. 2018): tree search with the game's rules as the model, a network that
+gives the search its prior and its leaf values, trained to match the search.
+
+Self-play runs `parallel_games` games at once, each move one batched search over all of them
+(`modelrl.planning.mcts`, the rules as `GameModel`): the move is drawn from the root's visit counts for the
+first `temperature_moves` moves of a game, then the most visited. Every position keeps its visit
+distribution; when a game ends each of its positions gets the outcome for the player who moved there (+1,
+-1, 0). The network (an MLP over the board seen by the player to move: policy logits and a tanh value)
+learns from a replay of recent positions: cross-entropy to the visit distribution plus squared error to the
+outcome, with weight decay. `updates_per_move` updates of `batch_size` positions are owed per self-play move.
+
+Env steps are self-play moves (every move of every game counts: the rules are the only environment).
+Evaluation plays the env's built-in opponent (`modelrl/TicTacToe-v0`: random, or the exact solver with
+`--env-arg opponent=solver`), searching without root noise and playing the most visited move.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from modelrl.agents.base import Agent
+from modelrl.buffers import RingBuffer
+from modelrl.config import check_range
+from modelrl.device import resolve_device
+from modelrl.envs.games import BoardGameEnv
+from modelrl.errors import IncompatibleEnvError
+from modelrl.loop import TransitionLoop
+from modelrl.models.mlp import mlp
+from modelrl.planning.mcts import GameModel, MCTSConfig, search
+from modelrl.seeding import numpy_stream, seeded_weights
+
+
+@dataclass
+class AlphaZeroConfig:
+    """Search settings are AlphaZero's (pUCT constants, 25% Dirichlet noise); sizes suit small boards."""
+
+    simulations: int = 50  # searches per move (self-play and evaluation)
+    parallel_games: int = 32  # self-play games played at once, one batched search per move
+    temperature_moves: int = 4  # moves drawn from the visit counts at a game's start; the most visited after
+    dirichlet_alpha: float = 1.0  # root noise concentration (AlphaZero: about 10 / typical legal moves)
+    root_noise: float = 0.25  # share of noise in the root's prior during self-play
+    hidden_size: int = 128  # units per hidden layer of the network
+    num_layers: int = 2  # hidden layers
+    lr: float = 1e-3  # Adam
+    weight_decay: float = 1e-4  # L2 on the weights (AlphaZero's c)
+    batch_size: int = 128  # positions per update
+    buffer_size: int = 20_000  # recent positions kept
+    updates_per_move: float = 0.25  # updates owed per self-play move
+    learning_starts: int = 256  # positions before the first update
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
+
+    def validate(self) -> None:
+        for name in ("simulations", "parallel_games", "hidden_size", "num_layers", "batch_size",
+                     "buffer_size"):
+            check_range(self, name, 1)
+        for name in ("temperature_moves", "learning_starts", "updates_per_move", "weight_decay"):
+            check_range(self, name, 0)
+        check_range(self, "dirichlet_alpha", 0, low_open=True)
+        check_range(self, "root_noise", 0, 1)
+        check_range(self, "lr", 0, low_open=True)
+
+
+class PolicyValueNet(nn.Module):
+    def __init__(self, cells: int, actions: int, hidden_size: int, num_layers: int):
+        super().__init__()
+        self.net = mlp(cells, actions + 1, hidden_size, num_layers)
+
+    def forward(self, boards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.net(boards.flatten(1))
+        return out[:, :-1], torch.tanh(out[:, -1])
+
+
+class SelfPlayLoop(TransitionLoop):
+    """Training steps are self-play moves (`agent.self_play_step`); evaluation is the default loop's, on the
+    env against its built-in opponent."""
+
+    def step(self) -> None:
+        moves, outcomes = self.agent.self_play_step()
+        self.env_steps += moves
+        self.episodes += len(outcomes)
+        self.episode_returns += outcomes  # the first player's outcome
+        self.episode_lengths += [0] * len(outcomes)
+
+
+class AlphaZero(Agent):
+    agent_id = "alphazero"
+    config_class = AlphaZeroConfig
+    plans_every_step = True
+    loop_class: ClassVar[type] = SelfPlayLoop
+    metric_names = ("policy_loss", "value_loss", "updates", "positions")
+
+    def __init__(self, env, config=None, seed: int = 0, env_kwargs: dict | None = None, num_envs: int = 1):
+        super().__init__(env, config, seed, env_kwargs, num_envs)
+        config = self.config
+        self.device = resolve_device(config.device)
+        self.game = self.env.unwrapped.game
+        cells = int(np.prod(self.game.board_shape))
+        with seeded_weights(self.seed):
+            self.network = PolicyValueNet(cells, self.game.actions, config.hidden_size,
+                                          config.num_layers).to(self.device)
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.lr,
+                                          weight_decay=config.weight_decay)
+        self.buffer = RingBuffer(config.buffer_size, {"board": (self.game.board_shape, np.float32),
+                                                      "policy": ((self.game.actions,), np.float32),
+                                                      "outcome": ((), np.float32)}, "buffer_size", "position")
+        self.search_rng = numpy_stream(self.seed, "search")
+        self.eval_rng = numpy_stream(self.seed, "evaluation search")
+        self.boards = self.game.initial(config.parallel_games, self.device)
+        # each game's positions so far, with their visit distributions
+        self.histories: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in self.boards]
+        self.update_credit, self.updates = 0.0, 0
+        self._losses: dict[str, torch.Tensor] = {}
+
+    def check_env(self, env: gym.Env) -> None:
+        if not isinstance(env.unwrapped, BoardGameEnv):
+            raise IncompatibleEnvError(f"alphazero plays two-player board games with known rules "
+                                       f"(modelrl/TicTacToe-v0, modelrl/ConnectFour-v0), not {self.env_id}")
+
+    def search_config(self, evaluation: bool) -> MCTSConfig:
+        config = self.config
+        return MCTSConfig(simulations=config.simulations, two_player=True,
+                          dirichlet_alpha=config.dirichlet_alpha,
+                          root_noise=0.0 if evaluation else config.root_noise)
+
+    # --- acting -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs, deterministic: bool = False, legal=None):
+        board = torch.as_tensor(np.asarray(obs, np.float32), device=self.device)[None]
+        legal = self.game.legal(board) if legal is None else torch.as_tensor(legal, device=self.device)[None]
+        self.network.eval()
+        result = search(GameModel(self.game, self.network), board, legal, self.search_config(deterministic),
+                        self.eval_rng if deterministic else self.search_rng)
+        if deterministic:
+            return int(result.visits[0].argmax())
+        return int(self.search_rng.choice(self.game.actions, p=result.policy()[0].cpu().numpy()))
+
+    def policy(self, obs, state, info: dict, deterministic: bool = False):
+        return self.act(obs, deterministic, info.get("action_mask")), state
+
+    def observe(self, obs, action, reward, next_obs, terminated, truncated, info=None) -> None:
+        """Self-play learns in `self_play_step`; a single transition teaches nothing here."""
+
+    # --- self-play ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def self_play_step(self) -> tuple[int, list[float]]:
+        """One move in every self-play game; finished games go to the replay and start again. Returns the
+        moves made and the finished games' outcomes for their first player."""
+        game, boards = self.game, self.boards
+        self.network.eval()
+        result = search(GameModel(game, self.network), boards, game.legal(boards), self.search_config(False),
+                        self.search_rng)
+        policy = result.policy()
+        sampled = torch.as_tensor([self.search_rng.choice(game.actions, p=p) for p in policy.cpu().numpy()],
+                                  device=self.device)
+        ply = torch.tensor([len(h) for h in self.histories], device=self.device)
+        actions = torch.where(ply < self.config.temperature_moves, sampled, result.visits.argmax(-1))
+        for history, board, target in zip(self.histories, boards, policy, strict=True):
+            history.append((board.clone(), target))
+        self.boards, won, over = game.play(boards, actions)
+        outcomes = []
+        for i in torch.nonzero(over).flatten().tolist():
+            history, winner_moved_last = self.histories[i], bool(won[i])
+            moves = len(history)
+            # +1 for every position the winner moved from (the last mover's, every other one back)
+            signs = [(1.0 if (moves - 1 - t) % 2 == 0 else -1.0) * (1.0 if winner_moved_last else 0.0)
+                     for t in range(moves)]
+            self.buffer.add_batch(board=torch.stack([b for b, _ in history]).cpu().numpy(),
+                                  policy=torch.stack([p for _, p in history]).cpu().numpy(),
+                                  outcome=np.asarray(signs, np.float32))
+            outcomes.append(signs[0])
+            self.histories[i] = []
+            self.boards[i] = game.initial(1, self.device)[0]
+        moved = len(self.histories)
+        self.update_credit += self.config.updates_per_move * moved
+        with torch.enable_grad():
+            while self.update_credit >= 1 and len(self.buffer) >= self.config.learning_starts:
+                self.update_credit -= 1
+                self.update()
+        return moved, outcomes
+
+    def update(self) -> None:
+        config = self.config
+        index = self.rng.integers(len(self.buffer), size=config.batch_size)
+        batch = {key: torch.as_tensor(value[index], device=self.device)
+                 for key, value in self.buffer.data.items()}
+        self.network.train()
+        logits, value = self.network(batch["board"])
+        policy_loss = -(batch["policy"] * F.log_softmax(logits, -1)).sum(-1).mean()
+        value_loss = F.mse_loss(value, batch["outcome"])
+        self.optimizer.zero_grad(set_to_none=True)
+        (policy_loss + value_loss).backward()
+        self.optimizer.step()
+        self.updates += 1
+        self._losses = {"policy_loss": policy_loss.detach(), "value_loss": value_loss.detach()}
+
+    # --- bookkeeping --------------------------------------------------------------------------------
+    def metrics(self) -> dict[str, float]:
+        row = {name: float(value) for name, value in self._losses.items()}
+        row.update(updates=self.updates, positions=len(self.buffer))
+        return row
+
+    def check_finite(self) -> bool:
+        return all(torch.isfinite(p).all() for p in self.network.parameters())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "buffer": self.buffer.state_dict(), "boards": self.boards.cpu(),
+                "histories": [[(b.cpu(), p.cpu()) for b, p in history] for history in self.histories],
+                "update_credit": self.update_credit, "updates": self.updates,
+                "search_rng": self.search_rng.bit_generator.state,
+                "eval_rng": self.eval_rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.buffer.load_state_dict(state["buffer"])
+        self.boards = state["boards"].to(self.device)
+        self.histories = [[(b.to(self.device), p.to(self.device)) for b, p in history]
+                          for history in state["histories"]]
+        self.update_credit, self.updates = state["update_credit"], state["updates"]
+        self.search_rng.bit_generator.state = state["search_rng"]
+        self.eval_rng.bit_generator.state = state["eval_rng"]
