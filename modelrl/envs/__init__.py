@@ -139,9 +139,11 @@ def _make(env_id: str, kwargs: dict) -> gym.Env:
 def _try_first_step(env_id: str, kwargs: dict) -> None:
     env = _make(env_id, dict(kwargs))
     try:
-        obs, _ = env.reset(seed=0)
+        obs, info = env.reset(seed=0)
         env.action_space.seed(0)
-        next_obs, reward, *_ = env.step(env.action_space.sample())
+        mask = info.get("action_mask")  # games: a legal move
+        action = env.action_space.sample(None if mask is None else np.asarray(mask, np.int8))
+        next_obs, reward, *_ = env.step(action)
     except Exception as error:  # noqa: BLE001  (a bad argument can fail anywhere inside the env)
         raise UnknownEnvError(f"environment '{env_id}' with arguments {kwargs} failed its first step: "
                               f"{error.__class__.__name__}: {error}") from None

@@ -1,0 +1,100 @@
+"""(32a) AlphaZero on TicTacToe against the exact solver: after `--moves` self-play moves, 100 games as the
+first player and 100 as the second against `modelrl/TicTacToe-v0`'s solver opponent (a random one of its best
+moves), searching without root noise and playing the most visited move. Target: no loss. Along the way,
+every `--eval-every` moves, the mean score (+1 a win, -1 a loss) over 20 games against the solver. Reports
+the self-play games, moves and wall time each seed took.
+
+    python benchmarks/alphazero_tictactoe.py --seeds 0 1 2 --moves 30000
+    python benchmarks/alphazero_tictactoe.py --quick      # one seed, 2,000 moves, 10 games a side
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import matplotlib.pyplot as plt
+import torch
+from common import RESULTS, write_results
+
+import modelrl
+from modelrl.config import parse_assignments
+
+
+def final_games(agent, first: bool, games: int, seed: int) -> dict:
+    env = modelrl.make_env("TicTacToe-v0", opponent="solver", agent_first=first)
+    counts = {"wins": 0, "draws": 0, "losses": 0}
+    for game in range(games):
+        obs, info = env.reset(seed=10_000 * seed + game)
+        agent.on_reset(evaluation=True)
+        done = False
+        while not done:
+            action, _ = agent.policy(obs, None, info, deterministic=True)
+            obs, reward, done, _, info = env.step(action)
+        counts["wins" if reward > 0 else "losses" if reward < 0 else "draws"] += 1
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--moves", type=int, default=30_000, help="self-play moves per seed")
+    parser.add_argument("--eval-every", type=int, default=5000)
+    parser.add_argument("--games", type=int, default=100, help="final games per side")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.moves, args.eval_every, args.games = args.seeds[:1], 2000, 1000, 10
+    name = "alphazero_tictactoe_quick" if args.quick else "alphazero_tictactoe"
+    overrides = parse_assignments(args.set)
+    torch.set_num_threads(1)
+    runs = []
+    for seed in args.seeds:
+        agent = modelrl.make_agent("alphazero", env="TicTacToe-v0", seed=seed,
+                                   env_kwargs={"opponent": "solver"}, **overrides)
+        started = time.perf_counter()
+        history = agent.learn(args.moves, eval_every=args.eval_every, eval_episodes=20)
+        trained = time.perf_counter() - started
+        result = {side: final_games(agent, side == "first", args.games, seed) for side in ("first", "second")}
+        runs.append({"seed": seed, "self_play_moves": agent.env_steps, "self_play_games": agent.episodes,
+                     "updates": agent.updates, "wall_time_s": trained,
+                     "curve": [{"moves": row["env_steps"], "score_vs_solver": row["eval_return"]}
+                               for row in history], **result})
+        print(f"seed {seed}: {agent.episodes} games, {trained:.0f} s; as first {result['first']}, as second "
+              f"{result['second']}", flush=True)
+        losses = sum(run[side]["losses"] for run in runs for side in ("first", "second"))
+        write_results(name, {"config": {**vars(agent.config)}, "games_per_side": args.games,
+                             "target": "no loss against the exact solver", "losses": losses, "runs": runs})
+        plot(runs, name)
+
+
+def plot(runs: list[dict], name: str) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for run in runs:
+        axes[0].plot([p["moves"] for p in run["curve"]], [p["score_vs_solver"] for p in run["curve"]], "o-",
+                     label=f"seed {run['seed']}")
+    axes[0].axhline(0, color="grey", linestyle=":", label="draw (the best possible)")
+    axes[0].set(xlabel="self-play moves", ylabel="mean score vs the solver (20 games)",
+                title="AlphaZero TicTacToe: training")
+    axes[0].legend(fontsize=8)
+    labels = []
+    for i, run in enumerate(runs):
+        for j, side in enumerate(("first", "second")):
+            x = 2 * i + j
+            counts = run[side]
+            bottom = 0
+            for key, color in (("wins", "C2"), ("draws", "C7"), ("losses", "C3")):
+                axes[1].bar(x, counts[key], bottom=bottom, color=color, label=key if x == 0 else None)
+                bottom += counts[key]
+            labels.append(f"s{run['seed']} {side}")
+    axes[1].set_xticks(range(len(labels)), labels, rotation=45, fontsize=7)
+    axes[1].set(ylabel="games", title="Final games against the solver")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{name}.png", dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
