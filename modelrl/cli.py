@@ -6,6 +6,7 @@
     modelrl compare --env DynaMaze-v0 --agents q-learning dyna-q:planning_steps=50 --seeds 0 1 2 --steps 3000
     modelrl plot runs/* --out curves.png
     modelrl model-report runs/pets-...
+    modelrl play runs/alphazero-...            # a person against a trained board-game agent
     modelrl demo
 """
 
@@ -220,6 +221,18 @@ def cmd_predict(args) -> None:
         print(f"wrote {path}")
 
 
+def cmd_play(args) -> None:
+    import modelrl
+    from modelrl.experiment.play import play
+    from modelrl.experiment.runner import CHECKPOINT
+
+    path = Path(args.run_dir)
+    agent = modelrl.load(path / CHECKPOINT if path.is_dir() else path, threads=args.threads)
+    if not hasattr(agent, "game"):
+        raise ConfigError(f"play needs a board-game agent (alphazero); {path} holds {agent.agent_id}")
+    play(agent, person_first=not args.second)
+
+
 def cmd_demo(args) -> None:
     """Q-learning against Dyna-Q (n=5, n=50) on GridWorld, 5 seeds in parallel: seconds, not minutes."""
     from modelrl.experiment.compare import AgentSpec, compare
@@ -358,6 +371,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--threads", type=int, help=THREADS_HELP)
     predict.add_argument("--import", dest="imports", action="append", metavar="MODULE", help=IMPORT_HELP)
     predict.set_defaults(func=cmd_predict)
+    play = sub.add_parser("play", help="play a trained board-game agent (alphazero) in the terminal")
+    play.add_argument("run_dir", help="a run directory (or checkpoint) of alphazero")
+    play.add_argument("--second", action="store_true", help="let the agent move first")
+    play.add_argument("--threads", type=int, help=THREADS_HELP)
+    play.set_defaults(func=cmd_play)
     demo = sub.add_parser("demo", help="a small real comparison with a plot (under a minute)")
     demo.add_argument("--out")
     demo.add_argument("--jobs", type=int, help="parallel processes (default: all cores)")

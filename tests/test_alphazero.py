@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
 
 import modelrl
+from modelrl.cli import main
 from modelrl.errors import IncompatibleEnvError
+from modelrl.experiment.play import play
+from modelrl.experiment.runner import CHECKPOINT
 from tests.test_learning import held
 
 
@@ -58,3 +63,21 @@ def test_alphazero_resumes_exactly(tmp_path):
 def test_alphazero_refuses_envs_without_known_rules():
     with pytest.raises(IncompatibleEnvError, match="board games with known rules"):
         modelrl.make_agent("alphazero", env="CartPole-v1")
+
+
+def test_play_refuses_illegal_moves_with_a_message_and_asks_again(tmp_path, capsys, monkeypatch):
+    agent = modelrl.make_agent("alphazero", env="TicTacToe-v0", seed=0, simulations=8)
+    answers = iter(["4", "4", "nine", "0", ""])  # the agent answers each legal move; then the person stops
+    said = []
+    outcome = play(agent, person_first=True, read=lambda prompt: next(answers), write=said.append)
+    assert outcome == "quit"
+    refusals = [line for line in said if line.startswith("illegal move")]
+    assert refusals[0].startswith("illegal move '4': the legal moves are") and "4," not in refusals[0]
+    assert refusals[1].startswith("illegal move 'nine'")
+    assert sum(line.startswith("the agent plays") for line in said) == 2
+    run = tmp_path / "run"
+    agent.save(run / CHECKPOINT)
+    monkeypatch.setattr("sys.stdin", io.StringIO("4\n10\n"))  # a move, an illegal one, then end of input
+    assert main(["play", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "the agent plays" in out and "illegal move '10'" in out and out.rstrip().endswith("game ended")
