@@ -66,19 +66,20 @@ def search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.G
     device = logits.device
     nodes = config.simulations + 1
     rows = torch.arange(batch, device=device)
+    base = rows * nodes  # flat index of each tree's root; node n of tree b is base[b] + n
     sign = -1.0 if config.two_player else 1.0
 
-    states = torch.zeros(batch, nodes, *state.shape[1:], dtype=state.dtype, device=device)
-    prior = torch.zeros(batch, nodes, actions, device=device)
-    legal_moves = torch.zeros(batch, nodes, actions, dtype=torch.bool, device=device)
-    node_value = torch.zeros(batch, nodes, device=device)
-    terminal = torch.zeros(batch, nodes, dtype=torch.bool, device=device)
-    parent = torch.full((batch, nodes), -1, dtype=torch.long, device=device)
-    parent_action = torch.zeros(batch, nodes, dtype=torch.long, device=device)
-    child = torch.full((batch, nodes, actions), -1, dtype=torch.long, device=device)
-    edge_reward = torch.zeros(batch, nodes, actions, device=device)
-    edge_visits = torch.zeros(batch, nodes, actions, device=device)
-    edge_value = torch.zeros(batch, nodes, actions, device=device)
+    # Per node (flat, B * N rows). `edges` packs what pUCT reads of a node's edges, one gather per depth:
+    # the prior, the visit counts, the sums of returns, and 0 or -inf for legal or illegal moves.
+    states = torch.zeros(batch * nodes, *state.shape[1:], dtype=state.dtype, device=device)
+    edges = torch.zeros(batch * nodes, 4, actions, device=device)
+    node_value = torch.zeros(batch * nodes, device=device)
+    terminal = torch.zeros(batch * nodes, dtype=torch.bool, device=device)
+    parent = torch.full((batch * nodes,), -1, dtype=torch.long, device=device)  # flat index, -1 at roots
+    parent_action = torch.zeros(batch * nodes, dtype=torch.long, device=device)
+    # Per edge (flat, B * N * A): the child's flat index (-1 while unexpanded) and the reward on the edge.
+    child = torch.full((batch * nodes * actions,), -1, dtype=torch.long, device=device)
+    edge_reward = torch.zeros(batch * nodes * actions, device=device)
     low = torch.full((batch,), math.inf, device=device)  # min-max statistics of the backed-up returns
     high = torch.full((batch,), -math.inf, device=device)
 
@@ -89,61 +90,71 @@ def search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.G
         noise = torch.as_tensor(noise, dtype=root_prior.dtype, device=device) * legal
         noise = noise / noise.sum(-1, keepdim=True).clamp_min(1e-12)
         root_prior = (1 - config.root_noise) * root_prior + config.root_noise * noise
-    states[:, 0], prior[:, 0], legal_moves[:, 0], node_value[:, 0] = state, root_prior, legal, value
+    states[base], node_value[base] = state, value
+    edges[base, 0], edges[base, 3] = root_prior, _illegal_bias(legal)
 
     for simulation in range(config.simulations):
         # Selection: every tree walks down until its chosen edge has no child yet, or leads to a game's end.
-        node = torch.zeros(batch, dtype=torch.long, device=device)
-        walking = torch.ones(batch, dtype=torch.bool, device=device)
+        node = base
         while True:
-            action = _puct(config, prior[rows, node], legal_moves[rows, node], edge_visits[rows, node],
-                           edge_value[rows, node], low, high).argmax(-1)
-            next_node = child[rows, node, action]
-            deeper = walking & (next_node >= 0)
-            deeper &= ~terminal[rows, next_node.clamp_min(0)]
+            action = _puct(config, edges.index_select(0, node), low, high).argmax(-1)
+            edge = node * actions + action
+            next_node = child.index_select(0, edge)
+            deeper = (next_node >= 0) & ~terminal.index_select(0, next_node.clamp_min(0))
             if not deeper.any():
                 break
             node = torch.where(deeper, next_node, node)
-            walking = deeper
-        leaf_child = child[rows, node, action]
-        expand = leaf_child < 0
-        # Expansion: one model call for every tree (trees that reached a game's end reuse its node).
-        reward, logits, value, next_state, ended, next_legal = model.step(states[rows, node], action)
-        new = simulation + 1
-        index = torch.where(expand, torch.full_like(node, new), leaf_child)
-        if expand.any():
-            e = rows[expand]
-            states[e, new] = next_state[expand].to(states.dtype)
-            prior[e, new] = _masked_softmax(logits[expand], next_legal[expand])
-            legal_moves[e, new] = next_legal[expand] & ~ended[expand, None]
-            node_value[e, new] = torch.where(ended[expand], 0.0, value[expand])
-            terminal[e, new] = ended[expand]
-            parent[e, new], parent_action[e, new] = node[expand], action[expand]
-            child[e, node[expand], action[expand]] = new
-            edge_reward[e, node[expand], action[expand]] = reward[expand]
-        # Backup: from the leaf's value up every path to its root.
-        returns = node_value[rows, index]
-        current = index
-        climbing = torch.ones(batch, dtype=torch.bool, device=device)
-        while climbing.any():
-            up, taken = parent[rows, current], parent_action[rows, current]
-            climbing = climbing & (up >= 0)
+        expand = next_node < 0
+        # Expansion: one model call for every tree (trees that reached a game's end reuse its node; their
+        # row of the call is discarded).
+        reward, logits, value, next_state, ended, next_legal = model.step(states.index_select(0, node),
+                                                                          action)
+        new = base + simulation + 1
+        leaf = torch.where(expand, new, next_node)
+        write = torch.where(expand, new, base + nodes - 1)  # non-expanding trees write to their last node,
+        keep = expand.view(-1, *[1] * (next_state.dim() - 1))  # which no later simulation reads before
+        states[write] = torch.where(keep, next_state.to(states.dtype), states[write])  # it is its own
+        prior = _masked_softmax(logits, next_legal & ~ended[:, None])
+        edges[write, 0] = torch.where(expand[:, None], prior, edges[write, 0])
+        edges[write, 3] = torch.where(expand[:, None], _illegal_bias(next_legal & ~ended[:, None]),
+                                      edges[write, 3])
+        node_value[write] = torch.where(expand, torch.where(ended, 0.0, value), node_value[write])
+        terminal[write] = torch.where(expand, ended, terminal[write])
+        parent[write] = torch.where(expand, node, parent[write])
+        parent_action[write] = torch.where(expand, action, parent_action[write])
+        child[edge] = torch.where(expand, new, child[edge])
+        edge_reward[edge] = torch.where(expand, reward.to(edge_reward.dtype), edge_reward[edge])
+        # Backup: from the leaf's value up every path to its root, all trees together.
+        returns = node_value.index_select(0, leaf)
+        current = leaf
+        while True:
+            up = parent.index_select(0, current)
+            climbing = up >= 0
             if not climbing.any():
                 break
             source = up.clamp_min(0)
-            returns = torch.where(climbing, edge_reward[rows, source, taken]
+            taken = parent_action.index_select(0, current)
+            flat_edge = source * actions + taken
+            returns = torch.where(climbing, edge_reward.index_select(0, flat_edge)
                                   + config.discount * sign * returns, returns)
-            c = rows[climbing]
-            edge_visits[c, source[climbing], taken[climbing]] += 1
-            edge_value[c, source[climbing], taken[climbing]] += returns[climbing]
+            step = climbing.to(returns.dtype)
+            # edges[:, 1] and [:, 2] as flat (B * N * A) views: node-major, then the field, then the action
+            offset = source * 4 * actions + taken
+            edges.view(-1).index_add_(0, offset + actions, step)
+            edges.view(-1).index_add_(0, offset + 2 * actions, returns * step)
             low = torch.where(climbing, torch.minimum(low, returns), low)
             high = torch.where(climbing, torch.maximum(high, returns), high)
             current = torch.where(climbing, up, current)
 
-    visits, totals = edge_visits[:, 0], edge_value[:, 0]
+    root_edges = edges[base]
+    visits, totals = root_edges[:, 1], root_edges[:, 2]
     q = torch.where(visits > 0, totals / visits.clamp_min(1), 0.0)
-    value = (node_value[:, 0] + totals.sum(-1)) / (1 + visits.sum(-1))
+    value = (node_value[base] + totals.sum(-1)) / (1 + visits.sum(-1))
     return SearchResult(visits, q, value, root_prior)
+
+
+def _illegal_bias(legal: torch.Tensor) -> torch.Tensor:
+    return torch.where(legal, 0.0, -math.inf)
 
 
 def _masked_softmax(logits: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
@@ -152,8 +163,10 @@ def _masked_softmax(logits: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
     return torch.where(legal.any(-1, keepdim=True), probs, 0.0).nan_to_num(0.0)
 
 
-def _puct(config: MCTSConfig, prior, legal, visits, totals, low, high) -> torch.Tensor:
-    """MuZero's pUCT score of every edge `(B, A)`; illegal edges -inf."""
+def _puct(config: MCTSConfig, edges: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """MuZero's pUCT score of every edge `(B, A)` from the nodes' packed `edges` `(B, 4, A)`: prior, visits,
+    sums of returns, illegal bias (illegal edges -inf)."""
+    prior, visits, totals, bias = edges.unbind(1)
     parent_visits = visits.sum(-1, keepdim=True) + 1  # the node's own expansion counts as a visit
     exploration = (config.pb_c_init + torch.log((parent_visits + config.pb_c_base + 1) / config.pb_c_base))
     exploration = exploration * parent_visits.sqrt() / (1 + visits)
@@ -162,7 +175,7 @@ def _puct(config: MCTSConfig, prior, legal, visits, totals, low, high) -> torch.
     known = spread > 0
     normalised = torch.where(known, (q - low.unsqueeze(-1)) / spread.where(known, 1.0), q)
     normalised = torch.where(visits > 0, normalised, 0.0)
-    return torch.where(legal, normalised + prior * exploration, -math.inf)
+    return normalised + prior * exploration + bias
 
 
 class GameModel:
