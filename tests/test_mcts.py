@@ -98,3 +98,41 @@ def test_root_noise_and_illegal_moves():
     result = search(GameModel(game), root, game.legal(root), config, np.random.default_rng(0))
     assert (result.visits[0, :4] == 0).all() and result.visits.sum() == 40
     assert torch.isclose(result.prior.sum(), torch.tensor(1.0)) and (result.prior[0, :4] == 0).all()
+
+
+class Bandit:
+    """One step from the root: action a pays `rewards[a]` and ends; a uniform prior, value 0."""
+
+    def __init__(self, rewards):
+        self.rewards = torch.tensor(rewards)
+
+    def root(self, obs):
+        return torch.zeros(len(obs), len(self.rewards)), torch.zeros(len(obs)), obs
+
+    def step(self, state, action):
+        batch, actions = len(state), len(self.rewards)
+        return (self.rewards[action], torch.zeros(batch, actions), torch.zeros(batch), state,
+                torch.ones(batch, dtype=torch.bool), torch.zeros(batch, actions, dtype=torch.bool))
+
+
+def test_gumbel_search_with_two_simulations_improves_on_the_prior():
+    rewards = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+    config = MCTSConfig(simulations=2, two_player=False, gumbel=True, max_considered=2)
+    roots = torch.zeros(2000, 1)  # 2,000 independent searches in one batch
+    result = search(Bandit(rewards), roots, torch.ones(2000, 8, dtype=torch.bool), config,
+                    np.random.default_rng(0))
+    values = torch.tensor(rewards)
+    prior_value = float(values.mean())  # 0.35
+    chosen_value = float(values[result.action].mean())
+    # the better of two actions drawn without replacement is worth 0.5 in expectation
+    assert chosen_value > prior_value + 0.1, chosen_value
+    assert float((result.improved_policy * values).sum(-1).mean()) > prior_value
+    assert (result.visits.sum(-1) == 2).all() and ((result.visits > 0).sum(-1) == 2).all()
+
+
+def test_sequential_halving_spends_the_simulations_evenly_then_on_the_better_half():
+    from modelrl.planning.mcts import considered_visits
+
+    assert considered_visits(4, 8) == [0, 0, 0, 0, 1, 1, 2, 2]
+    assert considered_visits(2, 2) == [0, 0]
+    assert considered_visits(1, 3) == [0, 1, 2]

@@ -46,6 +46,9 @@ class AlphaZeroConfig:
     temperature_moves: int = 4  # moves drawn from the visit counts at a game's start; the most visited after
     dirichlet_alpha: float = 1.0  # root noise concentration (AlphaZero: about 10 / typical legal moves)
     root_noise: float = 0.25  # share of noise in the root's prior during self-play
+    # Gumbel MuZero's root instead (sequential halving; learns from its improved policy; strong with very
+    # few simulations): self-play plays its sampled choice, evaluation its choice without noise
+    gumbel: bool = False
     hidden_size: int = 128  # units per hidden layer of the network
     num_layers: int = 2  # hidden layers
     lr: float = 1e-3  # Adam
@@ -127,7 +130,7 @@ class AlphaZero(Agent):
         config = self.config
         return MCTSConfig(simulations=config.simulations, two_player=True,
                           dirichlet_alpha=config.dirichlet_alpha,
-                          root_noise=0.0 if evaluation else config.root_noise)
+                          root_noise=0.0 if evaluation else config.root_noise, gumbel=config.gumbel)
 
     # --- acting -------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -137,8 +140,8 @@ class AlphaZero(Agent):
         self.network.eval()
         result = search(GameModel(self.game, self.network), board, legal, self.search_config(deterministic),
                         self.eval_rng if deterministic else self.search_rng)
-        if deterministic:
-            return int(result.visits[0].argmax())
+        if deterministic or self.config.gumbel:
+            return int(result.action[0])
         return int(self.search_rng.choice(self.game.actions, p=result.policy()[0].cpu().numpy()))
 
     def policy(self, obs, state, info: dict, deterministic: bool = False):
@@ -156,11 +159,14 @@ class AlphaZero(Agent):
         self.network.eval()
         result = search(GameModel(game, self.network), boards, game.legal(boards), self.search_config(False),
                         self.search_rng)
-        policy = result.policy()
-        sampled = torch.as_tensor([self.search_rng.choice(game.actions, p=p) for p in policy.cpu().numpy()],
-                                  device=self.device)
-        ply = torch.tensor([len(h) for h in self.histories], device=self.device)
-        actions = torch.where(ply < self.config.temperature_moves, sampled, result.visits.argmax(-1))
+        policy = result.improved_policy
+        if self.config.gumbel:  # Gumbel's choice is already a sample
+            actions = result.action
+        else:
+            sampled = torch.as_tensor([self.search_rng.choice(game.actions, p=p)
+                                       for p in policy.cpu().numpy()], device=self.device)
+            ply = torch.tensor([len(h) for h in self.histories], device=self.device)
+            actions = torch.where(ply < self.config.temperature_moves, sampled, result.visits.argmax(-1))
         for history, board, target in zip(self.histories, boards, policy, strict=True):
             history.append((board.clone(), target))
         self.boards, won, over = game.play(boards, actions)

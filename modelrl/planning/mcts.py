@@ -19,6 +19,14 @@ A model for `search` has two batched methods:
     step(state, action) -> (reward (B,), logits (B, A), value (B,), next state, terminal (B,), legal (B, A))
 `reward` is what the acting player gets for the step; at a terminal state `value` is ignored (0).
 `GameModel` is that model for a `modelrl.envs.games` board game's rules and a network of the boards.
+
+`gumbel=True` chooses the root's actions as Gumbel MuZero does (Danihelka et al. 2022), which keeps improving
+on the prior with very few simulations: Gumbel noise g is added to the root's logits, the `max_considered`
+best actions by g + logits are kept, and sequential halving spends the simulations on them, each phase
+visiting the remaining actions equally and keeping the better half by g + logits + sigma(q), sigma(q) =
+(c_visit + max visits) c_scale q with q min-max normalised. The action is the best remaining one by that
+score, and the policy target is softmax(logits + sigma(completed q)), unvisited actions' q completed by the
+value mixed with the visited ones' (v_mix). Below the root, pUCT as usual.
 """
 
 from __future__ import annotations
@@ -39,6 +47,10 @@ class MCTSConfig:
     pb_c_base: float = 19652.0
     dirichlet_alpha: float = 0.3
     root_noise: float = 0.25  # share of Dirichlet noise in the root's prior (0: none, as in evaluation)
+    gumbel: bool = False  # Gumbel MuZero's root: sampled top actions and sequential halving (no Dirichlet)
+    max_considered: int = 16  # Gumbel: actions kept at the root
+    c_visit: float = 50.0  # Gumbel: sigma(q) = (c_visit + max visits) c_scale q
+    c_scale: float = 0.1
 
 
 @dataclass
@@ -47,6 +59,9 @@ class SearchResult:
     q: torch.Tensor  # (B, A) mean return of each root action (0 where unvisited)
     value: torch.Tensor  # (B,) the search's value of each root
     prior: torch.Tensor  # (B, A) the root's prior, noise included
+    action: torch.Tensor  # (B,) the action to play: the most visited, or Gumbel's choice
+    # (B, A) the policy target: the visit distribution, or Gumbel's softmax of completed q
+    improved_policy: torch.Tensor
 
     def policy(self, temperature: float = 1.0) -> torch.Tensor:
         """Visit counts ^ (1 / temperature), normalised; temperature 0: all mass on the most visited."""
@@ -84,7 +99,18 @@ def search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.G
     high = torch.full((batch,), -math.inf, device=device)
 
     root_prior = _masked_softmax(logits, legal)
-    if config.root_noise > 0:
+    root_logits = logits.masked_fill(~legal, -math.inf)
+    if config.gumbel:
+        rng = rng if rng is not None else np.random.default_rng()
+        gumbel = torch.as_tensor(rng.gumbel(size=(batch, actions)), dtype=logits.dtype, device=device)
+        considered = min(config.max_considered, actions)
+        score = gumbel + root_logits
+        kept = torch.zeros_like(legal).scatter_(1, score.topk(considered, -1).indices, True) & legal
+        # each root halves over its own number of kept actions (fewer where fewer moves are legal)
+        table = torch.as_tensor([considered_visits(max(k, 1), config.simulations)
+                                 for k in range(considered + 1)], device=device)
+        schedule = table[kept.sum(-1)]  # (B, simulations)
+    elif config.root_noise > 0:
         rng = rng if rng is not None else np.random.default_rng()
         noise = rng.dirichlet([config.dirichlet_alpha] * actions, size=batch)
         noise = torch.as_tensor(noise, dtype=root_prior.dtype, device=device) * legal
@@ -96,8 +122,13 @@ def search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.G
     for simulation in range(config.simulations):
         # Selection: every tree walks down until its chosen edge has no child yet, or leads to a game's end.
         node = base
+        if config.gumbel:  # the root's action comes from sequential halving's schedule
+            due = kept & (edges[base, 1] == schedule[:, simulation, None])
+            root_action = _gumbel_choice(config, score, due, edges[base], low, high)
         while True:
             action = _puct(config, edges.index_select(0, node), low, high).argmax(-1)
+            if config.gumbel:
+                action = torch.where(node == base, root_action, action)
             edge = node * actions + action
             next_node = child.index_select(0, edge)
             deeper = (next_node >= 0) & ~terminal.index_select(0, next_node.clamp_min(0))
@@ -150,7 +181,47 @@ def search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.G
     visits, totals = root_edges[:, 1], root_edges[:, 2]
     q = torch.where(visits > 0, totals / visits.clamp_min(1), 0.0)
     value = (node_value[base] + totals.sum(-1)) / (1 + visits.sum(-1))
-    return SearchResult(visits, q, value, root_prior)
+    if not config.gumbel:
+        return SearchResult(visits, q, value, root_prior, visits.argmax(-1), visits / visits.sum(-1, True))
+    most = visits.max(-1, keepdim=True).values
+    action = _gumbel_choice(config, score, kept & (visits == most), root_edges, low, high)
+    # completed q: unvisited actions take v_mix, the value mixed with the visited actions' q by the prior
+    seen = visits > 0
+    mixed = (root_prior * q * seen).sum(-1) / (root_prior * seen).sum(-1).clamp_min(1e-12)
+    v_mix = (node_value[base] + visits.sum(-1) * mixed) / (1 + visits.sum(-1))
+    completed = torch.where(seen, q, v_mix[:, None])
+    improved = (root_logits + _sigma(config, completed, visits, low, high)).softmax(-1)
+    return SearchResult(visits, q, value, root_prior, action, improved)
+
+
+def considered_visits(considered: int, simulations: int) -> list[int]:
+    """Sequential halving's schedule: for each simulation, the visit count a root action must have to be
+    visited next. Each phase visits every remaining action equally, then halves them (down to two)."""
+    if considered <= 1:
+        return list(range(simulations))
+    phases = math.ceil(math.log2(considered))
+    sequence, visits, remaining = [], [0] * considered, considered
+    while len(sequence) < simulations:
+        for _ in range(max(1, simulations // (phases * remaining))):
+            sequence += visits[:remaining]
+            visits[:remaining] = [v + 1 for v in visits[:remaining]]
+        remaining = max(2, remaining // 2)
+    return sequence[:simulations]
+
+
+def _sigma(config: MCTSConfig, q: torch.Tensor, visits: torch.Tensor, low, high) -> torch.Tensor:
+    spread = (high - low).unsqueeze(-1)
+    known = spread > 0
+    normalised = torch.where(known, (q - low.unsqueeze(-1)) / spread.where(known, 1.0), 0.5)
+    return (config.c_visit + visits.max(-1, keepdim=True).values) * config.c_scale * normalised
+
+
+def _gumbel_choice(config: MCTSConfig, score, allowed, root_edges, low, high) -> torch.Tensor:
+    """The allowed root action with the best g + logits + sigma(q) (q of unvisited actions: 0)."""
+    visits, totals = root_edges[:, 1], root_edges[:, 2]
+    q = torch.where(visits > 0, totals / visits.clamp_min(1), 0.0)
+    ranked = score + torch.where(visits > 0, _sigma(config, q, visits, low, high), 0.0)
+    return ranked.masked_fill(~allowed, -math.inf).argmax(-1)
 
 
 def _illegal_bias(legal: torch.Tensor) -> torch.Tensor:
