@@ -122,11 +122,12 @@ def search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.G
     for simulation in range(config.simulations):
         # Selection: every tree walks down until its chosen edge has no child yet, or leads to a game's end.
         node = base
+        offset, scale = _normaliser(low, high)
         if config.gumbel:  # the root's action comes from sequential halving's schedule
             due = kept & (edges[base, 1] == schedule[:, simulation, None])
             root_action = _gumbel_choice(config, score, due, edges[base], low, high)
         while True:
-            action = _puct(config, edges.index_select(0, node), low, high).argmax(-1)
+            action = _puct(config, edges.index_select(0, node), offset, scale).argmax(-1)
             if config.gumbel:
                 action = torch.where(node == base, root_action, action)
             edge = node * actions + action
@@ -142,17 +143,14 @@ def search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.G
                                                                           action)
         new = base + simulation + 1
         leaf = torch.where(expand, new, next_node)
-        write = torch.where(expand, new, base + nodes - 1)  # non-expanding trees write to their last node,
-        keep = expand.view(-1, *[1] * (next_state.dim() - 1))  # which no later simulation reads before
-        states[write] = torch.where(keep, next_state.to(states.dtype), states[write])  # it is its own
-        prior = _masked_softmax(logits, next_legal & ~ended[:, None])
-        edges[write, 0] = torch.where(expand[:, None], prior, edges[write, 0])
-        edges[write, 3] = torch.where(expand[:, None], _illegal_bias(next_legal & ~ended[:, None]),
-                                      edges[write, 3])
-        node_value[write] = torch.where(expand, torch.where(ended, 0.0, value), node_value[write])
-        terminal[write] = torch.where(expand, ended, terminal[write])
-        parent[write] = torch.where(expand, node, parent[write])
-        parent_action[write] = torch.where(expand, action, parent_action[write])
+        # Trees that do not expand write their row into their last node instead: nothing points there
+        # until a tree's final simulation expands into it (and overwrites it), so the writes need no mask.
+        write = torch.where(expand, new, base + nodes - 1)
+        moves = next_legal & ~ended[:, None]
+        states[write] = next_state.to(states.dtype)
+        edges[write, 0], edges[write, 3] = _masked_softmax(logits, moves), _illegal_bias(moves)
+        node_value[write] = value.masked_fill(ended, 0.0)
+        terminal[write], parent[write], parent_action[write] = ended, node, action
         child[edge] = torch.where(expand, new, child[edge])
         edge_reward[edge] = torch.where(expand, reward.to(edge_reward.dtype), edge_reward[edge])
         # Backup: from the leaf's value up every path to its root, all trees together.
@@ -234,19 +232,25 @@ def _masked_softmax(logits: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
     return torch.where(legal.any(-1, keepdim=True), probs, 0.0).nan_to_num(0.0)
 
 
-def _puct(config: MCTSConfig, edges: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+def _puct(config: MCTSConfig, edges: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """MuZero's pUCT score of every edge `(B, A)` from the nodes' packed `edges` `(B, 4, A)`: prior, visits,
-    sums of returns, illegal bias (illegal edges -inf)."""
+    sums of returns, illegal bias (illegal edges -inf). Q is normalised as (q - offset) scale (`_normaliser`);
+    unvisited edges count 0."""
     prior, visits, totals, bias = edges.unbind(1)
     parent_visits = visits.sum(-1, keepdim=True) + 1  # the node's own expansion counts as a visit
-    exploration = (config.pb_c_init + torch.log((parent_visits + config.pb_c_base + 1) / config.pb_c_base))
-    exploration = exploration * parent_visits.sqrt() / (1 + visits)
-    q = totals / visits.clamp_min(1)
+    # c1 + log((N + c2 + 1) / c2), times sqrt(N)
+    exploration = torch.log1p((parent_visits + 1) / config.pb_c_base).add_(config.pb_c_init)
+    exploration *= parent_visits.sqrt()
+    q = (totals / visits.clamp_min(1) - offset) * scale * (visits > 0)
+    return q + prior * exploration / (1 + visits) + bias
+
+
+def _normaliser(low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each tree's offset and scale that map its min-max range of returns onto [0, 1] (none while the
+    range is empty), as `(B, 1)` columns."""
     spread = (high - low).unsqueeze(-1)
     known = spread > 0
-    normalised = torch.where(known, (q - low.unsqueeze(-1)) / spread.where(known, 1.0), q)
-    normalised = torch.where(visits > 0, normalised, 0.0)
-    return normalised + prior * exploration + bias
+    return torch.where(known, low.unsqueeze(-1), 0.0), torch.where(known, 1 / spread.where(known, 1.0), 1.0)
 
 
 class GameModel:
