@@ -229,6 +229,8 @@ EVERY_AGENT = {  # id: (env, its arguments, agent settings, real steps)
                                     "device": "cpu"}, 15),
     "alphazero": ("TicTacToe-v0", {}, {"simulations": 4, "parallel_games": 2, "learning_starts": 4,
                                        "batch_size": 4}, 15),
+    "muzero": ("CartPole-v1", {}, {"simulations": 4, "learning_starts": 8, "batch_size": 4, "hidden_size": 16,
+                                   "latent_size": 8}, 15),
 }
 SCALARS = (type(None), bool, int, float, str, bytes)
 

@@ -16,6 +16,7 @@ from modelrl.agents.dreamer import Dreamer
 from modelrl.agents.dyna_q import DynaQ, DynaQPlus, PrioritizedSweeping
 from modelrl.agents.mbpo import MBPO
 from modelrl.agents.mpc import MPCAgent
+from modelrl.agents.muzero import MuZero
 from modelrl.agents.pets import PETS
 from modelrl.agents.planet import PlaNet
 from modelrl.agents.sac import SAC
@@ -30,7 +31,7 @@ from modelrl.threads import choose_threads
 AGENTS: dict[str, type[Agent]] = {
     cls.agent_id: cls
     for cls in (QLearning, DynaQ, DynaQPlus, PrioritizedSweeping, MPCAgent, PETS, SAC, DQN, DeepDynaQ, MBPO,
-                Dreamer, PlaNet, TDMPC2, AlphaZero)
+                Dreamer, PlaNet, TDMPC2, AlphaZero, MuZero)
 }
 
 

@@ -23,14 +23,34 @@ def symexp(x: torch.Tensor) -> torch.Tensor:
     return torch.sign(x) * torch.expm1(x.abs())
 
 
-class TwoHot(nn.Module):
-    """A scalar as weights on the two nearest of `bins` points evenly spaced in symlog space over
-    [low, high] (DreamerV3: 255 bins over [-20, 20])."""
+MUZERO_EPSILON = 0.001
 
-    def __init__(self, bins: int = 255, low: float = -20.0, high: float = 20.0):
+
+def muzero_squash(x: torch.Tensor) -> torch.Tensor:
+    """MuZero's invertible value transform h(x) = sign(x) (sqrt(|x| + 1) - 1) + eps x (Pohlen et al. 2018)."""
+    return torch.sign(x) * (torch.sqrt(x.abs() + 1) - 1) + MUZERO_EPSILON * x
+
+
+def muzero_unsquash(y: torch.Tensor) -> torch.Tensor:
+    """The inverse of `muzero_squash`, in closed form."""
+    eps = MUZERO_EPSILON
+    root = (torch.sqrt(1 + 4 * eps * (y.abs() + 1 + eps)) - 1) / (2 * eps)
+    return torch.sign(y) * (root.square() - 1)
+
+
+SQUASHES = {"symlog": (symlog, symexp), "muzero": (muzero_squash, muzero_unsquash)}
+
+
+class TwoHot(nn.Module):
+    """A scalar as weights on the two nearest of `bins` points evenly spaced in a squashed space over
+    [low, high]: symlog (DreamerV3: 255 bins over [-20, 20]) or MuZero's h (`squash="muzero"`: its
+    categorical support, 2S + 1 integer points over [-S, S])."""
+
+    def __init__(self, bins: int = 255, low: float = -20.0, high: float = 20.0, squash: str = "symlog"):
         super().__init__()
         if bins < 2:
             raise ValueError(f"a two-hot head needs at least 2 bins, got {bins}")
+        self.squash, self.unsquash = SQUASHES[squash]
         self.register_buffer("points", torch.linspace(low, high, bins), persistent=False)
 
     @property
@@ -40,7 +60,7 @@ class TwoHot(nn.Module):
     def neighbours(self, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The bins below and above each value (in symlog space) and the weight of the one above."""
         points = self.points
-        x = symlog(value).clamp(points[0], points[-1])
+        x = self.squash(value).clamp(points[0], points[-1])
         above = torch.searchsorted(points, x.contiguous(), right=False).clamp(1, self.bins - 1)
         below = above - 1
         return below, above, ((x - points[below]) / (points[above] - points[below])).clamp(0.0, 1.0)
@@ -53,8 +73,8 @@ class TwoHot(nn.Module):
         return target.scatter_add_(-1, above[..., None], weight_above[..., None])
 
     def mean(self, logits: torch.Tensor) -> torch.Tensor:
-        """The predicted value: the bins' expectation in symlog space, mapped back."""
-        return symexp((logits.softmax(-1) * self.points).sum(-1))
+        """The predicted value: the bins' expectation in the squashed space, mapped back."""
+        return self.unsquash((logits.softmax(-1) * self.points).sum(-1))
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of `(..., bins)` logits against the two-hot code of `(...)` targets."""

@@ -1,0 +1,285 @@
+"""`muzero`: MuZero (Schrittwieser et al. 2020): tree search inside a learned model.
+
+Three networks: representation h (observation -> latent state, min-max scaled to [0, 1] per state, as the
+paper does), dynamics g (latent state and one-hot action -> next latent state and reward) and prediction f
+(latent state -> policy logits and value). Acting searches the model (`modelrl.planning.mcts`, one root,
+single-agent discounted backups, Dirichlet noise) and draws the action from the visit counts with
+`temperature` (the most visited when evaluating). Finished episodes go to a replay of games with their
+search policies and root values.
+
+Training samples positions t and unrolls the model K steps along the actions really taken: at every step
+k the prediction is trained towards the search policy at t + k, the value towards the n-step return
+r_{t+k+1} + ... + gamma^n v_root(t+k+n) (zero past the episode's end), and from k = 1 the reward towards the
+real reward; values and rewards as two-hot categoricals over MuZero's support (h(x) = sign(x)(sqrt(|x| + 1)
+- 1) + 0.001 x, integers -S..S). The latent's gradient is halved at each unrolled step and the unrolled
+terms are divided by K, as the paper does. `updates_per_step` updates of `batch_size` positions per real step.
+Prioritized replay and reanalyse are not built yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from modelrl.agents.base import Agent
+from modelrl.config import check_range
+from modelrl.device import resolve_device
+from modelrl.errors import IncompatibleEnvError
+from modelrl.models.distributions import TwoHot
+from modelrl.models.mlp import mlp
+from modelrl.planning.mcts import MCTSConfig, search
+from modelrl.seeding import numpy_stream, seeded_weights
+
+
+@dataclass
+class MuZeroConfig:
+    """Defaults: the paper's search and loss; sizes and counts for small control tasks (its Atari network is
+    a ResNet)."""
+
+    simulations: int = 50  # searches per real step
+    discount: float = 0.997  # of rewards, in the search and the value targets
+    unroll_steps: int = 5  # K
+    td_steps: int = 10  # n of the value targets
+    support_size: int = 20  # S: values and rewards are categoricals over -S..S after h
+    latent_size: int = 64  # size of the latent state
+    hidden_size: int = 128  # units of each network's hidden layers
+    num_layers: int = 2  # hidden layers of each network
+    lr: float = 1e-3  # Adam
+    weight_decay: float = 1e-4  # L2 on the weights (the paper's 1e-4)
+    batch_size: int = 128  # positions per update
+    buffer_games: int = 500  # recent episodes kept
+    updates_per_step: float = 0.5  # updates owed per real step
+    learning_starts: int = 500  # real steps before the first update
+    temperature: float = 1.0  # visit-count temperature of the acting policy while training
+    dirichlet_alpha: float = 0.25  # root noise concentration (the paper's Atari value)
+    root_noise: float = 0.25  # share of noise in the root's prior while training
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
+
+    def validate(self) -> None:
+        for name in ("simulations", "unroll_steps", "td_steps", "support_size", "latent_size", "hidden_size",
+                     "num_layers", "batch_size", "buffer_games"):
+            check_range(self, name, 1)
+        for name in ("updates_per_step", "learning_starts", "weight_decay"):
+            check_range(self, name, 0)
+        check_range(self, "discount", 0, 1, low_open=True)
+        check_range(self, "lr", 0, low_open=True)
+        check_range(self, "temperature", 0, low_open=True)
+        check_range(self, "dirichlet_alpha", 0, low_open=True)
+        check_range(self, "root_noise", 0, 1)
+
+
+def scale_latent(latent: torch.Tensor) -> torch.Tensor:
+    """Each latent state min-max scaled into [0, 1] (the paper's normalisation of hidden states)."""
+    low, high = latent.aminmax(dim=-1, keepdim=True)
+    return (latent - low) / (high - low).clamp_min(1e-5)
+
+
+class MuZeroNetwork(nn.Module):
+    def __init__(self, obs_dim: int, actions: int, config: MuZeroConfig):
+        super().__init__()
+        latent, hidden, layers = config.latent_size, config.hidden_size, config.num_layers
+        bins = 2 * config.support_size + 1
+        self.actions = actions
+        self.representation = mlp(obs_dim, latent, hidden, layers)
+        self.dynamics = mlp(latent + actions, latent + bins, hidden, layers)
+        self.prediction = mlp(latent, actions + bins, hidden, layers)
+        self.support = TwoHot(bins, -config.support_size, config.support_size, squash="muzero")
+
+    def initial(self, obs: torch.Tensor) -> torch.Tensor:
+        return scale_latent(self.representation(obs))
+
+    def recurrent(self, latent: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next latent state and reward logits."""
+        out = self.dynamics(torch.cat([latent, F.one_hot(action, self.actions).float()], -1))
+        return scale_latent(out[:, :latent.shape[-1]]), out[:, latent.shape[-1]:]
+
+    def predict(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Policy logits and value logits."""
+        out = self.prediction(latent)
+        return out[:, :self.actions], out[:, self.actions:]
+
+    # the search's model interface
+    def root(self, obs: torch.Tensor):
+        latent = self.initial(obs)
+        logits, value = self.predict(latent)
+        return logits, self.support.mean(value), latent
+
+    def step(self, latent: torch.Tensor, action: torch.Tensor):
+        next_latent, reward = self.recurrent(latent, action)
+        logits, value = self.predict(next_latent)
+        batch = len(latent)
+        return (self.support.mean(reward), logits, self.support.mean(value), next_latent,
+                torch.zeros(batch, dtype=torch.bool, device=latent.device),
+                torch.ones(batch, self.actions, dtype=torch.bool, device=latent.device))
+
+
+class MuZero(Agent):
+    agent_id = "muzero"
+    config_class = MuZeroConfig
+    plans_every_step = True
+    metric_names = ("value_loss", "reward_loss", "policy_loss", "updates", "games")
+
+    def __init__(self, env, config=None, seed: int = 0, env_kwargs: dict | None = None, num_envs: int = 1):
+        super().__init__(env, config, seed, env_kwargs, num_envs)
+        config = self.config
+        self.device = resolve_device(config.device)
+        self.actions = int(self.env.action_space.n)
+        with seeded_weights(self.seed):
+            self.network = MuZeroNetwork(int(self.env.observation_space.shape[0]), self.actions,
+                                         config).to(self.device)
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.lr,
+                                          weight_decay=config.weight_decay)
+        self.search_rng = numpy_stream(self.seed, "search")
+        self.eval_rng = numpy_stream(self.seed, "evaluation search")
+        self.games: list[dict[str, np.ndarray]] = []  # finished episodes, oldest first
+        self.current = self._new_game()
+        self.last_search: tuple[np.ndarray, float] | None = None
+        self.update_credit, self.updates = 0.0, 0
+        self._losses: dict[str, torch.Tensor] = {}
+
+    def check_env(self, env: gym.Env) -> None:
+        self.require_flat_box_observations(env)
+        if not isinstance(env.action_space, gym.spaces.Discrete):
+            raise IncompatibleEnvError(f"muzero searches over Discrete actions; {self.env_id} has "
+                                       f"{env.action_space}")
+
+    @staticmethod
+    def _new_game() -> dict[str, list]:
+        return {"obs": [], "action": [], "reward": [], "policy": [], "root_value": []}
+
+    # --- acting -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs, deterministic: bool = False, legal=None):
+        config = self.config
+        obs = torch.as_tensor(np.asarray(obs, np.float32), device=self.device)[None]
+        legal = (torch.ones(1, self.actions, dtype=torch.bool, device=self.device) if legal is None
+                 else torch.as_tensor(np.asarray(legal, bool), device=self.device)[None])
+        search_config = MCTSConfig(simulations=config.simulations, discount=config.discount, two_player=False,
+                                   dirichlet_alpha=config.dirichlet_alpha,
+                                   root_noise=0.0 if deterministic else config.root_noise)
+        self.network.eval()
+        result = search(self.network, obs, legal, search_config,
+                        self.eval_rng if deterministic else self.search_rng)
+        if deterministic:
+            return int(result.action[0])
+        policy = result.improved_policy[0].cpu().numpy()
+        self.last_search = (policy, float(result.value[0]))
+        return int(self.search_rng.choice(self.actions, p=result.policy(config.temperature)[0].cpu().numpy()))
+
+    def policy(self, obs, state, info: dict, deterministic: bool = False):
+        return self.act(obs, deterministic, info.get("action_mask")), state
+
+    # --- learning -----------------------------------------------------------------------------------
+    def observe(self, obs, action, reward, next_obs, terminated, truncated, info=None) -> None:
+        policy, root_value = self.last_search
+        game = self.current
+        for key, value in (("obs", np.asarray(obs, np.float32)), ("action", int(action)),
+                           ("reward", float(reward)), ("policy", policy), ("root_value", root_value)):
+            game[key].append(value)
+        if terminated or truncated:
+            self.games.append({key: np.asarray(values) for key, values in game.items()})
+            self.games = self.games[-self.config.buffer_games:]
+            self.current = self._new_game()
+        self.update_credit += self.config.updates_per_step
+        while self.update_credit >= 1 and self.env_steps >= self.config.learning_starts and self.games:
+            self.update_credit -= 1
+            self.update(self.sample())
+
+    def sample(self) -> dict[str, torch.Tensor]:
+        """A batch of positions with K + 1 steps of targets each (see the module docstring)."""
+        config, rng = self.config, self.rng
+        K, n, gamma = config.unroll_steps, config.td_steps, config.discount
+        lengths = np.array([len(game["action"]) for game in self.games])
+        picks = rng.choice(len(self.games), config.batch_size, p=lengths / lengths.sum())  # positions uniform
+        obs, actions, values, rewards, policies, masks = [], [], [], [], [], []
+        for g in picks:
+            game, T = self.games[g], lengths[g]
+            t = int(rng.integers(T))
+            obs.append(game["obs"][t])
+            steps = np.arange(t, t + K + 1)
+            inside = steps < T
+            masks.append(inside)
+            actions.append(np.where(steps[:K] < T, game["action"][np.minimum(steps[:K], T - 1)],
+                                    rng.integers(self.actions, size=K)))
+            value = np.zeros(K + 1)
+            for k, step in enumerate(steps[inside]):
+                end = min(step + n, T)
+                value[k] = (game["reward"][step:end] * gamma ** np.arange(end - step)).sum()
+                if step + n < T:
+                    value[k] += gamma ** n * game["root_value"][step + n]
+            values.append(value)
+            reward = np.zeros(K + 1)  # the reward on arriving at step k (none at k = 0)
+            before = t + np.arange(K)  # the step whose reward arrives at k = 1..K
+            reward[1:] = np.where(before < T, game["reward"][np.minimum(before, T - 1)], 0.0)
+            rewards.append(reward)
+            policy = np.full((K + 1, self.actions), 1.0 / self.actions)
+            policy[inside] = game["policy"][steps[inside]]
+            policies.append(policy)
+        def as_tensor(x, dtype=torch.float32):
+            return torch.as_tensor(np.asarray(x), dtype=dtype, device=self.device)
+
+        return {"obs": as_tensor(obs), "action": as_tensor(actions, torch.long), "value": as_tensor(values),
+                "reward": as_tensor(rewards), "policy": as_tensor(policies), "mask": as_tensor(masks)}
+
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The unrolled losses of a batch, each averaged over it (unrolled steps weighed 1 / K)."""
+        network, support = self.network, self.network.support
+        K = batch["action"].shape[1]
+        latent = network.initial(batch["obs"])
+        value_loss = reward_loss = policy_loss = 0.0
+        for k in range(K + 1):
+            if k > 0:
+                latent, reward_logits = network.recurrent(latent, batch["action"][:, k - 1])
+                latent = 0.5 * latent + 0.5 * latent.detach()  # the paper's halved gradient per step
+                reward_loss = reward_loss + support.loss(reward_logits, batch["reward"][:, k]) / K
+            logits, value_logits = network.predict(latent)
+            weight = 1.0 if k == 0 else 1.0 / K
+            value_loss = value_loss + weight * support.loss(value_logits, batch["value"][:, k])
+            cross_entropy = -(batch["policy"][:, k] * F.log_softmax(logits, -1)).sum(-1)
+            policy_loss = policy_loss + weight * cross_entropy * batch["mask"][:, k]
+        return {"value_loss": value_loss.mean(), "reward_loss": reward_loss.mean(),
+                "policy_loss": policy_loss.mean()}
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.network.train()
+        losses = self.losses(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        self.optimizer.step()
+        self.updates += 1
+        self._losses = {key: value.detach() for key, value in losses.items()}
+        return self._losses
+
+    # --- bookkeeping --------------------------------------------------------------------------------
+    def metrics(self) -> dict[str, float]:
+        row = {name: float(value) for name, value in self._losses.items()}
+        row.update(updates=self.updates, games=len(self.games))
+        return row
+
+    def check_finite(self) -> bool:
+        return all(torch.isfinite(p).all() for p in self.network.parameters())
+
+    def state_dict(self) -> dict[str, Any]:
+        current = {key: [np.asarray(v) for v in values] for key, values in self.current.items()}
+        return {"network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "games": self.games, "current": current, "last_search": self.last_search,
+                "update_credit": self.update_credit, "updates": self.updates,
+                "search_rng": self.search_rng.bit_generator.state,
+                "eval_rng": self.eval_rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.games = [dict(game) for game in state["games"]]
+        self.current = {key: [v if np.ndim(v) else v.item() for v in values]
+                        for key, values in state["current"].items()}
+        self.last_search = None if state["last_search"] is None else tuple(state["last_search"])
+        self.update_credit, self.updates = state["update_credit"], state["updates"]
+        self.search_rng.bit_generator.state = state["search_rng"]
+        self.eval_rng.bit_generator.state = state["eval_rng"]
