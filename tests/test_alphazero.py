@@ -55,7 +55,8 @@ def test_alphazero_resumes_exactly(tmp_path):
     first.learn(40)
     resumed = modelrl.load(tmp_path / "az.pt")
     resumed.learn(40)
-    assert torch.equal(first.boards, resumed.boards) and first.updates == resumed.updates > 0
+    assert torch.equal(first.self_play.boards, resumed.self_play.boards)
+    assert first.updates == resumed.updates > 0
     for a, b in zip(first.network.parameters(), resumed.network.parameters(), strict=True):
         assert torch.equal(a, b)
 
@@ -89,3 +90,13 @@ def test_with_gumbel_roots_four_simulations_a_move_are_enough_to_learn():
     history = agent.learn(3000, eval_every=1000, eval_episodes=50)
     # seeds 0-1: 0.34 untrained, 0.72-0.88 after 1,000-3,000 moves
     assert first < 0.5 and max(row["eval_return"] for row in history) >= 0.65, (first, history)
+
+
+def test_self_play_in_processes_of_their_own_feeds_the_learner():
+    agent = modelrl.make_agent("alphazero", env="TicTacToe-v0", seed=0, simulations=8, parallel_games=8,
+                               self_play_processes=2, learning_starts=64, batch_size=32)
+    before = [p.clone() for p in agent.network.parameters()]
+    agent.learn(600)
+    assert agent.env_steps >= 600 and agent.episodes >= 60 and len(agent.buffer) == agent.env_steps
+    assert agent.updates > 0 and agent.workers is None  # the workers stop with the call
+    assert any(not torch.equal(a, b) for a, b in zip(before, agent.network.parameters(), strict=True))

@@ -10,12 +10,16 @@ learns from a replay of recent positions: cross-entropy to the visit distributio
 outcome, with weight decay. `updates_per_move` updates of `batch_size` positions are owed per self-play move.
 
 Env steps are self-play moves (every move of every game counts: the rules are the only environment).
+`self_play_processes=N` moves self-play into N processes of their own feeding this one's learner
+(`SelfPlayWorkers`); then the moves count when their game ends.
 Evaluation plays the env's built-in opponent (`modelrl/TicTacToe-v0`: random, or the exact solver with
 `--env-arg opponent=solver`), searching without root noise and playing the most visited move.
 """
 
 from __future__ import annotations
 
+import copy
+import queue as queue_module
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,7 +33,7 @@ from modelrl.agents.base import Agent
 from modelrl.buffers import RingBuffer
 from modelrl.config import check_range
 from modelrl.device import resolve_device
-from modelrl.envs.games import BoardGameEnv
+from modelrl.envs.games import GAMES, BoardGameEnv
 from modelrl.errors import IncompatibleEnvError
 from modelrl.loop import TransitionLoop
 from modelrl.models.mlp import mlp
@@ -57,13 +61,17 @@ class AlphaZeroConfig:
     buffer_size: int = 20_000  # recent positions kept
     updates_per_move: float = 0.25  # updates owed per self-play move
     learning_starts: int = 256  # positions before the first update
+    # self-play in this many processes of their own, feeding this one's learner (0: self-play here); their
+    # games in progress are not saved, and runs with them are not reproducible move for move
+    self_play_processes: int = 0
     device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
 
     def validate(self) -> None:
         for name in ("simulations", "parallel_games", "hidden_size", "num_layers", "batch_size",
                      "buffer_size"):
             check_range(self, name, 1)
-        for name in ("temperature_moves", "learning_starts", "updates_per_move", "weight_decay"):
+        for name in ("temperature_moves", "learning_starts", "updates_per_move", "weight_decay",
+                     "self_play_processes"):
             check_range(self, name, 0)
         check_range(self, "dirichlet_alpha", 0, low_open=True)
         check_range(self, "root_noise", 0, 1)
@@ -80,9 +88,122 @@ class PolicyValueNet(nn.Module):
         return out[:, :-1], torch.tanh(out[:, -1])
 
 
+class SelfPlay:
+    """`parallel_games` games of self-play at once, each move one batched search over all of them."""
+
+    def __init__(self, game, config: AlphaZeroConfig, rng: np.random.Generator, device):
+        self.game, self.config, self.rng, self.device = game, config, rng, device
+        self.boards = game.initial(config.parallel_games, device)
+        # each game's positions so far, with their search policies
+        self.histories: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in self.boards]
+
+    def search_config(self, evaluation: bool) -> MCTSConfig:
+        config = self.config
+        return MCTSConfig(simulations=config.simulations, two_player=True,
+                          dirichlet_alpha=config.dirichlet_alpha,
+                          root_noise=0.0 if evaluation else config.root_noise, gumbel=config.gumbel)
+
+    @torch.no_grad()
+    def step(self, network: nn.Module) -> list[dict[str, np.ndarray]]:
+        """One move in every game; the games that ended, as replay rows (board, policy, outcome for the
+        player who moved), start again."""
+        game, boards = self.game, self.boards
+        result = search(GameModel(game, network), boards, game.legal(boards), self.search_config(False),
+                        self.rng)
+        policy = result.improved_policy
+        if self.config.gumbel:  # Gumbel's choice is already a sample
+            actions = result.action
+        else:
+            sampled = torch.as_tensor([self.rng.choice(game.actions, p=p) for p in policy.cpu().numpy()],
+                                      device=self.device)
+            ply = torch.tensor([len(h) for h in self.histories], device=self.device)
+            actions = torch.where(ply < self.config.temperature_moves, sampled, result.visits.argmax(-1))
+        for history, board, target in zip(self.histories, boards, policy, strict=True):
+            history.append((board.clone(), target))
+        self.boards, won, over = game.play(boards, actions)
+        finished = []
+        for i in torch.nonzero(over).flatten().tolist():
+            history, moves = self.histories[i], len(self.histories[i])
+            # +1 for every position the winner moved from (the last mover's, every other one back)
+            signs = [(1.0 if (moves - 1 - t) % 2 == 0 else -1.0) * float(won[i]) for t in range(moves)]
+            finished.append({"board": torch.stack([b for b, _ in history]).cpu().numpy(),
+                             "policy": torch.stack([p for _, p in history]).cpu().numpy(),
+                             "outcome": np.asarray(signs, np.float32)})
+            self.histories[i] = []
+            self.boards[i] = game.initial(1, self.device)[0]
+        return finished
+
+
+def _self_play_worker(game_name: str, network: nn.Module, config: AlphaZeroConfig, seed: int, index: int,
+                      queue, stop) -> None:
+    """A self-play process: plays with the learner's network (its weights in shared memory, updated in
+    place by the learner) and sends every finished game to `queue` until `stop` is set."""
+    torch.set_num_threads(1)
+    self_play = SelfPlay(GAMES[game_name](), config, numpy_stream(seed, "self-play worker", index), "cpu")
+    network.eval()
+    while not stop.is_set():
+        for finished in self_play.step(network):
+            queue.put(finished)
+
+
+class SelfPlayWorkers:
+    """`processes` self-play processes feeding one learner: they read the network from shared memory (the
+    learner copies its weights there after its updates) and send finished games through a queue."""
+
+    def __init__(self, agent: AlphaZero, processes: int):
+        context = torch.multiprocessing.get_context("spawn")
+        self.shared = copy.deepcopy(agent.network).cpu().share_memory()
+        self.queue, self.stop = context.Queue(maxsize=1000), context.Event()
+        self.processes = [context.Process(target=_self_play_worker, daemon=True,
+                                          args=(agent.game.name, self.shared, agent.config, agent.seed, i,
+                                                self.queue, self.stop))
+                          for i in range(processes)]
+        for process in self.processes:
+            process.start()
+
+    def collect(self, timeout: float = 120.0) -> list[dict[str, np.ndarray]]:
+        """At least one finished game (waiting for it), and every other one already sent."""
+        try:
+            games = [self.queue.get(timeout=timeout)]
+        except queue_module.Empty:
+            dead = [p.exitcode for p in self.processes if not p.is_alive()]
+            raise RuntimeError(f"no self-play game arrived in {timeout:.0f} s"
+                               + (f"; workers exited with codes {dead}" if dead else "")) from None
+        while True:
+            try:
+                games.append(self.queue.get_nowait())
+            except queue_module.Empty:
+                return games
+
+    @torch.no_grad()
+    def publish(self, network: nn.Module) -> None:
+        for shared, own in zip(self.shared.parameters(), network.parameters(), strict=True):
+            shared.copy_(own)
+
+    def close(self) -> None:
+        self.stop.set()
+        for process in self.processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.terminate()
+        self.queue.cancel_join_thread()
+
+
 class SelfPlayLoop(TransitionLoop):
     """Training steps are self-play moves (`agent.self_play_step`); evaluation is the default loop's, on the
     env against its built-in opponent."""
+
+    def run(self, *args, **kwargs) -> list[dict]:
+        """With `self_play_processes`, the workers play for the length of this call."""
+        agent = self.agent
+        if agent.config.self_play_processes:
+            agent.workers = SelfPlayWorkers(agent, agent.config.self_play_processes)
+        try:
+            return super().run(*args, **kwargs)
+        finally:
+            if agent.workers is not None:
+                agent.workers.close()
+                agent.workers = None
 
     def step(self) -> None:
         moves, outcomes = self.agent.self_play_step()
@@ -115,9 +236,8 @@ class AlphaZero(Agent):
                                                       "outcome": ((), np.float32)}, "buffer_size", "position")
         self.search_rng = numpy_stream(self.seed, "search")
         self.eval_rng = numpy_stream(self.seed, "evaluation search")
-        self.boards = self.game.initial(config.parallel_games, self.device)
-        # each game's positions so far, with their visit distributions
-        self.histories: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in self.boards]
+        self.self_play = SelfPlay(self.game, config, self.search_rng, self.device)
+        self.workers: SelfPlayWorkers | None = None
         self.update_credit, self.updates = 0.0, 0
         self._losses: dict[str, torch.Tensor] = {}
 
@@ -126,19 +246,14 @@ class AlphaZero(Agent):
             raise IncompatibleEnvError(f"alphazero plays two-player board games with known rules "
                                        f"(modelrl/TicTacToe-v0, modelrl/ConnectFour-v0), not {self.env_id}")
 
-    def search_config(self, evaluation: bool) -> MCTSConfig:
-        config = self.config
-        return MCTSConfig(simulations=config.simulations, two_player=True,
-                          dirichlet_alpha=config.dirichlet_alpha,
-                          root_noise=0.0 if evaluation else config.root_noise, gumbel=config.gumbel)
-
     # --- acting -------------------------------------------------------------------------------------
     @torch.no_grad()
     def act(self, obs, deterministic: bool = False, legal=None):
         board = torch.as_tensor(np.asarray(obs, np.float32), device=self.device)[None]
         legal = self.game.legal(board) if legal is None else torch.as_tensor(legal, device=self.device)[None]
         self.network.eval()
-        result = search(GameModel(self.game, self.network), board, legal, self.search_config(deterministic),
+        result = search(GameModel(self.game, self.network), board, legal,
+                        self.self_play.search_config(deterministic),
                         self.eval_rng if deterministic else self.search_rng)
         if deterministic or self.config.gumbel:
             return int(result.action[0])
@@ -151,45 +266,27 @@ class AlphaZero(Agent):
         """Self-play learns in `self_play_step`; a single transition teaches nothing here."""
 
     # --- self-play ----------------------------------------------------------------------------------
-    @torch.no_grad()
     def self_play_step(self) -> tuple[int, list[float]]:
-        """One move in every self-play game; finished games go to the replay and start again. Returns the
-        moves made and the finished games' outcomes for their first player."""
-        game, boards = self.game, self.boards
-        self.network.eval()
-        result = search(GameModel(game, self.network), boards, game.legal(boards), self.search_config(False),
-                        self.search_rng)
-        policy = result.improved_policy
-        if self.config.gumbel:  # Gumbel's choice is already a sample
-            actions = result.action
+        """Self-play moves, their finished games into the replay, then the updates they owe: one move of
+        every game in this process, or, with `self_play_processes`, the games the workers finished since.
+        Returns the moves made (in workers: of the games finished) and the finished games' outcomes for
+        their first player."""
+        if self.config.self_play_processes:
+            finished = self.workers.collect()
+            moved = sum(len(game["outcome"]) for game in finished)
         else:
-            sampled = torch.as_tensor([self.search_rng.choice(game.actions, p=p)
-                                       for p in policy.cpu().numpy()], device=self.device)
-            ply = torch.tensor([len(h) for h in self.histories], device=self.device)
-            actions = torch.where(ply < self.config.temperature_moves, sampled, result.visits.argmax(-1))
-        for history, board, target in zip(self.histories, boards, policy, strict=True):
-            history.append((board.clone(), target))
-        self.boards, won, over = game.play(boards, actions)
-        outcomes = []
-        for i in torch.nonzero(over).flatten().tolist():
-            history, winner_moved_last = self.histories[i], bool(won[i])
-            moves = len(history)
-            # +1 for every position the winner moved from (the last mover's, every other one back)
-            signs = [(1.0 if (moves - 1 - t) % 2 == 0 else -1.0) * (1.0 if winner_moved_last else 0.0)
-                     for t in range(moves)]
-            self.buffer.add_batch(board=torch.stack([b for b, _ in history]).cpu().numpy(),
-                                  policy=torch.stack([p for _, p in history]).cpu().numpy(),
-                                  outcome=np.asarray(signs, np.float32))
-            outcomes.append(signs[0])
-            self.histories[i] = []
-            self.boards[i] = game.initial(1, self.device)[0]
-        moved = len(self.histories)
+            self.network.eval()
+            finished = self.self_play.step(self.network)
+            moved = len(self.self_play.boards)
+        for game in finished:
+            self.buffer.add_batch(**game)
         self.update_credit += self.config.updates_per_move * moved
-        with torch.enable_grad():
-            while self.update_credit >= 1 and len(self.buffer) >= self.config.learning_starts:
-                self.update_credit -= 1
-                self.update()
-        return moved, outcomes
+        while self.update_credit >= 1 and len(self.buffer) >= self.config.learning_starts:
+            self.update_credit -= 1
+            self.update()
+        if self.config.self_play_processes:
+            self.workers.publish(self.network)
+        return moved, [float(game["outcome"][0]) for game in finished]
 
     def update(self) -> None:
         config = self.config
@@ -217,8 +314,9 @@ class AlphaZero(Agent):
 
     def state_dict(self) -> dict[str, Any]:
         return {"network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "buffer": self.buffer.state_dict(), "boards": self.boards.cpu(),
-                "histories": [[(b.cpu(), p.cpu()) for b, p in history] for history in self.histories],
+                "buffer": self.buffer.state_dict(), "boards": self.self_play.boards.cpu(),
+                "histories": [[(b.cpu(), p.cpu()) for b, p in history]
+                              for history in self.self_play.histories],
                 "update_credit": self.update_credit, "updates": self.updates,
                 "search_rng": self.search_rng.bit_generator.state,
                 "eval_rng": self.eval_rng.bit_generator.state}
@@ -227,9 +325,9 @@ class AlphaZero(Agent):
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.buffer.load_state_dict(state["buffer"])
-        self.boards = state["boards"].to(self.device)
-        self.histories = [[(b.to(self.device), p.to(self.device)) for b, p in history]
-                          for history in state["histories"]]
+        self.self_play.boards = state["boards"].to(self.device)
+        self.self_play.histories = [[(b.to(self.device), p.to(self.device)) for b, p in history]
+                                    for history in state["histories"]]
         self.update_credit, self.updates = state["update_credit"], state["updates"]
         self.search_rng.bit_generator.state = state["search_rng"]
         self.eval_rng.bit_generator.state = state["eval_rng"]
