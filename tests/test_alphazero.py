@@ -100,3 +100,17 @@ def test_self_play_in_processes_of_their_own_feeds_the_learner():
     assert agent.env_steps >= 600 and agent.episodes >= 60 and len(agent.buffer) == agent.env_steps
     assert agent.updates > 0 and agent.workers is None  # the workers stop with the call
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.network.parameters(), strict=True))
+
+
+def test_the_convolutional_network_plays_connect_four_and_saves(tmp_path):
+    agent = modelrl.make_agent("alphazero", env="ConnectFour-v0", seed=0, simulations=4, network="conv",
+                               hidden_size=8, num_layers=2, parallel_games=4, learning_starts=32,
+                               batch_size=16)
+    agent.learn(100)
+    assert agent.updates > 0
+    resumed = modelrl.load(agent.save(tmp_path / "c4.pt"))
+    boards = agent.game.initial(2)
+    agent.network.eval()
+    resumed.network.eval()
+    for ours, theirs in zip(agent.network(boards), resumed.network(boards), strict=True):
+        assert torch.equal(ours, theirs)

@@ -34,7 +34,7 @@ from modelrl.buffers import RingBuffer
 from modelrl.config import check_range
 from modelrl.device import resolve_device
 from modelrl.envs.games import GAMES, BoardGameEnv
-from modelrl.errors import IncompatibleEnvError
+from modelrl.errors import ConfigError, IncompatibleEnvError
 from modelrl.loop import TransitionLoop
 from modelrl.models.mlp import mlp
 from modelrl.planning.mcts import GameModel, MCTSConfig, search
@@ -53,8 +53,9 @@ class AlphaZeroConfig:
     # Gumbel MuZero's root instead (sequential halving; learns from its improved policy; strong with very
     # few simulations): self-play plays its sampled choice, evaluation its choice without noise
     gumbel: bool = False
-    hidden_size: int = 128  # units per hidden layer of the network
-    num_layers: int = 2  # hidden layers
+    network: str = "mlp"  # "mlp" over the board, or "conv": AlphaZero's convolutional trunk, small
+    hidden_size: int = 128  # units per hidden layer (mlp) or channels (conv)
+    num_layers: int = 2  # hidden layers (mlp) or 3 x 3 convolutions (conv)
     lr: float = 1e-3  # Adam
     weight_decay: float = 1e-4  # L2 on the weights (AlphaZero's c)
     batch_size: int = 128  # positions per update
@@ -76,9 +77,13 @@ class AlphaZeroConfig:
         check_range(self, "dirichlet_alpha", 0, low_open=True)
         check_range(self, "root_noise", 0, 1)
         check_range(self, "lr", 0, low_open=True)
+        if self.network not in ("mlp", "conv"):
+            raise ConfigError(f"network must be 'mlp' or 'conv', got {self.network!r}")
 
 
 class PolicyValueNet(nn.Module):
+    """Policy logits and a tanh value of boards seen by the player to move: an MLP over the cells."""
+
     def __init__(self, cells: int, actions: int, hidden_size: int, num_layers: int):
         super().__init__()
         self.net = mlp(cells, actions + 1, hidden_size, num_layers)
@@ -86,6 +91,31 @@ class PolicyValueNet(nn.Module):
     def forward(self, boards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.net(boards.flatten(1))
         return out[:, :-1], torch.tanh(out[:, -1])
+
+
+class ConvPolicyValueNet(nn.Module):
+    """AlphaZero's shape, small: the board as two planes (the mover's stones, the opponent's), `layers` 3 x 3
+    convolutions with batch norm and ReLU, then a policy head (1 x 1 convolution to 2 planes, linear to the
+    actions) and a value head (1 x 1 convolution to 1 plane, a hidden layer, tanh)."""
+
+    def __init__(self, grid: tuple[int, int], actions: int, channels: int, layers: int):
+        super().__init__()
+        cells = grid[0] * grid[1]
+        self.grid = grid
+        trunk: list[nn.Module] = []
+        for i in range(layers):
+            trunk += [nn.Conv2d(2 if i == 0 else channels, channels, 3, padding=1, bias=False),
+                      nn.BatchNorm2d(channels), nn.ReLU()]
+        self.trunk = nn.Sequential(*trunk)
+        self.policy = nn.Sequential(nn.Conv2d(channels, 2, 1), nn.ReLU(), nn.Flatten(),
+                                    nn.Linear(2 * cells, actions))
+        self.value = nn.Sequential(nn.Conv2d(channels, 1, 1), nn.ReLU(), nn.Flatten(),
+                                   nn.Linear(cells, channels), nn.ReLU(), nn.Linear(channels, 1))
+
+    def forward(self, boards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        board = boards.view(-1, 1, *self.grid)
+        x = self.trunk(torch.cat([(board == 1).float(), (board == -1).float()], 1))
+        return self.policy(x), torch.tanh(self.value(x).squeeze(-1))
 
 
 class SelfPlay:
@@ -177,7 +207,8 @@ class SelfPlayWorkers:
 
     @torch.no_grad()
     def publish(self, network: nn.Module) -> None:
-        for shared, own in zip(self.shared.parameters(), network.parameters(), strict=True):
+        # the state dict's tensors are the modules' own: weights and batch-norm statistics alike
+        for shared, own in zip(self.shared.state_dict().values(), network.state_dict().values(), strict=True):
             shared.copy_(own)
 
     def close(self) -> None:
@@ -227,8 +258,12 @@ class AlphaZero(Agent):
         self.game = self.env.unwrapped.game
         cells = int(np.prod(self.game.board_shape))
         with seeded_weights(self.seed):
-            self.network = PolicyValueNet(cells, self.game.actions, config.hidden_size,
-                                          config.num_layers).to(self.device)
+            if config.network == "conv":
+                self.network = ConvPolicyValueNet(self.game.grid, self.game.actions, config.hidden_size,
+                                                  config.num_layers).to(self.device)
+            else:
+                self.network = PolicyValueNet(cells, self.game.actions, config.hidden_size,
+                                              config.num_layers).to(self.device)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.lr,
                                           weight_decay=config.weight_decay)
         self.buffer = RingBuffer(config.buffer_size, {"board": (self.game.board_shape, np.float32),

@@ -28,6 +28,7 @@ class BoardGame:
     name: str
     actions: int
     board_shape: tuple[int, ...]
+    grid: tuple[int, int]  # the board as rows x columns (for convolutions and display)
 
     def initial(self, batch: int = 1, device: str | torch.device = "cpu") -> torch.Tensor:
         return torch.zeros(batch, *self.board_shape, device=device)
@@ -55,7 +56,7 @@ class BoardGame:
 
 
 class TicTacToe(BoardGame):
-    name, actions, board_shape = "TicTacToe", 9, (9,)
+    name, actions, board_shape, grid = "TicTacToe", 9, (9,), (3, 3)
     LINES = torch.tensor([[0, 1, 2], [3, 4, 5], [6, 7, 8], [0, 3, 6], [1, 4, 7], [2, 5, 8], [0, 4, 8],
                           [2, 4, 6]])
 
@@ -70,7 +71,7 @@ class TicTacToe(BoardGame):
 
 
 class ConnectFour(BoardGame):
-    name, actions, board_shape = "ConnectFour", 7, (6, 7)
+    name, actions, board_shape, grid = "ConnectFour", 7, (6, 7), (6, 7)
 
     def __init__(self):
         kernels = torch.zeros(4, 1, 4, 4)
