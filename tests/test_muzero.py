@@ -40,7 +40,7 @@ def test_unrolled_losses_fall_on_a_fixed_batch():
     batch = agent.sample()
     assert batch["action"].shape == (16, 3) and batch["value"].shape == (16, 4)
     with torch.no_grad():
-        losses = {key: float(value) for key, value in agent.losses(batch).items()}
+        losses = {key: float(value) for key, value in agent.losses(batch).items() if key != "first_value"}
     errors = prediction_errors(agent, batch)
     for _ in range(400):
         agent.update(batch)
@@ -58,13 +58,22 @@ def test_value_targets_are_n_step_returns_that_stop_at_the_episode_end():
     game = {"obs": np.zeros((3, 4), np.float32), "action": np.array([0, 1, 0]),
             "reward": np.array([1.0, 2.0, 4.0]), "policy": np.full((3, 2), 0.5),
             "root_value": np.array([10.0, 20.0, 40.0])}
-    agent.games = [game]
-    agent.rng = np.random.default_rng(0)
-    batch = agent.sample()
     # t = 0: 1 + 0.5 * 2 + 0.25 * v(2) = 12; t = 1: 2 + 0.5 * 4 = 4 (the episode ends); t = 2: 4
-    expected = {0: [12.0, 4.0, 4.0, 0.0], 1: [4.0, 4.0, 0.0, 0.0], 2: [4.0, 0.0, 0.0, 0.0]}
-    rows = {tuple(row.tolist()) for row in batch["value"]}
-    assert rows <= {tuple(v) for v in expected.values()}, rows
+    assert agent.value_targets(game).tolist() == [12.0, 4.0, 4.0]
+
+
+def test_replay_draws_positions_by_priority_and_updates_them():
+    agent = modelrl.make_agent("muzero", env="CartPole-v1", seed=0, **SMALL)
+    agent.learn(100)
+    for game in agent.games:  # one position gets nearly all the priority
+        game["priority"][:] = 1e-6
+    agent.games[0]["priority"][1] = 1.0
+    batch = agent.sample()
+    assert (batch["game"] == 0).float().mean() > 0.9 and (batch["position"][batch["game"] == 0] == 1).all()
+    weights, likely = batch["weight"], batch["game"] == 0
+    assert weights.max() == 1.0 and weights[likely].max() == weights.min()  # the likeliest weighs least
+    agent.update(batch)
+    assert agent.games[0]["priority"][1] != 1.0  # replaced by the new error
 
 
 def test_muzero_resumes_exactly_and_refuses_continuous_actions(tmp_path):

@@ -13,7 +13,10 @@ r_{t+k+1} + ... + gamma^n v_root(t+k+n) (zero past the episode's end), and from 
 real reward; values and rewards as two-hot categoricals over MuZero's support (h(x) = sign(x)(sqrt(|x| + 1)
 - 1) + 0.001 x, integers -S..S). The latent's gradient is halved at each unrolled step and the unrolled
 terms are divided by K, as the paper does. `updates_per_step` updates of `batch_size` positions per real step.
-Prioritized replay and reanalyse are not built yet.
+Replay is prioritized as the paper's: a position's priority is |root value - its n-step target| when its
+episode ends, then |predicted value - target| each time it is trained on; positions are drawn with
+probability p^alpha / sum p^alpha (`priority_exponent`; 0: uniform) and their losses weighted by
+(N P)^-beta, normalised by the largest (`priority_correction`). Reanalyse is not built yet.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ class MuZeroConfig:
     updates_per_step: float = 0.5  # updates owed per real step
     learning_starts: int = 500  # real steps before the first update
     temperature: float = 1.0  # visit-count temperature of the acting policy while training
+    priority_exponent: float = 1.0  # alpha of prioritized replay (0: positions drawn uniformly)
+    priority_correction: float = 1.0  # beta: importance weights (N P)^-beta correct the drawing
     dirichlet_alpha: float = 0.25  # root noise concentration (the paper's Atari value)
     root_noise: float = 0.25  # share of noise in the root's prior while training
     device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
@@ -65,7 +70,8 @@ class MuZeroConfig:
         for name in ("simulations", "unroll_steps", "td_steps", "support_size", "latent_size", "hidden_size",
                      "num_layers", "batch_size", "buffer_games"):
             check_range(self, name, 1)
-        for name in ("updates_per_step", "learning_starts", "weight_decay"):
+        for name in ("updates_per_step", "learning_starts", "weight_decay", "priority_exponent",
+                     "priority_correction"):
             check_range(self, name, 0)
         check_range(self, "discount", 0, 1, low_open=True)
         check_range(self, "lr", 0, low_open=True)
@@ -183,7 +189,9 @@ class MuZero(Agent):
                            ("reward", float(reward)), ("policy", policy), ("root_value", root_value)):
             game[key].append(value)
         if terminated or truncated:
-            self.games.append({key: np.asarray(values) for key, values in game.items()})
+            finished = {key: np.asarray(values) for key, values in game.items()}
+            finished["priority"] = np.abs(finished["root_value"] - self.value_targets(finished)) + 1e-6
+            self.games.append(finished)
             self.games = self.games[-self.config.buffer_games:]
             self.current = self._new_game()
         self.update_credit += self.config.updates_per_step
@@ -191,29 +199,42 @@ class MuZero(Agent):
             self.update_credit -= 1
             self.update(self.sample())
 
+    def value_targets(self, game: dict[str, np.ndarray]) -> np.ndarray:
+        """Each position's n-step return: n rewards, then gamma^n times the root value n steps on (nothing
+        past the episode's end)."""
+        n, gamma, rewards = self.config.td_steps, self.config.discount, game["reward"]
+        T = len(rewards)
+        targets = np.zeros(T)
+        for step in range(T):
+            end = min(step + n, T)
+            targets[step] = (rewards[step:end] * gamma ** np.arange(end - step)).sum()
+            if step + n < T:
+                targets[step] += gamma ** n * game["root_value"][step + n]
+        return targets
+
     def sample(self) -> dict[str, torch.Tensor]:
-        """A batch of positions with K + 1 steps of targets each (see the module docstring)."""
+        """A batch of positions with K + 1 steps of targets each (see the module docstring), drawn by
+        priority, with their importance weights and where they came from."""
         config, rng = self.config, self.rng
-        K, n, gamma = config.unroll_steps, config.td_steps, config.discount
-        lengths = np.array([len(game["action"]) for game in self.games])
-        picks = rng.choice(len(self.games), config.batch_size, p=lengths / lengths.sum())  # positions uniform
+        K = config.unroll_steps
+        priorities = np.concatenate([game["priority"] for game in self.games]) ** config.priority_exponent
+        probabilities = priorities / priorities.sum()
+        flat = rng.choice(len(probabilities), config.batch_size, p=probabilities)
+        weights = (len(probabilities) * probabilities[flat]) ** -config.priority_correction
+        starts = np.cumsum([0] + [len(game["action"]) for game in self.games])
+        picks = np.searchsorted(starts, flat, side="right") - 1
         obs, actions, values, rewards, policies, masks = [], [], [], [], [], []
-        for g in picks:
-            game, T = self.games[g], lengths[g]
-            t = int(rng.integers(T))
+        for g, t in zip(picks, flat - starts[picks], strict=True):
+            game = self.games[g]
+            T = len(game["action"])
             obs.append(game["obs"][t])
             steps = np.arange(t, t + K + 1)
             inside = steps < T
             masks.append(inside)
             actions.append(np.where(steps[:K] < T, game["action"][np.minimum(steps[:K], T - 1)],
                                     rng.integers(self.actions, size=K)))
-            value = np.zeros(K + 1)
-            for k, step in enumerate(steps[inside]):
-                end = min(step + n, T)
-                value[k] = (game["reward"][step:end] * gamma ** np.arange(end - step)).sum()
-                if step + n < T:
-                    value[k] += gamma ** n * game["root_value"][step + n]
-            values.append(value)
+            targets = self.value_targets(game)
+            values.append(np.where(inside, targets[np.minimum(steps, T - 1)], 0.0))
             reward = np.zeros(K + 1)  # the reward on arriving at step k (none at k = 0)
             before = t + np.arange(K)  # the step whose reward arrives at k = 1..K
             reward[1:] = np.where(before < T, game["reward"][np.minimum(before, T - 1)], 0.0)
@@ -221,37 +242,51 @@ class MuZero(Agent):
             policy = np.full((K + 1, self.actions), 1.0 / self.actions)
             policy[inside] = game["policy"][steps[inside]]
             policies.append(policy)
+
         def as_tensor(x, dtype=torch.float32):
             return torch.as_tensor(np.asarray(x), dtype=dtype, device=self.device)
 
         return {"obs": as_tensor(obs), "action": as_tensor(actions, torch.long), "value": as_tensor(values),
-                "reward": as_tensor(rewards), "policy": as_tensor(policies), "mask": as_tensor(masks)}
+                "reward": as_tensor(rewards), "policy": as_tensor(policies), "mask": as_tensor(masks),
+                "weight": as_tensor(weights / weights.max()), "game": as_tensor(picks, torch.long),
+                "position": as_tensor(flat - starts[picks], torch.long)}
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The unrolled losses of a batch, each averaged over it (unrolled steps weighed 1 / K)."""
+        """The unrolled losses of a batch, averaged over it with the importance weights (unrolled steps
+        weighed 1 / K); `first_value` is the value predicted at k = 0 (for the new priorities)."""
         network, support = self.network, self.network.support
         K = batch["action"].shape[1]
         latent = network.initial(batch["obs"])
         value_loss = reward_loss = policy_loss = 0.0
+        first_value = None
         for k in range(K + 1):
             if k > 0:
                 latent, reward_logits = network.recurrent(latent, batch["action"][:, k - 1])
                 latent = 0.5 * latent + 0.5 * latent.detach()  # the paper's halved gradient per step
                 reward_loss = reward_loss + support.loss(reward_logits, batch["reward"][:, k]) / K
             logits, value_logits = network.predict(latent)
+            if k == 0:
+                first_value = support.mean(value_logits).detach()
             weight = 1.0 if k == 0 else 1.0 / K
             value_loss = value_loss + weight * support.loss(value_logits, batch["value"][:, k])
             cross_entropy = -(batch["policy"][:, k] * F.log_softmax(logits, -1)).sum(-1)
             policy_loss = policy_loss + weight * cross_entropy * batch["mask"][:, k]
-        return {"value_loss": value_loss.mean(), "reward_loss": reward_loss.mean(),
-                "policy_loss": policy_loss.mean()}
+        importance = batch.get("weight", torch.ones_like(batch["value"][:, 0]))
+        return {"value_loss": (importance * value_loss).mean(),
+                "reward_loss": (importance * reward_loss).mean(),
+                "policy_loss": (importance * policy_loss).mean(), "first_value": first_value}
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         self.network.train()
         losses = self.losses(batch)
+        first_value = losses.pop("first_value")
         self.optimizer.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         self.optimizer.step()
+        if "game" in batch:  # the trained positions' new priorities
+            errors = (first_value - batch["value"][:, 0]).abs().cpu().numpy() + 1e-6
+            for g, t, error in zip(batch["game"].tolist(), batch["position"].tolist(), errors, strict=True):
+                self.games[g]["priority"][t] = error
         self.updates += 1
         self._losses = {key: value.detach() for key, value in losses.items()}
         return self._losses
