@@ -42,11 +42,12 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=5000)
     parser.add_argument("--games", type=int, default=100, help="final games per side")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    parser.add_argument("--name", default="alphazero_tictactoe", help="results file name")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.moves, args.eval_every, args.games = args.seeds[:1], 2000, 1000, 10
-    name = "alphazero_tictactoe_quick" if args.quick else "alphazero_tictactoe"
+    name = f"{args.name}_quick" if args.quick else args.name
     overrides = parse_assignments(args.set)
     torch.set_num_threads(1)
     runs = []
