@@ -136,3 +136,21 @@ def test_sequential_halving_spends_the_simulations_evenly_then_on_the_better_hal
     assert considered_visits(4, 8) == [0, 0, 0, 0, 1, 1, 2, 2]
     assert considered_visits(2, 2) == [0, 0]
     assert considered_visits(1, 3) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("game", [TicTacToe(), ConnectFour()])
+def test_board_symmetries_map_winning_moves_to_winning_moves(game):
+    rng = np.random.default_rng(1)
+    boards = game.initial(64)
+    for _ in range(6):  # random positions, a few moves in
+        moves = torch.as_tensor([rng.choice(np.flatnonzero(m)) for m in game.legal(boards).numpy()])
+        boards, _, _ = game.play(boards, moves)
+    for cells, actions in game.symmetries():
+        turned = boards.flatten(1)[:, cells].view_as(boards)
+        for move in range(game.actions):
+            legal = game.legal(boards)[:, actions[move]]
+            assert torch.equal(game.legal(turned)[:, move], legal)
+            picked = torch.full((len(boards),), move)
+            original = torch.full((len(boards),), int(actions[move]))
+            won = game.wins(game.place(boards, original))[legal]
+            assert torch.equal(game.wins(game.place(turned, picked))[legal], won)

@@ -62,6 +62,9 @@ class AlphaZeroConfig:
     buffer_size: int = 20_000  # recent positions kept
     updates_per_move: float = 0.25  # updates owed per self-play move
     learning_starts: int = 256  # positions before the first update
+    # train each position under a random one of the board's symmetries (AlphaGo Zero did on Go; the board
+    # games here have 8 (TicTacToe) and 2 (Connect Four))
+    augment: bool = True
     # self-play in this many processes of their own, feeding this one's learner (0: self-play here); their
     # games in progress are not saved, and runs with them are not reproducible move for move
     self_play_processes: int = 0
@@ -269,6 +272,9 @@ class AlphaZero(Agent):
         self.buffer = RingBuffer(config.buffer_size, {"board": (self.game.board_shape, np.float32),
                                                       "policy": ((self.game.actions,), np.float32),
                                                       "outcome": ((), np.float32)}, "buffer_size", "position")
+        cells, moves = zip(*self.game.symmetries(), strict=True)
+        self.symmetry_cells = torch.stack(cells).to(self.device)
+        self.symmetry_actions = torch.stack(moves).to(self.device)
         self.search_rng = numpy_stream(self.seed, "search")
         self.eval_rng = numpy_stream(self.seed, "evaluation search")
         self.self_play = SelfPlay(self.game, config, self.search_rng, self.device)
@@ -328,6 +334,12 @@ class AlphaZero(Agent):
         index = self.rng.integers(len(self.buffer), size=config.batch_size)
         batch = {key: torch.as_tensor(value[index], device=self.device)
                  for key, value in self.buffer.data.items()}
+        if config.augment:
+            pick = torch.as_tensor(self.rng.integers(len(self.symmetry_cells), size=config.batch_size),
+                                   device=self.device)
+            board = batch["board"]
+            batch["board"] = board.flatten(1).gather(1, self.symmetry_cells[pick]).view_as(board)
+            batch["policy"] = batch["policy"].gather(1, self.symmetry_actions[pick])
         self.network.train()
         logits, value = self.network(batch["board"])
         policy_loss = -(batch["policy"] * F.log_softmax(logits, -1)).sum(-1).mean()

@@ -30,6 +30,21 @@ class BoardGame:
     board_shape: tuple[int, ...]
     grid: tuple[int, int]  # the board as rows x columns (for convolutions and display)
 
+    def symmetries(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The board's symmetries as (cell permutation, action permutation) pairs, identity first: a board's
+        transform is `board.flatten(1)[:, cells]`, a policy's `policy[:, actions]`."""
+        rows, columns = self.grid
+        grid = torch.arange(rows * columns).view(rows, columns)
+        views = [grid, grid.flip(1)]
+        if rows == columns:  # the square's eight: four rotations, each also mirrored
+            views = [torch.rot90(view, k) for view in (grid, grid.flip(1)) for k in range(4)]
+        pairs = []
+        for view in views:
+            cells = view.flatten()
+            actions = cells if self.actions == rows * columns else view[0]  # a column game acts on columns
+            pairs.append((cells, actions))
+        return pairs
+
     def initial(self, batch: int = 1, device: str | torch.device = "cpu") -> torch.Tensor:
         return torch.zeros(batch, *self.board_shape, device=device)
 
