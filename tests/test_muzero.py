@@ -9,6 +9,7 @@ import torch
 import modelrl
 from modelrl.errors import IncompatibleEnvError
 from modelrl.models.distributions import TwoHot, muzero_squash, muzero_unsquash
+from modelrl.planning.mcts import MCTSConfig, search
 
 SMALL = {"simulations": 8, "learning_starts": 40, "batch_size": 16, "hidden_size": 32, "latent_size": 16,
          "unroll_steps": 3, "td_steps": 5}
@@ -88,3 +89,22 @@ def test_muzero_resumes_exactly_and_refuses_continuous_actions(tmp_path):
         assert torch.equal(a, b)
     with pytest.raises(IncompatibleEnvError, match="Discrete actions"):
         modelrl.make_agent("muzero", env="Pendulum-v1")
+
+
+def test_reanalyse_replaces_stored_policies_and_values_with_a_fresh_search():
+    agent = modelrl.make_agent("muzero", env="CartPole-v1", seed=0, **SMALL)
+    agent.learn(60)
+    before = [(game["policy"].copy(), game["root_value"].copy()) for game in agent.games]
+    agent.reanalyse(200)  # more draws than positions: nearly every one is searched again
+    changed = sum(int((game["policy"] != policy).any(1).sum())
+                  for game, (policy, _) in zip(agent.games, before, strict=True))
+    assert changed > 0.5 * sum(len(game["action"]) for game in agent.games)
+    # a position searched again holds what a fresh search of it gives now
+    g, t = next((g, t) for g, (policy, _) in enumerate(before)
+                for t in range(len(policy)) if (agent.games[g]["policy"][t] != policy[t]).any())
+    game = agent.games[g]
+    fresh = search(agent.network, torch.as_tensor(game["obs"][t:t + 1]), torch.ones(1, 2, dtype=torch.bool),
+                   MCTSConfig(simulations=SMALL["simulations"], discount=agent.config.discount,
+                              two_player=False, root_noise=0.0))
+    assert np.allclose(game["policy"][t], fresh.improved_policy[0].numpy())
+    assert np.isclose(game["root_value"][t], float(fresh.value[0]))

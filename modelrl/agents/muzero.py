@@ -16,7 +16,9 @@ terms are divided by K, as the paper does. `updates_per_step` updates of `batch_
 Replay is prioritized as the paper's: a position's priority is |root value - its n-step target| when its
 episode ends, then |predicted value - target| each time it is trained on; positions are drawn with
 probability p^alpha / sum p^alpha (`priority_exponent`; 0: uniform) and their losses weighted by
-(N P)^-beta, normalised by the largest (`priority_correction`). Reanalyse is not built yet.
+(N P)^-beta, normalised by the largest (`priority_correction`). Reanalyse (MuZero Reanalyze): after each
+update, `reanalyse_per_update` stored positions are searched again with the latest network, in one batched
+search, and their policy and root value (the value targets' bootstrap) replaced.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class MuZeroConfig:
     temperature: float = 1.0  # visit-count temperature of the acting policy while training
     priority_exponent: float = 1.0  # alpha of prioritized replay (0: positions drawn uniformly)
     priority_correction: float = 1.0  # beta: importance weights (N P)^-beta correct the drawing
+    reanalyse_per_update: int = 0  # stored positions searched again with the latest network after each update
     dirichlet_alpha: float = 0.25  # root noise concentration (the paper's Atari value)
     root_noise: float = 0.25  # share of noise in the root's prior while training
     device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
@@ -71,7 +74,7 @@ class MuZeroConfig:
                      "num_layers", "batch_size", "buffer_games"):
             check_range(self, name, 1)
         for name in ("updates_per_step", "learning_starts", "weight_decay", "priority_exponent",
-                     "priority_correction"):
+                     "priority_correction", "reanalyse_per_update"):
             check_range(self, name, 0)
         check_range(self, "discount", 0, 1, low_open=True)
         check_range(self, "lr", 0, low_open=True)
@@ -287,9 +290,31 @@ class MuZero(Agent):
             errors = (first_value - batch["value"][:, 0]).abs().cpu().numpy() + 1e-6
             for g, t, error in zip(batch["game"].tolist(), batch["position"].tolist(), errors, strict=True):
                 self.games[g]["priority"][t] = error
+        if self.config.reanalyse_per_update and self.games:
+            self.reanalyse(self.config.reanalyse_per_update)
         self.updates += 1
         self._losses = {key: value.detach() for key, value in losses.items()}
         return self._losses
+
+    @torch.no_grad()
+    def reanalyse(self, count: int) -> None:
+        """Search `count` stored positions (drawn uniformly) again with the current network, without root
+        noise, and keep the new search policies and root values."""
+        starts = np.cumsum([0] + [len(game["action"]) for game in self.games])
+        flat = self.rng.integers(starts[-1], size=count)
+        picks = np.searchsorted(starts, flat, side="right") - 1
+        positions = flat - starts[picks]
+        stored = [self.games[g]["obs"][t] for g, t in zip(picks, positions, strict=True)]
+        obs = torch.as_tensor(np.stack(stored), device=self.device)
+        config = self.config
+        legal = torch.ones(count, self.actions, dtype=torch.bool, device=self.device)
+        self.network.eval()
+        result = search(self.network, obs, legal, MCTSConfig(simulations=config.simulations,
+                                                              discount=config.discount, two_player=False,
+                                                              root_noise=0.0), self.search_rng)
+        policies, values = result.improved_policy.cpu().numpy(), result.value.cpu().numpy()
+        for i, (g, t) in enumerate(zip(picks, positions, strict=True)):
+            self.games[g]["policy"][t], self.games[g]["root_value"][t] = policies[i], values[i]
 
     # --- bookkeeping --------------------------------------------------------------------------------
     def metrics(self) -> dict[str, float]:
