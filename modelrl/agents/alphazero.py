@@ -240,11 +240,11 @@ class SelfPlayLoop(TransitionLoop):
                 agent.workers = None
 
     def step(self) -> None:
-        moves, outcomes = self.agent.self_play_step()
+        moves, finished = self.agent.self_play_step()
         self.env_steps += moves
-        self.episodes += len(outcomes)
-        self.episode_returns += outcomes  # the first player's outcome
-        self.episode_lengths += [0] * len(outcomes)
+        self.episodes += len(finished)
+        self.episode_returns += [float(game["outcome"][0]) for game in finished]  # the first player's
+        self.episode_lengths += [len(game["outcome"]) for game in finished]
 
 
 class AlphaZero(Agent):
@@ -307,11 +307,10 @@ class AlphaZero(Agent):
         """Self-play learns in `self_play_step`; a single transition teaches nothing here."""
 
     # --- self-play ----------------------------------------------------------------------------------
-    def self_play_step(self) -> tuple[int, list[float]]:
+    def self_play_step(self) -> tuple[int, list[dict[str, np.ndarray]]]:
         """Self-play moves, their finished games into the replay, then the updates they owe: one move of
         every game in this process, or, with `self_play_processes`, the games the workers finished since.
-        Returns the moves made (in workers: of the games finished) and the finished games' outcomes for
-        their first player."""
+        Returns the moves made (in workers: of the games finished) and the finished games."""
         if self.config.self_play_processes:
             finished = self.workers.collect()
             moved = sum(len(game["outcome"]) for game in finished)
@@ -327,7 +326,7 @@ class AlphaZero(Agent):
             self.update()
         if self.config.self_play_processes:
             self.workers.publish(self.network)
-        return moved, [float(game["outcome"][0]) for game in finished]
+        return moved, finished
 
     def update(self) -> None:
         config = self.config
