@@ -9,7 +9,7 @@ import torch
 
 import modelrl
 from modelrl.buffers import SequenceBuffer, files_beside
-from modelrl.errors import IncompatibleEnvError
+from modelrl.errors import ConfigError, IncompatibleEnvError
 from modelrl.models.distributions import TwoHot, symexp, symlog
 from modelrl.models.encoders import VectorDecoder, VectorEncoder
 from modelrl.models.rssm import RSSM
@@ -241,3 +241,14 @@ def test_compiled_imagination_matches_the_eager_one():
                  for agent, generator in zip((eager, compiled), generators, strict=True)]
     for key in ("deter", "stoch", "logits"):
         torch.testing.assert_close(steps[0][key], steps[1][key], atol=1e-4, rtol=1e-4)
+
+
+def test_planets_reward_head_is_a_gaussian_and_either_head_can_be_chosen():
+    small = {"size": "tiny", "learning_starts": 8, "batch_size": 2, "batch_length": 4, "train_ratio": 8}
+    planet = modelrl.make_agent("planet", env="Pendulum-v1", population=8, iterations=1, **small)
+    assert planet.model.two_hot is None and planet.model.reward_head[-1].out_features == 1
+    dreamer = modelrl.make_agent("dreamer", env="Pendulum-v1", reward_head="gaussian", **small)
+    dreamer.learn(16)  # the critic keeps its own two-hot
+    assert dreamer.model.two_hot is None and dreamer.updates > 0
+    with pytest.raises(ConfigError, match="reward_head"):
+        modelrl.make_agent("dreamer", env="Pendulum-v1", reward_head="laplace")

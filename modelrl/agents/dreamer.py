@@ -93,11 +93,12 @@ class Dreamer(LatentModelAgent):
         super().__init__(env, config, seed, env_kwargs, num_envs)
         config, size = self.config, self.config.model_size
         features = self.model.rssm.feature_size
+        self.two_hot = TwoHot().to(self.device)  # the critic's, whatever the reward head
         with seeded_weights(self.seed, "actor critic"):
             self.actor = Actor(features, self.action_dim, self.discrete, size.units, config.mlp_layers,
                                config.unimix).to(self.device)
-            self.critic = Critic(features, size.units, config.mlp_layers, self.model.two_hot).to(self.device)
-        self.slow_critic = Critic(features, size.units, config.mlp_layers, self.model.two_hot).to(self.device)
+            self.critic = Critic(features, size.units, config.mlp_layers, self.two_hot).to(self.device)
+        self.slow_critic = Critic(features, size.units, config.mlp_layers, self.two_hot).to(self.device)
         self.slow_critic.load_state_dict(self.critic.state_dict())
         self.slow_critic.requires_grad_(False)
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), config.actor_lr, eps=1e-5)
@@ -135,7 +136,7 @@ class Dreamer(LatentModelAgent):
             continues = self.model.continues(features[1:])
         logits = self.critic(features)  # the values bootstrap returns; the first H are trained
         with torch.no_grad():
-            values = self.model.two_hot.mean(logits)
+            values = self.two_hot.mean(logits)
             returns = lambda_returns(rewards, values, config.gamma * continues, config.lam)
             # the chance each state is still in the episode: its start's, then the predicted continues
             weights = torch.cumprod(torch.cat([alive[None], continues[:-1]]), 0)
@@ -147,7 +148,7 @@ class Dreamer(LatentModelAgent):
         actor_loss = -(weights * (distribution.log_prob(actions) * advantages
                                   + config.entropy * entropy)).mean()
         self.gradient_step(self.actor_optimizer, actor_loss, self.actor, config.actor_critic_grad_clip)
-        two_hot, log_probs = self.model.two_hot, logits[:-1].log_softmax(-1)
+        two_hot, log_probs = self.two_hot, logits[:-1].log_softmax(-1)
         critic_loss = -(weights * (two_hot.log_likelihood(log_probs, returns) + config.slow_critic_reg
                                    * two_hot.log_likelihood(log_probs, slow_values))).mean()
         self.gradient_step(self.critic_optimizer, critic_loss, self.critic, config.actor_critic_grad_clip)

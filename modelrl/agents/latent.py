@@ -73,6 +73,9 @@ class LatentModelConfig:
     depth: int | None = None  # conv channels of the first image stage (None: the size's)
     mlp_layers: int = 3  # layers of encoder and decoder MLPs (and actor and critic)
     head_layers: int = 1  # layers of the reward and continue heads
+    # the reward head: "two-hot" (DreamerV3: a categorical over 255 bins in symlog space) or "gaussian"
+    # (PlaNet, Dreamer V1: a unit-variance Gaussian, fitted by squared error)
+    reward_head: str = "two-hot"
     batch_size: int = 16  # sequences per update
     batch_length: int = 64  # steps per sequence
     train_ratio: float = 512.0  # replayed steps per env step (V3 used 512 on DMC)
@@ -95,6 +98,8 @@ class LatentModelConfig:
     def validate(self) -> None:
         if self.size not in SIZES:
             raise ConfigError(f"size must be one of {', '.join(SIZES)}, got {self.size!r}")
+        if self.reward_head not in ("two-hot", "gaussian"):
+            raise ConfigError(f"reward_head must be 'two-hot' or 'gaussian', got {self.reward_head!r}")
         if self.latent not in LATENTS:
             raise ConfigError(f"latent must be one of {', '.join(LATENTS)}, got {self.latent!r}")
         for name in ("deter", "latents", "classes", "units", "depth"):
@@ -137,13 +142,15 @@ class WorldModel(nn.Module):
         features = self.rssm.feature_size
         self.decoder = make_decoder(self.kind, obs_space.shape, features, size.units, config.mlp_layers,
                                     size.depth)
-        self.two_hot = TwoHot()
-        self.reward_head = norm_mlp(features, self.two_hot.bins, size.units, config.head_layers, 0.0)
+        self.two_hot = TwoHot() if config.reward_head == "two-hot" else None
+        self.reward_head = norm_mlp(features, self.two_hot.bins if self.two_hot else 1, size.units,
+                                    config.head_layers, 0.0)
         self.continue_head = norm_mlp(features, 1, size.units, config.head_layers)
         self.config = config
 
     def reward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.two_hot.mean(self.reward_head(features))
+        out = self.reward_head(features)
+        return out.squeeze(-1) if self.two_hot is None else self.two_hot.mean(out)
 
     def continues(self, features: torch.Tensor) -> torch.Tensor:
         """The probability that the episode goes on from each state."""
@@ -157,7 +164,10 @@ class WorldModel(nn.Module):
                                                generator=generator)
         features = self.rssm.features(posteriors)
         reconstruction = self.decoder.loss(features, batch["obs"])
-        reward = self.two_hot.loss(self.reward_head(features), batch["reward"])
+        if self.two_hot is None:  # the Gaussian's negative log-likelihood, up to a constant
+            reward = 0.5 * (self.reward_head(features).squeeze(-1) - batch["reward"]).square()
+        else:
+            reward = self.two_hot.loss(self.reward_head(features), batch["reward"])
         continues = F.binary_cross_entropy_with_logits(self.continue_head(features).squeeze(-1),
                                                        (~batch["is_terminal"]).float(), reduction="none")
         dynamics, representation = self.rssm.kl(posteriors, priors, config.kl_free)

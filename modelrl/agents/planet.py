@@ -25,11 +25,11 @@ from modelrl.planning.mpc import MPC
 @dataclass
 class PlaNetConfig(LatentModelConfig):
     """Defaults: PlaNet (Hafner et al. 2019, section 5 and appendix A); the world model keys are shared with
-    `dreamer`. Two differences: rewards are regressed two-hot in symlog space (DreamerV3's head) rather
-    than by squared error, and a continue head discounts the rewards of envs that terminate."""
+    `dreamer`. One addition: a continue head discounts the rewards of envs that terminate."""
 
     size: str = "planet"  # deterministic 200, stochastic 30, hidden 200
     latent: str = "gaussian"
+    reward_head: str = "gaussian"  # PlaNet's unit-variance Gaussian reward
     batch_size: int = 50
     batch_length: int = 50
     # PlaNet trains 100 batches of 50 x 50 per collected episode; at 500 steps an episode (DMC, action
