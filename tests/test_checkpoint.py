@@ -10,6 +10,7 @@ from stepping import run
 import modelrl
 from modelrl.agents import agent_class
 from modelrl.checkpoint import load_checkpoint, save_checkpoint
+from modelrl.cli import main
 from modelrl.envs import make_env, restore_env, save_env_state
 from modelrl.errors import CheckpointError
 
@@ -405,3 +406,15 @@ def test_buffers_beside_a_checkpoint_are_written_only_where_they_changed(tmp_pat
     next(iter((tmp_path / "last.pt.buffers").rglob("*.npz"))).unlink()
     with pytest.raises(CheckpointError, match="replay buffer file .* is missing or damaged"):
         modelrl.load(path)
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_config_is_refused_in_one_line(tmp_path, capsys):
+    agent = modelrl.make_agent("sac", env="Pendulum-v1", seed=0, hidden_size=16)
+    payload = load_checkpoint(agent.save(tmp_path / "sac.pt"))
+    payload["config"]["hidden_size"] = 32  # the weights are 16 wide
+    save_checkpoint(tmp_path / "edited.pt", payload)
+    with pytest.raises(CheckpointError, match="does not fit the agent its config builds"):
+        modelrl.load(tmp_path / "edited.pt")
+    assert main(["eval", str(tmp_path / "edited.pt"), "--episodes", "1"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("modelrl: error: ") and error.count("\n") == 1

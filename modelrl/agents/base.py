@@ -266,7 +266,12 @@ class Agent(ABC):
             agent = cls(env if env is not None else env_id, config, seed=payload["seed"],
                         env_kwargs=payload["env_kwargs"] if env is None else None,
                         num_envs=payload.get("num_envs", 1))
-            agent.load_state_dict(payload["agent"])
+            try:
+                agent.load_state_dict(payload["agent"])
+            except (RuntimeError, ValueError) as error:  # torch's size mismatch, a buffer's capacity
+                detail = " ".join(str(error).split())[:300]
+                raise CheckpointError(f"this {cls.agent_id} checkpoint does not fit the agent its config "
+                                      f"builds in this modelrl version: {detail}") from None
             agent.rng.bit_generator.state = payload["loop"]["rng"]
             agent.loop.load_state_dict(payload["loop"])
         except KeyError as missing:
