@@ -208,6 +208,19 @@ def matmul_rate(batch: int, rows: int, inner: int, cols: int, reps: int = 20) ->
     return gflops_rate(lambda: torch.bmm(x, w), 2 * batch * rows * inner * cols, reps)
 
 
+def timed_calls(call, repeats: int) -> tuple[float, list[float]]:
+    """Seconds of a first call (the warm-up: caches, compilation), then of each of `repeats` more."""
+    started = time.perf_counter()
+    call()
+    warm_up = time.perf_counter() - started
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return warm_up, times
+
+
 def spread(values: list[float]) -> dict:
     """The median and range of a measurement repeated over rounds."""
     return {"median": float(np.median(values)), "min": min(values), "max": max(values)}

@@ -24,12 +24,11 @@ import argparse
 import json
 import statistics
 import subprocess
-import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from common import RESULTS, matmul_rate, spread, write_results
+from common import RESULTS, matmul_rate, spread, timed_calls, write_results
 from torch.utils.flop_counter import FlopCounterMode
 
 import modelrl
@@ -51,15 +50,7 @@ def dreamer(compiled: bool):
 
 
 def time_modelrl(compiled: bool, updates: int) -> dict:
-    agent = dreamer(compiled)
-    started = time.perf_counter()
-    agent.update()  # warm-up (and, compiled, the compilation)
-    warm_up_s = time.perf_counter() - started
-    times = []
-    for _ in range(updates):
-        started = time.perf_counter()
-        agent.update()
-        times.append(time.perf_counter() - started)
+    warm_up_s, times = timed_calls(dreamer(compiled).update, updates)  # compiled: the first compiles
     return {"seconds": times, "seconds_per_update": statistics.median(times), "warm_up_s": warm_up_s,
             "torch_threads": torch.get_num_threads()}
 

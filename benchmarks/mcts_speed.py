@@ -19,13 +19,12 @@ import json
 import math
 import statistics
 import subprocess
-import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from common import RESULTS, write_results
+from common import RESULTS, timed_calls, write_results
 from torch import nn
 
 from modelrl.planning.mcts import MCTSConfig, search
@@ -120,16 +119,6 @@ def _ucb(parent: Node, child: Node, low: float, high: float, config: MCTSConfig)
     return (q - low) / (high - low) + u if high > low else q + u
 
 
-def timed(call, repeats: int) -> list[float]:
-    call()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return times
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64)
@@ -146,10 +135,10 @@ def main() -> None:
     legal = torch.ones(args.batch, ACTIONS, dtype=torch.bool)
     rng = np.random.default_rng(0)
     sides = {}
-    ours = timed(lambda: search(network, obs, legal, config, rng), args.searches)
+    ours = timed_calls(lambda: search(network, obs, legal, config, rng), args.searches)[1]
     sides["modelrl batched"] = {"seconds": ours, "roots": args.batch}
-    theirs = timed(lambda: [per_node_search(network, o, config, rng) for o in obs[:args.python_roots]],
-                   args.searches)
+    theirs = timed_calls(lambda: [per_node_search(network, o, config, rng) for o in obs[:args.python_roots]],
+                         args.searches)[1]
     sides["per-node Python"] = {"seconds": theirs, "roots": args.python_roots}
     anchor = None
     if not args.skip_anchor:

@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from common import RESULTS, matmul_rate, spread, write_results
+from common import RESULTS, matmul_rate, spread, timed_calls, write_results
 from torch.utils.flop_counter import FlopCounterMode
 
 import modelrl
@@ -39,12 +38,7 @@ def agent(compiled: bool, fill: int, size: str):
 
 
 def timed(call, repeats: int) -> dict:
-    call()  # warm-up (and, compiled, the compilation)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
+    times = timed_calls(call, repeats)[1]  # after a warm-up (and, compiled, the compilation)
     return {"seconds": times, "median": statistics.median(times)}
 
 

@@ -207,12 +207,9 @@ class MuZero(Agent):
         past the episode's end)."""
         n, gamma, rewards = self.config.td_steps, self.config.discount, game["reward"]
         T = len(rewards)
-        targets = np.zeros(T)
-        for step in range(T):
-            end = min(step + n, T)
-            targets[step] = (rewards[step:end] * gamma ** np.arange(end - step)).sum()
-            if step + n < T:
-                targets[step] += gamma ** n * game["root_value"][step + n]
+        windows = np.lib.stride_tricks.sliding_window_view(np.concatenate([rewards, np.zeros(n)]), n)[:T]
+        targets = windows @ gamma ** np.arange(n)
+        targets[:max(T - n, 0)] += gamma ** n * game["root_value"][n:]
         return targets
 
     def sample(self) -> dict[str, torch.Tensor]:
