@@ -13,7 +13,7 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[dev,mujoco,dmc,render]"
+	$(BIN)/pip install --quiet -e ".[dev,mujoco,dmc,render,ray]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -37,7 +37,7 @@ BENCH := OMP_NUM_THREADS=1 $(BIN)/python benchmarks
 QUICK ?=
 
 benchmarks: install
-	$(BIN)/pip install --quiet -e ".[dev,mujoco,dmc,render,bench]"
+	$(BIN)/pip install --quiet -e ".[dev,mujoco,dmc,render,ray,bench]"
 	$(BENCH)/dyna_maze.py $(QUICK)
 	$(BENCH)/gridworld_planning.py $(QUICK)
 	$(BENCH)/changing_mazes.py $(QUICK)

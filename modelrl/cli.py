@@ -181,6 +181,20 @@ def cmd_compare(args) -> None:
     print(f"plot: {result['plot']}")
 
 
+def cmd_sweep(args) -> None:
+    from modelrl.experiment.sweep import sweep
+
+    if args.spec is None and args.resume is None:
+        raise ModelRLError("sweep needs a SPEC.yaml (or --resume DIR)")
+    result = sweep(args.spec, args.out, resume=args.resume, address=args.address, backend=args.backend,
+                   jobs=args.jobs, progress=not args.no_progress)
+    counts = result["trials"]
+    print(result["table"])
+    print(f"trials: {counts['done']} done, {counts['failed']} failed, {counts['stopped']} stopped early, "
+          f"{counts['missing']} not run, of {counts['total']} ({result['ran_now']} run now)")
+    print(f"results: {Path(result['out_dir']) / 'sweep.json'}, {Path(result['out_dir']) / 'sweep.md'}")
+
+
 def cmd_plot(args) -> None:
     from modelrl.experiment.plots import plot_runs
 
@@ -345,6 +359,18 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--no-progress", action="store_true")
     comp.set_defaults(func=cmd_compare)
 
+    sweeper = sub.add_parser("sweep", help="agents x configs x envs x seeds on Ray Tune: table, JSON, plots",
+                             description=_module_doc("modelrl.experiment.sweep"),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweeper.add_argument("spec", nargs="?", metavar="SPEC.yaml", help="the sweep's spec (YAML)")
+    sweeper.add_argument("--out", help="sweep directory (default runs/sweep-<spec>-<time>)")
+    sweeper.add_argument("--resume", metavar="DIR", help="continue a sweep: run only its unfinished trials")
+    sweeper.add_argument("--address", help="an existing Ray cluster's address (default: Ray on this machine)")
+    sweeper.add_argument("--backend", choices=["ray", "processes"], help="overrides the spec's backend")
+    sweeper.add_argument("--jobs", type=int, help="parallel processes for backend processes (default: cores)")
+    sweeper.add_argument("--no-progress", action="store_true")
+    sweeper.set_defaults(func=cmd_sweep)
+
     plot = sub.add_parser("plot", help="redraw learning curves from run directories")
     plot.add_argument("run_dirs", nargs="+")
     plot.add_argument("--out", default="curves.png")
@@ -390,6 +416,14 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("agent", help="agent id, e.g. pets")
     config.set_defaults(func=cmd_config)
     return parser
+
+
+def _module_doc(name: str) -> str:
+    """A module's docstring without importing it (the sweep's pulls in matplotlib and torch)."""
+    import ast
+    import importlib.util
+
+    return ast.get_docstring(ast.parse(Path(importlib.util.find_spec(name).origin).read_text("utf-8"))) or ""
 
 
 def _version() -> str:

@@ -9,11 +9,9 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import multiprocessing
 import os
 import platform
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +25,9 @@ from modelrl.device import check_device_name
 from modelrl.envs import make_env, resolve_env_id
 from modelrl.errors import ConfigError, ModelRLError, RunDirError
 from modelrl.experiment.plots import plot_curves, seed_curves
-from modelrl.experiment.runner import check_run_settings, default_evaluation, train
-from modelrl.threads import check_threads, choose_threads, set_threads
+from modelrl.experiment.runner import check_run_settings, default_evaluation
+from modelrl.experiment.trials import Trial, run_in_processes
+from modelrl.threads import check_threads, choose_threads
 
 
 @dataclass
@@ -57,14 +56,7 @@ def parse_agent_spec(text: str) -> AgentSpec:
                      overrides)
 
 
-def _train_one(job: dict[str, Any]) -> dict[str, Any]:
-    # A fresh interpreter per worker: its thread count is set before anything else runs.
-    set_threads(job.pop("threads"))
-    result = train(progress=False, **job)
-    return {"run_dir": str(result.run_dir), "label": job["label"], "seed": job["seed"]}
-
-
-def _slug(label: str) -> str:
+def slug(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
 
 
@@ -153,6 +145,31 @@ def check_metric(metric: str, eval_episodes: int, specs: list[AgentSpec]) -> Non
         raise ConfigError(f"unknown metric '{metric}' for agent spec '{spec.label}'{hint}")
 
 
+def check_agents(specs: list[AgentSpec], env_id: str, seed: int, total_steps: int,
+                 env_kwargs: dict[str, Any] | None = None) -> tuple[int, int]:
+    """Build every spec's agent on `env_id` (on the CPU), so every mistake (an unknown agent, key or env, an
+    unsuitable action space) surfaces before any run starts; returns the (eval_every, eval_episodes) the
+    costliest of them would choose."""
+    make_env(env_id, **(env_kwargs or {})).close()
+    choose_threads()
+    evaluations = []
+    for spec in specs:  # building an agent takes moments
+        try:
+            overrides = dict(spec.overrides)
+            config = build_config(agent_class(spec.agent_id).config_class, overrides,
+                                  owner=f"agent '{spec.agent_id}'")
+            if hasattr(config, "device"):
+                # Only checked here: the name, then a CPU build (cheap, and no GPU memory held meanwhile).
+                check_device_name(config.device)
+                overrides["device"] = "cpu"
+            agent = make_agent(spec.agent_id, env=env_id, seed=seed, env_kwargs=env_kwargs, **overrides)
+        except ModelRLError as error:
+            raise type(error)(f"agent spec '{spec.label}': {error}") from None
+        evaluations.append(default_evaluation(agent, total_steps))
+        agent.env.close()
+    return max(evaluations)  # the fewest evaluations any agent asks for
+
+
 def compare(
     specs: list[AgentSpec],
     env_id: str,
@@ -200,81 +217,35 @@ def compare(
                           "output directory")
     slugs: dict[str, str] = {}
     for spec in specs:
-        other = slugs.setdefault(_slug(spec.label), spec.label)
+        other = slugs.setdefault(slug(spec.label), spec.label)
         if other != spec.label:
             raise ConfigError(f"agent specs '{other}' and '{spec.label}' would share the run directories "
-                              f"{out_dir / 'runs' / _slug(spec.label)}-s*; give them labels that differ in "
+                              f"{out_dir / 'runs' / slug(spec.label)}-s*; give them labels that differ in "
                               "letters or digits")
     env_id = resolve_env_id(env_id)
-    make_env(env_id, **(env_kwargs or {})).close()
-    choose_threads()
-    evaluations = []
-    for spec in specs:  # every mistake surfaces before any process starts; building an agent takes moments
-        try:
-            overrides = dict(spec.overrides)
-            config = build_config(agent_class(spec.agent_id).config_class, overrides,
-                                  owner=f"agent '{spec.agent_id}'")
-            if hasattr(config, "device"):
-                # Only checked here: the name, then a CPU build (cheap, and no GPU memory held meanwhile).
-                check_device_name(config.device)
-                overrides["device"] = "cpu"
-            agent = make_agent(spec.agent_id, env=env_id, seed=seeds[0], env_kwargs=env_kwargs, **overrides)
-        except ModelRLError as error:
-            raise type(error)(f"agent spec '{spec.label}': {error}") from None
-        evaluations.append(default_evaluation(agent, total_steps))
-        agent.env.close()
-    default_every, default_episodes = max(evaluations)  # the fewest evaluations any agent asks for
+    default_every, default_episodes = check_agents(specs, env_id, seeds[0], total_steps, env_kwargs)
     eval_every = default_every if eval_every is None else eval_every
     eval_episodes = default_episodes if eval_episodes is None else eval_episodes
     check_metric(metric, eval_episodes, specs)
-    jobs_list = [
-        {
-            "agent_id": spec.agent_id,
-            "env_id": env_id,
-            "total_steps": total_steps,
-            "seed": seed,
-            "overrides": spec.overrides,
-            "env_kwargs": env_kwargs,
-            "eval_every": eval_every,
-            "eval_episodes": eval_episodes,
-            "run_dir": out_dir / "runs" / f"{_slug(spec.label)}-s{seed}",
-            "label": spec.label,
-            "tensorboard": tensorboard,  # off by default: importing it costs each worker about a second
-            "threads": threads,
-        }
+    trials = [
+        Trial(label=spec.label, agent_id=spec.agent_id, env_id=env_id, seed=seed, total_steps=total_steps,
+              eval_every=eval_every, eval_episodes=eval_episodes,
+              run_dir=str(out_dir / "runs" / f"{slug(spec.label)}-s{seed}"), overrides=spec.overrides,
+              env_kwargs=env_kwargs or {},
+              tensorboard=tensorboard,  # off by default: importing it costs each worker about a second
+              threads=threads)
         for spec in specs
         for seed in seeds
     ]
-    for job in jobs_list:
-        if (job["run_dir"] / "config.yaml").exists():
-            raise RunDirError(f"{job['run_dir']} already holds a run; give compare another output directory")
+    for trial in trials:
+        if (Path(trial.run_dir) / "config.yaml").exists():
+            raise RunDirError(f"{trial.run_dir} already holds a run; give compare another output directory")
     # Made here, not by the workers, so a failed run's clean-up never races another run for it.
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    workers = max(1, min(jobs or os.cpu_count() or 1, len(jobs_list)))
-    finished = []
-    # Workers start as fresh interpreters: a forked one inherits this process's OpenMP pool and CUDA state
-    # and can hang on its first parallel op (seen with two threads and an agent built here first).
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_train_one, job): job for job in jobs_list}
-        iterator = as_completed(futures)
-        if progress:
-            from tqdm.auto import tqdm
-
-            iterator = tqdm(iterator, total=len(futures), desc=f"compare on {env_id}", unit="run")
-        try:
-            for future in iterator:
-                job = futures[future]
-                try:
-                    done = future.result()
-                except ModelRLError as error:
-                    raise type(error)(f"run '{job['label']}' seed {job['seed']} failed, so the comparison "
-                                      f"stops: {error}") from None
-                finished.append(done)
-        except BaseException:
-            # Runs not yet started never start; the ones running finish (a process cannot be stopped cleanly).
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(trials)))
+    finished = run_in_processes(trials, jobs=workers, progress=progress, description=f"compare on {env_id}",
+                                stop_on_failure=True)
     elapsed = time.perf_counter() - started
 
     from modelrl.experiment.plots import group_runs

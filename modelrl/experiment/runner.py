@@ -14,6 +14,7 @@ import dataclasses
 import numbers
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ DEFAULT_EVAL_EPISODES = 5
 # A planner plans at every evaluation step as at every training step, so its evaluations are capped.
 PLANNER_EVAL_EPISODES = 1
 PLANNER_MAX_EVALUATIONS = 10
+RowCallback = Callable[[dict[str, float], list[dict[str, float]]], None]
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -116,12 +118,14 @@ def train(
     tensorboard: bool = True,
     threads: int | None = None,
     num_envs: int = 1,
+    on_row: RowCallback | None = None,
 ) -> RunResult:
     """Train a new agent for `total_steps` real env steps, logging and checkpointing into a run directory.
 
     `eval_every` and `eval_episodes` default to `default_evaluation`'s choice for the agent. A run that
     fails before its first checkpoint could neither be resumed nor trained again in place, so what this
-    call created is removed then.
+    call created is removed then. `on_row(row, rows)` is called after each evaluation's row is logged and
+    checkpointed, with every row logged so far.
     """
     check_run_settings(total_steps=total_steps, eval_every=eval_every, eval_episodes=eval_episodes, seed=seed)
     # Built before anything is written, so bad input leaves no half-made run directory.
@@ -151,7 +155,8 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         write_run_config(run_dir, run_config)
-        return _run(agent, run_dir, run_config, MetricsLogger(run_dir, tensorboard=tensorboard), progress)
+        return _run(agent, run_dir, run_config, MetricsLogger(run_dir, tensorboard=tensorboard), progress,
+                    on_row)
     except BaseException as error:
         resumable = (run_dir / CHECKPOINT).is_file()
         if not resumable:
@@ -245,9 +250,10 @@ def check_checkpoint_matches(payload: dict[str, Any], run_config: dict[str, Any]
 
 def resume(
     run_dir: str | Path, *, total_steps: int | None = None, progress: bool = True, tensorboard: bool = True,
-    threads: int | None = None,
+    threads: int | None = None, on_row: RowCallback | None = None,
 ) -> RunResult:
-    """Continue a run from its last checkpoint up to its `total_steps` (or a new, larger `total_steps`)."""
+    """Continue a run from its last checkpoint up to its `total_steps` (or a new, larger `total_steps`);
+    `on_row` as for train."""
     choose_threads(threads)
     run_dir = Path(run_dir)
     run_config = read_run_config(run_dir)
@@ -270,19 +276,22 @@ def resume(
     rows = [row for row in read_metrics(run_dir / "metrics.csv") if row["env_steps"] <= agent.env_steps]
     try:
         return _run(agent, run_dir, run_config, MetricsLogger(run_dir, rows, tensorboard=tensorboard),
-                    progress)
+                    progress, on_row)
     except KeyboardInterrupt as interrupt:
         if isinstance(interrupt, RunInterrupted):
             raise
         raise RunInterrupted(run_dir, agent.env_steps) from None
 
 
-def _run(agent: Agent, run_dir: Path, run_config: dict, logger: MetricsLogger, progress: bool) -> RunResult:
+def _run(agent: Agent, run_dir: Path, run_config: dict, logger: MetricsLogger, progress: bool,
+         on_row: RowCallback | None = None) -> RunResult:
     checkpoint = run_dir / CHECKPOINT
 
     def on_evaluation(row: dict[str, float]) -> None:
         logger.log(row)
         agent.save(checkpoint, buffers="beside")
+        if on_row is not None:  # after the checkpoint: a sweep's scheduler may stop the run on this row
+            on_row(row, logger.rows)
 
     try:
         history = agent.learn(
