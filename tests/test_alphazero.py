@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 
 import numpy as np
@@ -92,9 +93,12 @@ def test_with_gumbel_roots_four_simulations_a_move_are_enough_to_learn():
     assert first < 0.5 and max(row["eval_return"] for row in history) >= 0.65, (first, history)
 
 
-def test_self_play_in_processes_of_their_own_feeds_the_learner():
+@pytest.mark.parametrize("backend", ["processes", "ray"])
+def test_self_play_actors_feed_the_learner(backend):
+    if backend == "ray":
+        pytest.importorskip("ray")
     agent = modelrl.make_agent("alphazero", env="TicTacToe-v0", seed=0, simulations=8, parallel_games=8,
-                               self_play_processes=2, learning_starts=64, batch_size=32)
+                               actors=2, backend=backend, learning_starts=64, batch_size=32)
     before = [p.clone() for p in agent.network.parameters()]
     agent.learn(600)
     assert agent.env_steps >= 600 and agent.episodes >= 60 and len(agent.buffer) == agent.env_steps
@@ -114,3 +118,27 @@ def test_the_convolutional_network_plays_connect_four_and_saves(tmp_path):
     resumed.network.eval()
     for ours, theirs in zip(agent.network(boards), resumed.network(boards), strict=True):
         assert torch.equal(ours, theirs)
+
+
+def test_a_dead_ray_actor_is_replaced_and_self_play_goes_on():
+    ray = pytest.importorskip("ray")
+    from modelrl.actors import RayActors
+    from modelrl.agents.alphazero import SelfPlayer
+
+    agent = modelrl.make_agent("alphazero", env="TicTacToe-v0", seed=0, simulations=4, parallel_games=4)
+    make = functools.partial(SelfPlayer, agent.game.name, agent.config, 0)
+    actors = RayActors(make, 2, agent.network)
+    try:
+        assert actors.collect()
+        ray.kill(actors.actors[0])
+        games = [game for _ in range(6) for game in actors.collect()]
+        assert actors.replaced >= 1 and len(games) >= 6
+        assert all(set(game) == {"board", "policy", "outcome"} for game in games)
+    finally:
+        actors.close()
+
+
+def test_the_old_name_of_actors_still_works():
+    with pytest.warns(FutureWarning, match="'self_play_processes' .* is now called 'actors'"):
+        agent = modelrl.make_agent("alphazero", env="TicTacToe-v0", self_play_processes=2)
+    assert agent.config.actors == 2

@@ -108,3 +108,19 @@ def test_reanalyse_replaces_stored_policies_and_values_with_a_fresh_search():
                               two_player=False, root_noise=0.0))
     assert np.allclose(game["policy"][t], fresh.improved_policy[0].numpy())
     assert np.isclose(game["root_value"][t], float(fresh.value[0]))
+
+
+@pytest.mark.parametrize("backend", ["processes", "ray"])
+def test_muzero_actors_play_episodes_that_the_learner_learns_from(backend):
+    if backend == "ray":
+        pytest.importorskip("ray")
+    agent = modelrl.make_agent("muzero", env="CartPole-v1", seed=0, actors=2, backend=backend,
+                               **SMALL)
+    before = [p.clone() for p in agent.network.parameters()]
+    history = agent.learn(150, eval_every=150, eval_episodes=1)
+    assert agent.env_steps >= 150 and agent.episodes == len(agent.games) >= 2
+    assert all(len(game["priority"]) == len(game["action"]) for game in agent.games)
+    assert agent.env_steps == sum(len(game["action"]) for game in agent.games)
+    assert agent.updates > 0 and agent.workers is None  # the actors stop with the call
+    assert any(not torch.equal(a, b) for a, b in zip(before, agent.network.parameters(), strict=True))
+    assert history[-1]["episode_return"] > 0

@@ -10,16 +10,17 @@ learns from a replay of recent positions: cross-entropy to the visit distributio
 outcome, with weight decay. `updates_per_move` updates of `batch_size` positions are owed per self-play move.
 
 Env steps are self-play moves (every move of every game counts: the rules are the only environment).
-`self_play_processes=N` moves self-play into N processes of their own feeding this one's learner
-(`SelfPlayWorkers`); then the moves count when their game ends.
+`actors=N` moves self-play into N actors feeding this one's learner, each playing `parallel_games` games
+with the learner's latest network: local processes reading it from shared memory (`backend="processes"`)
+or Ray actors, on this machine or a cluster (`backend="ray"`; `modelrl.actors`); then the moves count when
+their game ends.
 Evaluation plays the env's built-in opponent (`modelrl/TicTacToe-v0`: random, or the exact solver with
 `--env-arg opponent=solver`), searching without root noise and playing the most visited move.
 """
 
 from __future__ import annotations
 
-import copy
-import queue as queue_module
+import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,13 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from modelrl.actors import ActorLoop, ProcessActors, RayActors, check_actor_settings
 from modelrl.agents.base import Agent
 from modelrl.buffers import RingBuffer
 from modelrl.config import check_range
 from modelrl.device import resolve_device
 from modelrl.envs.games import GAMES, BoardGameEnv
 from modelrl.errors import ConfigError, IncompatibleEnvError
-from modelrl.loop import TransitionLoop
 from modelrl.models.mlp import mlp
 from modelrl.planning.mcts import GameModel, MCTSConfig, search
 from modelrl.seeding import numpy_stream, seeded_weights
@@ -65,23 +66,25 @@ class AlphaZeroConfig:
     # train each position under a random one of the board's symmetries (AlphaGo Zero did on Go; the board
     # games here have 8 (TicTacToe) and 2 (Connect Four))
     augment: bool = True
-    # self-play in this many processes of their own, feeding this one's learner (0: self-play here); their
+    # self-play in this many actors of their own, feeding this one's learner (0: self-play here); their
     # games in progress are not saved, and runs with them are not reproducible move for move
-    self_play_processes: int = 0
+    actors: int = 0
+    backend: str = "processes"  # where actors run: "processes" (local, shared memory) or "ray" (Ray actors)
     device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
+    renamed_keys: ClassVar[dict[str, str]] = {"self_play_processes": "actors"}
 
     def validate(self) -> None:
         for name in ("simulations", "parallel_games", "hidden_size", "num_layers", "batch_size",
                      "buffer_size"):
             check_range(self, name, 1)
-        for name in ("temperature_moves", "learning_starts", "updates_per_move", "weight_decay",
-                     "self_play_processes"):
+        for name in ("temperature_moves", "learning_starts", "updates_per_move", "weight_decay"):
             check_range(self, name, 0)
         check_range(self, "dirichlet_alpha", 0, low_open=True)
         check_range(self, "root_noise", 0, 1)
         check_range(self, "lr", 0, low_open=True)
         if self.network not in ("mlp", "conv"):
             raise ConfigError(f"network must be 'mlp' or 'conv', got {self.network!r}")
+        check_actor_settings(self)
 
 
 class PolicyValueNet(nn.Module):
@@ -167,84 +170,39 @@ class SelfPlay:
         return finished
 
 
-def _self_play_worker(game_name: str, network: nn.Module, config: AlphaZeroConfig, seed: int, index: int,
-                      queue, stop) -> None:
-    """A self-play process: plays with the learner's network (its weights in shared memory, updated in
-    place by the learner) and sends every finished game to `queue` until `stop` is set."""
-    torch.set_num_threads(1)
-    self_play = SelfPlay(GAMES[game_name](), config, numpy_stream(seed, "self-play worker", index), "cpu")
-    network.eval()
-    while not stop.is_set():
-        for finished in self_play.step(network):
-            queue.put(finished)
+def build_network(game, config: AlphaZeroConfig) -> nn.Module:
+    if config.network == "conv":
+        return ConvPolicyValueNet(game.grid, game.actions, config.hidden_size, config.num_layers)
+    return PolicyValueNet(int(np.prod(game.board_shape)), game.actions, config.hidden_size, config.num_layers)
 
 
-class SelfPlayWorkers:
-    """`processes` self-play processes feeding one learner: they read the network from shared memory (the
-    learner copies its weights there after its updates) and send finished games through a queue."""
+class SelfPlayer:
+    """One actor's self-play: its own games, played with `network` (the learner's, shared, or its own copy
+    that `load` updates)."""
 
-    def __init__(self, agent: AlphaZero, processes: int):
-        context = torch.multiprocessing.get_context("spawn")
-        self.shared = copy.deepcopy(agent.network).cpu().share_memory()
-        self.queue, self.stop = context.Queue(maxsize=1000), context.Event()
-        self.processes = [context.Process(target=_self_play_worker, daemon=True,
-                                          args=(agent.game.name, self.shared, agent.config, agent.seed, i,
-                                                self.queue, self.stop))
-                          for i in range(processes)]
-        for process in self.processes:
-            process.start()
+    def __init__(self, game_name: str, config: AlphaZeroConfig, seed: int, index: int,
+                 network: nn.Module | None = None):
+        game = GAMES[game_name]()
+        self.network = (network if network is not None else build_network(game, config)).eval()
+        self.self_play = SelfPlay(game, config, numpy_stream(seed, "self-play worker", index), "cpu")
 
-    def collect(self, timeout: float = 120.0) -> list[dict[str, np.ndarray]]:
-        """At least one finished game (waiting for it), and every other one already sent."""
-        try:
-            games = [self.queue.get(timeout=timeout)]
-        except queue_module.Empty:
-            dead = [p.exitcode for p in self.processes if not p.is_alive()]
-            raise RuntimeError(f"no self-play game arrived in {timeout:.0f} s"
-                               + (f"; workers exited with codes {dead}" if dead else "")) from None
+    def load(self, weights: dict[str, torch.Tensor]) -> None:
+        self.network.load_state_dict(weights)
+
+    def play(self) -> list[dict[str, np.ndarray]]:
+        """Moves until at least one game ends; the games that ended."""
         while True:
-            try:
-                games.append(self.queue.get_nowait())
-            except queue_module.Empty:
-                return games
-
-    @torch.no_grad()
-    def publish(self, network: nn.Module) -> None:
-        # the state dict's tensors are the modules' own: weights and batch-norm statistics alike
-        for shared, own in zip(self.shared.state_dict().values(), network.state_dict().values(), strict=True):
-            shared.copy_(own)
-
-    def close(self) -> None:
-        self.stop.set()
-        for process in self.processes:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.terminate()
-        self.queue.cancel_join_thread()
+            finished = self.self_play.step(self.network)
+            if finished:
+                return finished
 
 
-class SelfPlayLoop(TransitionLoop):
-    """Training steps are self-play moves (`agent.self_play_step`); evaluation is the default loop's, on the
-    env against its built-in opponent."""
+class SelfPlayLoop(ActorLoop):
+    """Training steps are self-play moves: without actors, one move of every game here
+    (`agent.self_play_step`); evaluation is the default loop's, on the env against its built-in opponent."""
 
-    def run(self, *args, **kwargs) -> list[dict]:
-        """With `self_play_processes`, the workers play for the length of this call."""
-        agent = self.agent
-        if agent.config.self_play_processes:
-            agent.workers = SelfPlayWorkers(agent, agent.config.self_play_processes)
-        try:
-            return super().run(*args, **kwargs)
-        finally:
-            if agent.workers is not None:
-                agent.workers.close()
-                agent.workers = None
-
-    def step(self) -> None:
-        moves, finished = self.agent.self_play_step()
-        self.env_steps += moves
-        self.episodes += len(finished)
-        self.episode_returns += [float(game["outcome"][0]) for game in finished]  # the first player's
-        self.episode_lengths += [len(game["outcome"]) for game in finished]
+    def own_step(self) -> None:
+        self.count_games(*self.agent.self_play_step())
 
 
 class AlphaZero(Agent):
@@ -259,14 +217,8 @@ class AlphaZero(Agent):
         config = self.config
         self.device = resolve_device(config.device)
         self.game = self.env.unwrapped.game
-        cells = int(np.prod(self.game.board_shape))
         with seeded_weights(self.seed):
-            if config.network == "conv":
-                self.network = ConvPolicyValueNet(self.game.grid, self.game.actions, config.hidden_size,
-                                                  config.num_layers).to(self.device)
-            else:
-                self.network = PolicyValueNet(cells, self.game.actions, config.hidden_size,
-                                              config.num_layers).to(self.device)
+            self.network = build_network(self.game, config).to(self.device)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.lr,
                                           weight_decay=config.weight_decay)
         self.buffer = RingBuffer(config.buffer_size, {"board": (self.game.board_shape, np.float32),
@@ -278,7 +230,7 @@ class AlphaZero(Agent):
         self.search_rng = numpy_stream(self.seed, "search")
         self.eval_rng = numpy_stream(self.seed, "evaluation search")
         self.self_play = SelfPlay(self.game, config, self.search_rng, self.device)
-        self.workers: SelfPlayWorkers | None = None
+        self.workers: ProcessActors | RayActors | None = None
         self.update_credit, self.updates = 0.0, 0
         self._losses: dict[str, torch.Tensor] = {}
 
@@ -306,26 +258,36 @@ class AlphaZero(Agent):
     def observe(self, obs, action, reward, next_obs, terminated, truncated, info=None) -> None:
         """Self-play learns in `self_play_step`; a single transition teaches nothing here."""
 
-    # --- self-play ----------------------------------------------------------------------------------
+    # --- self-play ---------------------------------------------------------------------------------
+    def player_factory(self) -> functools.partial:
+        return functools.partial(SelfPlayer, self.game.name, self.config, self.seed)
+
+    @staticmethod
+    def game_stats(game: dict[str, np.ndarray]) -> tuple[float, int]:
+        return float(game["outcome"][0]), len(game["outcome"])  # the first player's outcome
+
     def self_play_step(self) -> tuple[int, list[dict[str, np.ndarray]]]:
-        """Self-play moves, their finished games into the replay, then the updates they owe: one move of
-        every game in this process, or, with `self_play_processes`, the games the workers finished since.
-        Returns the moves made (in workers: of the games finished) and the finished games."""
-        if self.config.self_play_processes:
-            finished = self.workers.collect()
-            moved = sum(len(game["outcome"]) for game in finished)
-        else:
-            self.network.eval()
-            finished = self.self_play.step(self.network)
-            moved = len(self.self_play.boards)
+        """One move of every game here, then what `learn_from` does; the moves made and the games ended."""
+        self.network.eval()
+        return self.learn_from(len(self.self_play.boards), self.self_play.step(self.network))
+
+    def actor_step(self) -> tuple[int, list[dict[str, np.ndarray]]]:
+        """The games the actors finished since (their moves count now), learned from; the actors then get
+        the updated network."""
+        finished = self.workers.collect()
+        result = self.learn_from(sum(len(game["outcome"]) for game in finished), finished)
+        self.workers.publish(self.network)
+        return result
+
+    def learn_from(self, moved: int, finished: list[dict[str, np.ndarray]]
+                   ) -> tuple[int, list[dict[str, np.ndarray]]]:
+        """Finished games into the replay, then the updates `moved` moves owe."""
         for game in finished:
             self.buffer.add_batch(**game)
         self.update_credit += self.config.updates_per_move * moved
         while self.update_credit >= 1 and len(self.buffer) >= self.config.learning_starts:
             self.update_credit -= 1
             self.update()
-        if self.config.self_play_processes:
-            self.workers.publish(self.network)
         return moved, finished
 
     def update(self) -> None:

@@ -19,12 +19,17 @@ probability p^alpha / sum p^alpha (`priority_exponent`; 0: uniform) and their lo
 (N P)^-beta, normalised by the largest (`priority_correction`). Reanalyse (MuZero Reanalyze): after each
 update, `reanalyse_per_update` stored positions are searched again with the latest network, in one batched
 search, and their policy and root value (the value targets' bootstrap) replaced.
+
+`actors=N` plays in N actors of their own, each with its own copy of the env, feeding this one's learner:
+local processes reading the network from shared memory (`backend="processes"`) or Ray actors, on this
+machine or a cluster (`backend="ray"`; `modelrl.actors`); their steps count when their episode ends.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -32,14 +37,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from modelrl.actors import ActorLoop, ProcessActors, RayActors, check_actor_settings
 from modelrl.agents.base import Agent
 from modelrl.config import check_range
 from modelrl.device import resolve_device
+from modelrl.envs import make_env
 from modelrl.errors import IncompatibleEnvError
 from modelrl.models.distributions import TwoHot
 from modelrl.models.mlp import mlp
 from modelrl.planning.mcts import MCTSConfig, search
-from modelrl.seeding import numpy_stream, seeded_weights
+from modelrl.seeding import numpy_stream, seeded_weights, stream_seed
 
 
 @dataclass
@@ -67,6 +74,10 @@ class MuZeroConfig:
     reanalyse_per_update: int = 0  # stored positions searched again with the latest network after each update
     dirichlet_alpha: float = 0.25  # root noise concentration (the paper's Atari value)
     root_noise: float = 0.25  # share of noise in the root's prior while training
+    # play in this many actors of their own (each its own env), feeding this one's learner (0: play here);
+    # their episodes in progress are not saved, and runs with them are not reproducible step for step
+    actors: int = 0
+    backend: str = "processes"  # where actors run: "processes" (local, shared memory) or "ray" (Ray actors)
     device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N
 
     def validate(self) -> None:
@@ -81,6 +92,7 @@ class MuZeroConfig:
         check_range(self, "temperature", 0, low_open=True)
         check_range(self, "dirichlet_alpha", 0, low_open=True)
         check_range(self, "root_noise", 0, 1)
+        check_actor_settings(self)
 
 
 def scale_latent(latent: torch.Tensor) -> torch.Tensor:
@@ -128,10 +140,63 @@ class MuZeroNetwork(nn.Module):
                 torch.ones(batch, self.actions, dtype=torch.bool, device=latent.device))
 
 
+@torch.no_grad()
+def search_action(network: MuZeroNetwork, obs, config: MuZeroConfig, rng: np.random.Generator,
+                  deterministic: bool, legal=None) -> tuple[int, np.ndarray, float]:
+    """Search from `obs` (one root): the action (drawn from the visit counts with `temperature`, the most
+    visited when `deterministic`), the improved policy and the root's value."""
+    device = next(network.parameters()).device
+    obs = torch.as_tensor(np.asarray(obs, np.float32), device=device)[None]
+    legal = (torch.ones(1, network.actions, dtype=torch.bool, device=device) if legal is None
+             else torch.as_tensor(np.asarray(legal, bool), device=device)[None])
+    search_config = MCTSConfig(simulations=config.simulations, discount=config.discount, two_player=False,
+                               dirichlet_alpha=config.dirichlet_alpha,
+                               root_noise=0.0 if deterministic else config.root_noise)
+    network.eval()
+    result = search(network, obs, legal, search_config, rng)
+    policy, value = result.improved_policy[0].cpu().numpy(), float(result.value[0])
+    if deterministic:
+        return int(result.action[0]), policy, value
+    visits = result.policy(config.temperature)[0].cpu().numpy()
+    return int(rng.choice(network.actions, p=visits)), policy, value
+
+
+class MuZeroPlayer:
+    """One actor: episodes of its own env, played by searching with `network` (the learner's, shared, or its
+    own copy that `load` updates)."""
+
+    def __init__(self, env_id: str, env_kwargs: dict, config: MuZeroConfig, seed: int, index: int,
+                 network: MuZeroNetwork | None = None):
+        self.env = make_env(env_id, **env_kwargs)
+        self.env.reset(seed=stream_seed(seed, "actor env", index))
+        self.config, self.rng = config, numpy_stream(seed, "actor search", index)
+        self.network = network if network is not None else MuZeroNetwork(
+            int(self.env.observation_space.shape[0]), int(self.env.action_space.n), config)
+
+    def load(self, weights: dict[str, torch.Tensor]) -> None:
+        self.network.load_state_dict(weights)
+
+    def play(self) -> list[dict[str, np.ndarray]]:
+        """One episode, as a stored game."""
+        obs, info = self.env.reset()
+        game = MuZero.new_game()
+        done = False
+        while not done:
+            action, policy, value = search_action(self.network, obs, self.config, self.rng, False,
+                                                  info.get("action_mask"))
+            next_obs, reward, terminated, truncated, info = self.env.step(action)
+            for key, item in (("obs", np.asarray(obs, np.float32)), ("action", action),
+                              ("reward", float(reward)), ("policy", policy), ("root_value", value)):
+                game[key].append(item)
+            obs, done = next_obs, terminated or truncated
+        return [{key: np.asarray(values) for key, values in game.items()}]
+
+
 class MuZero(Agent):
     agent_id = "muzero"
     config_class = MuZeroConfig
     plans_every_step = True
+    loop_class: ClassVar[type] = ActorLoop
     metric_names = ("value_loss", "reward_loss", "policy_loss", "updates", "games")
 
     def __init__(self, env, config=None, seed: int = 0, env_kwargs: dict | None = None, num_envs: int = 1):
@@ -147,8 +212,9 @@ class MuZero(Agent):
         self.search_rng = numpy_stream(self.seed, "search")
         self.eval_rng = numpy_stream(self.seed, "evaluation search")
         self.games: list[dict[str, np.ndarray]] = []  # finished episodes, oldest first
-        self.current = self._new_game()
+        self.current = self.new_game()
         self.last_search: tuple[np.ndarray, float] | None = None
+        self.workers: ProcessActors | RayActors | None = None
         self.update_credit, self.updates = 0.0, 0
         self._losses: dict[str, torch.Tensor] = {}
 
@@ -159,27 +225,17 @@ class MuZero(Agent):
                                        f"{env.action_space}")
 
     @staticmethod
-    def _new_game() -> dict[str, list]:
+    def new_game() -> dict[str, list]:
         return {"obs": [], "action": [], "reward": [], "policy": [], "root_value": []}
 
     # --- acting -------------------------------------------------------------------------------------
-    @torch.no_grad()
     def act(self, obs, deterministic: bool = False, legal=None):
-        config = self.config
-        obs = torch.as_tensor(np.asarray(obs, np.float32), device=self.device)[None]
-        legal = (torch.ones(1, self.actions, dtype=torch.bool, device=self.device) if legal is None
-                 else torch.as_tensor(np.asarray(legal, bool), device=self.device)[None])
-        search_config = MCTSConfig(simulations=config.simulations, discount=config.discount, two_player=False,
-                                   dirichlet_alpha=config.dirichlet_alpha,
-                                   root_noise=0.0 if deterministic else config.root_noise)
-        self.network.eval()
-        result = search(self.network, obs, legal, search_config,
-                        self.eval_rng if deterministic else self.search_rng)
-        if deterministic:
-            return int(result.action[0])
-        policy = result.improved_policy[0].cpu().numpy()
-        self.last_search = (policy, float(result.value[0]))
-        return int(self.search_rng.choice(self.actions, p=result.policy(config.temperature)[0].cpu().numpy()))
+        action, policy, value = search_action(self.network, obs, self.config,
+                                              self.eval_rng if deterministic else self.search_rng,
+                                              deterministic, legal)
+        if not deterministic:
+            self.last_search = (policy, value)
+        return action
 
     def policy(self, obs, state, info: dict, deterministic: bool = False):
         return self.act(obs, deterministic, info.get("action_mask")), state
@@ -192,15 +248,41 @@ class MuZero(Agent):
                            ("reward", float(reward)), ("policy", policy), ("root_value", root_value)):
             game[key].append(value)
         if terminated or truncated:
-            finished = {key: np.asarray(values) for key, values in game.items()}
-            finished["priority"] = np.abs(finished["root_value"] - self.value_targets(finished)) + 1e-6
-            self.games.append(finished)
-            self.games = self.games[-self.config.buffer_games:]
-            self.current = self._new_game()
-        self.update_credit += self.config.updates_per_step
-        while self.update_credit >= 1 and self.env_steps >= self.config.learning_starts and self.games:
+            self.store({key: np.asarray(values) for key, values in game.items()})
+            self.current = self.new_game()
+        self.owe_updates(1, self.env_steps)
+
+    def store(self, game: dict[str, np.ndarray]) -> None:
+        """A finished episode into the replay, with its positions' first priorities."""
+        game["priority"] = np.abs(game["root_value"] - self.value_targets(game)) + 1e-6
+        self.games.append(game)
+        self.games = self.games[-self.config.buffer_games:]
+
+    def owe_updates(self, steps: int, env_steps: int) -> None:
+        """The updates `steps` more real steps owe, made once `env_steps` reach `learning_starts`."""
+        self.update_credit += self.config.updates_per_step * steps
+        while self.update_credit >= 1 and env_steps >= self.config.learning_starts and self.games:
             self.update_credit -= 1
             self.update(self.sample())
+
+    # --- actors -------------------------------------------------------------------------------------
+    def player_factory(self) -> functools.partial:
+        return functools.partial(MuZeroPlayer, self.env_id, dict(self.env_kwargs), self.config, self.seed)
+
+    @staticmethod
+    def game_stats(game: dict[str, np.ndarray]) -> tuple[float, int]:
+        return float(game["reward"].sum()), len(game["action"])
+
+    def actor_step(self) -> tuple[int, list[dict[str, np.ndarray]]]:
+        """The episodes the actors finished since (their steps count now), stored and learned from; the
+        actors then get the updated network."""
+        finished = self.workers.collect()
+        for game in finished:
+            self.store(game)
+        moved = sum(len(game["action"]) for game in finished)
+        self.owe_updates(moved, self.env_steps + moved)
+        self.workers.publish(self.network)
+        return moved, finished
 
     def value_targets(self, game: dict[str, np.ndarray]) -> np.ndarray:
         """Each position's n-step return: n rewards, then gamma^n times the root value n steps on (nothing
