@@ -30,13 +30,13 @@ from modelrl.errors import ConfigError, ModelRLError
 from modelrl.loop import TransitionLoop
 
 
-def import_ray(purpose: str):
-    """Ray, or a one-line error naming the extra that installs it."""
+def import_ray(purpose: str, alternative: str):
+    """Ray, or a one-line error naming the extra that installs it, and what runs without it."""
     try:
         import ray
     except ImportError:
-        raise ModelRLError(f"{purpose} runs on Ray, which is not installed: pip install 'modelrl[ray]'"
-                           ) from None
+        raise ModelRLError(f"{purpose} runs on Ray, which is not installed: pip install 'modelrl[ray]' "
+                           f"({alternative})") from None
     return ray
 
 
@@ -85,7 +85,7 @@ class RayActors:
     def __init__(self, make: Callable[..., Any], count: int, network: nn.Module):
         from modelrl.threads import usable_cores
 
-        self.ray = ray = import_ray("self-play with backend=ray")
+        self.ray = ray = import_ray("self-play with backend=ray", "or backend=processes for local processes")
         self.started = init_ray(ray, num_cpus=max(usable_cores(), count))
         self.make, self.remote = make, ray.remote(num_cpus=1)(_Player)
         self.version, self.weights = 0, ray.put(cpu_state(network))

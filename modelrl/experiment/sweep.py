@@ -46,9 +46,10 @@ from typing import Any
 import numpy as np
 import yaml
 
+from modelrl.actors import import_ray, init_ray
 from modelrl.checkpoint import atomic_write
 from modelrl.envs import resolve_env_id
-from modelrl.errors import ConfigError, ModelRLError, RunDirError, require_seed
+from modelrl.errors import ConfigError, RunDirError, require_seed
 from modelrl.experiment.compare import AgentSpec, check_agents, check_metric, markdown_table, slug, summarize
 from modelrl.experiment.logger import read_metrics
 from modelrl.experiment.runner import check_run_settings
@@ -60,8 +61,7 @@ AGENT_KEYS = ("agent", "label", "config", "grid", "random", "samples")
 DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
 SCHEDULER_KEYS = ("name", "grace_period", "reduction_factor", "mode")
 BACKENDS = ("ray", "processes")
-RAY_MISSING = ("sweeps run on Ray, which is not installed: pip install 'modelrl[ray]' (or set backend: "
-               "processes in the spec to run the trials in local processes)")
+RAY_MISSING = ("a sweep", "or backend: processes in the spec, or --backend processes, for local processes")
 
 
 @dataclass
@@ -279,24 +279,13 @@ def _tune_trial(config: dict[str, Any]) -> None:
 def _run_on_ray(plan: SweepPlan, trials: list[Trial], out_dir: Path, address: str | None,
                 progress: bool) -> dict[str, dict[str, Any]]:
     """Tune runs `trials`; returns the one-line error of each that failed past its retries, by name."""
-    try:
-        import ray
-        from ray import tune
-    except ImportError:
-        raise ModelRLError(RAY_MISSING) from None
-    import logging
+    ray = import_ray(*RAY_MISSING)
+    from ray import tune
 
     from modelrl.threads import usable_cores
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's tables would drown the progress bar
-    started_here = not ray.is_initialized()
-    if started_here:
-        try:
-            ray.init(address=address, num_cpus=None if address else usable_cores(), include_dashboard=False,
-                     log_to_driver=False, configure_logging=True, logging_level=logging.ERROR)
-        except (ConnectionError, ValueError, RuntimeError) as error:
-            raise ModelRLError(f"cannot start or reach Ray{f' at {address}' if address else ''}: "
-                               f"{one_line(error)}") from None
+    started_here = init_ray(ray, address, None if address else usable_cores())
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -396,10 +385,7 @@ def sweep(spec_path: str | Path | None = None, out_dir: str | Path | None = None
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     plan = plan_sweep(spec if backend is None else {**spec, "backend": backend}, out_dir)
     if plan.backend == "ray":
-        try:
-            import ray  # noqa: F401  checked before anything is written
-        except ImportError:
-            raise ModelRLError(RAY_MISSING) from None
+        import_ray(*RAY_MISSING)  # checked before anything is written
     for trial in plan.trials:  # a run directory that is not this sweep's trial is never written into
         run_dir = Path(trial.run_dir)
         if resume is None and run_dir.exists() and any(run_dir.iterdir()):
