@@ -60,7 +60,7 @@ def machine() -> dict:
         "platform": platform.platform(),
     }
     # what the benchmarks' numbers also depend on
-    for package in ("gymnasium", "mujoco", "stable-baselines3"):
+    for package in ("gymnasium", "mujoco", "stable-baselines3", "ray"):
         try:
             record[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:

@@ -359,3 +359,14 @@ def test_a_run_in_chunks_is_warned_once_that_it_learns_nothing_yet():
             agent.learn(20)
     said = [str(w.message) for w in caught if "learns nothing" in str(w.message)]
     assert len(said) == 1 and "sac learns nothing before env step 100" in said[0]
+
+
+def test_a_resumed_run_rewrites_its_earlier_rows_as_they_were_written(tmp_path):
+    run_dir = tmp_path / "run"
+    train("dqn", "CartPole-v1", total_steps=400, eval_every=100, eval_episodes=1, run_dir=run_dir,
+          progress=False, tensorboard=False, overrides={"learning_starts": 250})
+    before = (run_dir / "metrics.csv").read_text().splitlines()
+    assert before[1].endswith(",")  # no q_loss before the first update: an empty cell, not "nan"
+    resume(run_dir, total_steps=500, progress=False, tensorboard=False)
+    after = (run_dir / "metrics.csv").read_text().splitlines()
+    assert after[:len(before)] == before and len(after) == len(before) + 1

@@ -14,13 +14,12 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
     if not path.is_file():
         return []
     with path.open(newline="") as f:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        # an empty cell (a metric that row lacks) stays absent, so a resumed run rewrites it empty
+        return [{k: _number(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
 
 
 def _number(text: str) -> float:
     """Counts stay integers, so a resumed run rewrites its earlier rows as they were written."""
-    if text == "":
-        return math.nan
     return int(text) if text.lstrip("-").isdigit() else float(text)
 
 

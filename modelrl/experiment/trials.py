@@ -9,6 +9,7 @@ needed); a sweep on Ray (modelrl.experiment.sweep) runs the same `run_trial` ins
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import multiprocessing
@@ -25,6 +26,11 @@ from modelrl.errors import ModelRLError
 from modelrl.experiment.logger import read_metrics
 from modelrl.experiment.runner import CHECKPOINT, RUN_FILES, RowCallback, resume, train
 from modelrl.threads import set_threads
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock (sweeps there run on one machine, one driver at a time)
+    fcntl = None
 
 
 @dataclasses.dataclass
@@ -102,6 +108,25 @@ def run_trial(trial: Trial, on_row: RowCallback | None = None, context: dict[str
     bug, which the caller may retry.
     """
     set_threads(trial.threads)
+    with _exclusive(trial):
+        return _run_trial(trial, on_row, context)
+
+
+@contextlib.contextmanager
+def _exclusive(trial: Trial):
+    """Hold the trial's lock (in its record directory) while it runs: a worker orphaned by a killed sweep
+    lives on for a few seconds, and a resumed sweep's retry must not write the same run meanwhile. The
+    lock goes with its holder's process, however that ends."""
+    if trial.record_path is None or fcntl is None:
+        yield
+        return
+    trial.record_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(trial.record_path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # waits for an earlier holder to finish or die
+        yield
+
+
+def _run_trial(trial: Trial, on_row: RowCallback | None, context: dict[str, Any] | None) -> dict[str, Any]:
     run_dir = Path(trial.run_dir)
     started = time.perf_counter()
     resumed_from = None
