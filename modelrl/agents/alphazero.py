@@ -21,6 +21,7 @@ Evaluation plays the env's built-in opponent (`modelrl/TicTacToe-v0`: random, or
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -125,49 +126,74 @@ class ConvPolicyValueNet(nn.Module):
 
 
 class SelfPlay:
-    """`parallel_games` games of self-play at once, each move one batched search over all of them."""
+    """`games` games of self-play at once, each move one batched search over all of them, in the model that
+    `model(network)` gives: the rules (AlphaZero's `GameModel`) or a learned one (MuZero's)."""
 
-    def __init__(self, game, config: AlphaZeroConfig, rng: np.random.Generator, device):
-        self.game, self.config, self.rng, self.device = game, config, rng, device
-        self.boards = game.initial(config.parallel_games, device)
-        # each game's positions so far, with their search policies
-        self.histories: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in self.boards]
-
-    def search_config(self, evaluation: bool) -> MCTSConfig:
-        config = self.config
-        return MCTSConfig(simulations=config.simulations, two_player=True,
-                          dirichlet_alpha=config.dirichlet_alpha,
-                          root_noise=0.0 if evaluation else config.root_noise, gumbel=config.gumbel)
+    def __init__(self, game, games: int, temperature_moves: int, search_config: MCTSConfig,
+                 rng: np.random.Generator, device, model: Callable[[nn.Module], Any] | None = None):
+        self.game, self.rng, self.device = game, rng, device
+        self.temperature_moves, self.search_config = temperature_moves, search_config
+        self.model = model or functools.partial(GameModel, game)
+        self.boards = game.initial(games, device)
+        # each game's moves so far: (board, search policy, action, root value)
+        self.histories: list[list[tuple[torch.Tensor, ...]]] = [[] for _ in self.boards]
 
     @torch.no_grad()
     def step(self, network: nn.Module) -> list[dict[str, np.ndarray]]:
-        """One move in every game; the games that ended, as replay rows (board, policy, outcome for the
-        player who moved), start again."""
+        """One move in every game; the games that ended start again, returned as their positions' boards,
+        search policies, actions, root values, rewards (the mover's: +1 for the winning move) and outcomes
+        (for the player who moved there)."""
         game, boards = self.game, self.boards
-        result = search(GameModel(game, network), boards, game.legal(boards), self.search_config(False),
-                        self.rng)
+        result = search(self.model(network), boards, game.legal(boards), self.search_config, self.rng)
         policy = result.improved_policy
-        if self.config.gumbel:  # Gumbel's choice is already a sample
+        if self.search_config.gumbel:  # Gumbel's choice is already a sample
             actions = result.action
         else:
             sampled = torch.as_tensor([self.rng.choice(game.actions, p=p) for p in policy.cpu().numpy()],
                                       device=self.device)
             ply = torch.tensor([len(h) for h in self.histories], device=self.device)
-            actions = torch.where(ply < self.config.temperature_moves, sampled, result.visits.argmax(-1))
-        for history, board, target in zip(self.histories, boards, policy, strict=True):
-            history.append((board.clone(), target))
+            actions = torch.where(ply < self.temperature_moves, sampled, result.visits.argmax(-1))
+        for history, *move in zip(self.histories, boards, policy, actions, result.value, strict=True):
+            history.append(tuple(x.clone() for x in move))
         self.boards, won, over = game.play(boards, actions)
         finished = []
         for i in torch.nonzero(over).flatten().tolist():
             history, moves = self.histories[i], len(self.histories[i])
             # +1 for every position the winner moved from (the last mover's, every other one back)
             signs = [(1.0 if (moves - 1 - t) % 2 == 0 else -1.0) * float(won[i]) for t in range(moves)]
-            finished.append({"board": torch.stack([b for b, _ in history]).cpu().numpy(),
-                             "policy": torch.stack([p for _, p in history]).cpu().numpy(),
-                             "outcome": np.asarray(signs, np.float32)})
+            board, target, action, value = (torch.stack(column).cpu().numpy() for column in zip(*history))
+            reward = np.zeros(moves, np.float32)
+            reward[-1] = float(won[i])
+            finished.append({"board": board, "policy": target, "action": action, "root_value": value,
+                             "reward": reward, "outcome": np.asarray(signs, np.float32)})
             self.histories[i] = []
             self.boards[i] = game.initial(1, self.device)[0]
         return finished
+
+    def state_dict(self) -> dict[str, Any]:
+        histories = [[tuple(x.cpu() for x in move) for move in history] for history in self.histories]
+        return {"boards": self.boards.cpu(), "histories": histories}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.boards = state["boards"].to(self.device)
+        self.histories = [[_full_move(move, self.device) for move in history]
+                          for history in state["histories"]]
+
+
+def _full_move(move: tuple[torch.Tensor, ...], device) -> tuple[torch.Tensor, ...]:
+    """A saved move on `device`; checkpoints from before moves kept their action and root value hold only
+    (board, policy): the action is then the one the policy favours, the value unknown (0)."""
+    if len(move) == 2:
+        move = (*move, move[1].argmax(), torch.tensor(0.0))
+    return tuple(x.to(device) for x in move)
+
+
+def game_search_config(config, evaluation: bool) -> MCTSConfig:
+    """Two-player search with `config`'s settings (root noise only while training)."""
+    return MCTSConfig(simulations=config.simulations, two_player=True,
+                      dirichlet_alpha=config.dirichlet_alpha,
+                      root_noise=0.0 if evaluation else config.root_noise,
+                      gumbel=getattr(config, "gumbel", False))
 
 
 def build_network(game, config: AlphaZeroConfig) -> nn.Module:
@@ -184,17 +210,20 @@ class SelfPlayer:
                  network: nn.Module | None = None):
         game = GAMES[game_name]()
         self.network = (network if network is not None else build_network(game, config)).eval()
-        self.self_play = SelfPlay(game, config, numpy_stream(seed, "self-play worker", index), "cpu")
+        self.self_play = SelfPlay(game, config.parallel_games, config.temperature_moves,
+                                  game_search_config(config, False),
+                                  numpy_stream(seed, "self-play worker", index), "cpu")
 
     def load(self, weights: dict[str, torch.Tensor]) -> None:
         self.network.load_state_dict(weights)
 
     def play(self) -> list[dict[str, np.ndarray]]:
-        """Moves until at least one game ends; the games that ended."""
-        while True:
-            finished = self.self_play.step(self.network)
-            if finished:
-                return finished
+        """Moves until as many games ended as are played at once (fewer, larger messages to the learner);
+        the games that ended."""
+        finished = []
+        while len(finished) < len(self.self_play.boards):
+            finished += self.self_play.step(self.network)
+        return finished
 
 
 class SelfPlayLoop(ActorLoop):
@@ -229,7 +258,8 @@ class AlphaZero(Agent):
         self.symmetry_actions = torch.stack(moves).to(self.device)
         self.search_rng = numpy_stream(self.seed, "search")
         self.eval_rng = numpy_stream(self.seed, "evaluation search")
-        self.self_play = SelfPlay(self.game, config, self.search_rng, self.device)
+        self.self_play = SelfPlay(self.game, config.parallel_games, config.temperature_moves,
+                                  game_search_config(config, False), self.search_rng, self.device)
         self.workers: ProcessActors | RayActors | None = None
         self.update_credit, self.updates = 0.0, 0
         self._losses: dict[str, torch.Tensor] = {}
@@ -246,7 +276,7 @@ class AlphaZero(Agent):
         legal = self.game.legal(board) if legal is None else torch.as_tensor(legal, device=self.device)[None]
         self.network.eval()
         result = search(GameModel(self.game, self.network), board, legal,
-                        self.self_play.search_config(deterministic),
+                        game_search_config(self.config, deterministic),
                         self.eval_rng if deterministic else self.search_rng)
         if deterministic or self.config.gumbel:
             return int(result.action[0])
@@ -283,7 +313,7 @@ class AlphaZero(Agent):
                    ) -> tuple[int, list[dict[str, np.ndarray]]]:
         """Finished games into the replay, then the updates `moved` moves owe."""
         for game in finished:
-            self.buffer.add_batch(**game)
+            self.buffer.add_batch(board=game["board"], policy=game["policy"], outcome=game["outcome"])
         self.update_credit += self.config.updates_per_move * moved
         while self.update_credit >= 1 and len(self.buffer) >= self.config.learning_starts:
             self.update_credit -= 1
@@ -322,9 +352,7 @@ class AlphaZero(Agent):
 
     def state_dict(self) -> dict[str, Any]:
         return {"network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "buffer": self.buffer.state_dict(), "boards": self.self_play.boards.cpu(),
-                "histories": [[(b.cpu(), p.cpu()) for b, p in history]
-                              for history in self.self_play.histories],
+                "buffer": self.buffer.state_dict(), **self.self_play.state_dict(),
                 "update_credit": self.update_credit, "updates": self.updates,
                 "search_rng": self.search_rng.bit_generator.state,
                 "eval_rng": self.eval_rng.bit_generator.state}
@@ -333,9 +361,7 @@ class AlphaZero(Agent):
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.buffer.load_state_dict(state["buffer"])
-        self.self_play.boards = state["boards"].to(self.device)
-        self.self_play.histories = [[(b.to(self.device), p.to(self.device)) for b, p in history]
-                                    for history in state["histories"]]
+        self.self_play.load_state_dict(state)
         self.update_credit, self.updates = state["update_credit"], state["updates"]
         self.search_rng.bit_generator.state = state["search_rng"]
         self.eval_rng.bit_generator.state = state["eval_rng"]
