@@ -242,8 +242,9 @@ def cmd_play(args) -> None:
 
     path = Path(args.run_dir)
     agent = modelrl.load(path / CHECKPOINT if path.is_dir() else path, threads=args.threads)
-    if not hasattr(agent, "game"):
-        raise ConfigError(f"play needs a board-game agent (alphazero); {path} holds {agent.agent_id}")
+    if getattr(agent, "game", None) is None:
+        raise ConfigError(f"play needs an agent of a board game (alphazero, muzero); {path} holds "
+                          f"{agent.agent_id} on {agent.env_id}")
     play(agent, person_first=not args.second)
 
 
@@ -397,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--threads", type=int, help=THREADS_HELP)
     predict.add_argument("--import", dest="imports", action="append", metavar="MODULE", help=IMPORT_HELP)
     predict.set_defaults(func=cmd_predict)
-    play = sub.add_parser("play", help="play a trained board-game agent (alphazero) in the terminal")
+    play = sub.add_parser("play", help="play a trained board-game agent (alphazero, muzero) in the terminal")
     play.add_argument("run_dir", help="a run directory (or checkpoint) of alphazero")
     play.add_argument("--second", action="store_true", help="let the agent move first")
     play.add_argument("--threads", type=int, help=THREADS_HELP)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import modelrl
-from modelrl.errors import IncompatibleEnvError
+from modelrl.cli import main
+from modelrl.errors import ConfigError, IncompatibleEnvError
 from modelrl.models.distributions import TwoHot, muzero_squash, muzero_unsquash
 from modelrl.planning.mcts import MCTSConfig, search
 
@@ -124,3 +125,59 @@ def test_muzero_actors_play_episodes_that_the_learner_learns_from(backend):
     assert agent.updates > 0 and agent.workers is None  # the actors stop with the call
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.network.parameters(), strict=True))
     assert history[-1]["episode_return"] > 0
+
+
+def test_on_a_board_game_value_targets_alternate_with_the_player_to_move():
+    agent = modelrl.make_agent("muzero", env="TicTacToe-v0", seed=0, td_steps=9, discount=1.0)
+    # five moves, the last (the first player's third) winning: each position's outcome for its mover
+    game = {"reward": np.array([0, 0, 0, 0, 1.0]), "root_value": np.zeros(5)}
+    np.testing.assert_array_equal(agent.value_targets(game), [1, -1, 1, -1, 1])
+    assert agent.game_stats({"reward": game["reward"], "action": np.zeros(5)}) == (1.0, 5)
+    assert agent.game_stats({"reward": np.array([0, 0, 0, 0, 0, 1.0]), "action": np.zeros(6)}) == (-1.0, 6)
+    agent.config.td_steps = 2  # bootstrapped: r1 - r2 + v(t + 2), v for the same mover as t
+    game["root_value"] = np.array([0, 0, 0.5, 0.25, 0])
+    np.testing.assert_allclose(agent.value_targets(game), [0.5, 0.25, 0, -1, 1])
+
+
+def test_muzero_plays_itself_at_tictactoe_and_resumes_exactly(tmp_path):
+    small = {**SMALL, "parallel_games": 8, "learning_starts": 64}
+    first = modelrl.make_agent("muzero", env="TicTacToe-v0", seed=0, **small)
+    first.learn(80)
+    assert first.env_steps == 80 and first.episodes == len(first.games) > 0 and first.updates > 0
+    game = first.games[0]
+    moves = len(game["action"])
+    assert game["obs"].shape == (moves, 9) and 5 <= moves <= 9
+    assert (game["reward"][:-1] == 0).all() and game["reward"][-1] in (0.0, 1.0)
+    # each position is seen by its mover: the stones of both sides balance before the first player moves
+    assert all(abs(board.sum()) <= 1 for board in game["obs"])
+    first.save(tmp_path / "mz.pt")
+    first.learn(40)
+    resumed = modelrl.load(tmp_path / "mz.pt")
+    resumed.learn(40)
+    for a, b in zip(first.network.parameters(), resumed.network.parameters(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="actors play single-agent envs"):
+        modelrl.make_agent("muzero", env="TicTacToe-v0", actors=2)
+
+
+@pytest.mark.slow
+def test_muzero_learns_tictactoe_against_a_random_player():
+    agent = modelrl.make_agent("muzero", env="TicTacToe-v0", seed=1, simulations=16, parallel_games=16,
+                               learning_starts=200)
+    first = agent.evaluate(50)["eval_return"]
+    history = agent.learn(3000, eval_every=1000, eval_episodes=50)
+    assert max(row["eval_return"] for row in history) >= first + 0.3, (first, history)
+
+
+def test_on_a_board_game_muzero_moves_only_where_the_rules_allow(tmp_path, capsys):
+    agent = modelrl.make_agent("muzero", env="TicTacToe-v0", seed=0, simulations=8)
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # untrained: its prior favours no cell, yet taken cells are never chosen
+        board = np.zeros(9, np.float32)
+        taken = rng.choice(9, size=rng.integers(1, 8), replace=False)
+        board[taken] = rng.choice([-1.0, 1.0], size=len(taken))
+        assert agent.act(board, deterministic=True) not in taken
+    single = modelrl.make_agent("muzero", env="CartPole-v1", **SMALL)
+    single.save(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert main(["play", str(tmp_path / "run")]) == 2
+    assert "play needs an agent of a board game" in capsys.readouterr().err

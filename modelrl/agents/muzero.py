@@ -20,6 +20,13 @@ probability p^alpha / sum p^alpha (`priority_exponent`; 0: uniform) and their lo
 update, `reanalyse_per_update` stored positions are searched again with the latest network, in one batched
 search, and their policy and root value (the value targets' bootstrap) replaced.
 
+On a two-player board game (`modelrl/TicTacToe-v0`, `modelrl/ConnectFour-v0`) MuZero plays itself as
+AlphaZero does (`parallel_games` games at once, one batched search per move, moves drawn from the visit
+counts for the first `temperature_moves`), but searches inside its learned model with negamax backups:
+the rules only tell the games' ends and the root's legal moves. Rewards are the mover's (+1 for a winning
+move), so the n-step value targets alternate sign from one position to the next. Env steps are self-play
+moves; evaluation plays the env's opponent.
+
 `actors=N` plays in N actors of their own, each with its own copy of the env, feeding this one's learner:
 local processes reading the network from shared memory (`backend="processes"`) or Ray actors, on this
 machine or a cluster (`backend="ray"`; `modelrl.actors`); their steps count when their episode ends.
@@ -38,11 +45,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from modelrl.actors import ActorLoop, ProcessActors, RayActors, check_actor_settings
+from modelrl.agents.alphazero import SelfPlay
 from modelrl.agents.base import Agent
 from modelrl.config import check_range
 from modelrl.device import resolve_device
 from modelrl.envs import make_env
-from modelrl.errors import IncompatibleEnvError
+from modelrl.envs.games import BoardGameEnv
+from modelrl.errors import ConfigError, IncompatibleEnvError
 from modelrl.models.distributions import TwoHot
 from modelrl.models.mlp import mlp
 from modelrl.planning.mcts import MCTSConfig, search
@@ -74,6 +83,9 @@ class MuZeroConfig:
     reanalyse_per_update: int = 0  # stored positions searched again with the latest network after each update
     dirichlet_alpha: float = 0.25  # root noise concentration (the paper's Atari value)
     root_noise: float = 0.25  # share of noise in the root's prior while training
+    parallel_games: int = 32  # board games: self-play games played at once, one batched search per move
+    # board games: moves drawn from the visit counts at a game's start, the most visited after
+    temperature_moves: int = 4
     # play in this many actors of their own (each its own env), feeding this one's learner (0: play here);
     # their episodes in progress are not saved, and runs with them are not reproducible step for step
     actors: int = 0
@@ -82,10 +94,10 @@ class MuZeroConfig:
 
     def validate(self) -> None:
         for name in ("simulations", "unroll_steps", "td_steps", "support_size", "latent_size", "hidden_size",
-                     "num_layers", "batch_size", "buffer_games"):
+                     "num_layers", "batch_size", "buffer_games", "parallel_games"):
             check_range(self, name, 1)
         for name in ("updates_per_step", "learning_starts", "weight_decay", "priority_exponent",
-                     "priority_correction", "reanalyse_per_update"):
+                     "priority_correction", "reanalyse_per_update", "temperature_moves"):
             check_range(self, name, 0)
         check_range(self, "discount", 0, 1, low_open=True)
         check_range(self, "lr", 0, low_open=True)
@@ -140,20 +152,37 @@ class MuZeroNetwork(nn.Module):
                 torch.ones(batch, self.actions, dtype=torch.bool, device=latent.device))
 
 
+class BoardModel:
+    """MuZero's network as the search's model of a board game: boards in, flattened; all moves allowed below
+    the root (the model has to learn which are bad)."""
+
+    def __init__(self, network: MuZeroNetwork):
+        self.network = network
+
+    def root(self, boards: torch.Tensor):
+        return self.network.root(boards.flatten(1).float())
+
+    def step(self, latent: torch.Tensor, action: torch.Tensor):
+        return self.network.step(latent, action)
+
+
+def muzero_search_config(config: MuZeroConfig, evaluation: bool, two_player: bool) -> MCTSConfig:
+    return MCTSConfig(simulations=config.simulations, discount=config.discount, two_player=two_player,
+                      dirichlet_alpha=config.dirichlet_alpha,
+                      root_noise=0.0 if evaluation else config.root_noise)
+
+
 @torch.no_grad()
 def search_action(network: MuZeroNetwork, obs, config: MuZeroConfig, rng: np.random.Generator,
-                  deterministic: bool, legal=None) -> tuple[int, np.ndarray, float]:
-    """Search from `obs` (one root): the action (drawn from the visit counts with `temperature`, the most
-    visited when `deterministic`), the improved policy and the root's value."""
+                  deterministic: bool, legal=None, two_player: bool = False) -> tuple[int, np.ndarray, float]:
+    """Search from `obs` (one root, flattened): the action (drawn from the visit counts with `temperature`,
+    the most visited when `deterministic`), the improved policy and the root's value."""
     device = next(network.parameters()).device
-    obs = torch.as_tensor(np.asarray(obs, np.float32), device=device)[None]
+    obs = torch.as_tensor(np.asarray(obs, np.float32).reshape(-1), device=device)[None]
     legal = (torch.ones(1, network.actions, dtype=torch.bool, device=device) if legal is None
              else torch.as_tensor(np.asarray(legal, bool), device=device)[None])
-    search_config = MCTSConfig(simulations=config.simulations, discount=config.discount, two_player=False,
-                               dirichlet_alpha=config.dirichlet_alpha,
-                               root_noise=0.0 if deterministic else config.root_noise)
     network.eval()
-    result = search(network, obs, legal, search_config, rng)
+    result = search(network, obs, legal, muzero_search_config(config, deterministic, two_player), rng)
     policy, value = result.improved_policy[0].cpu().numpy(), float(result.value[0])
     if deterministic:
         return int(result.action[0]), policy, value
@@ -192,11 +221,20 @@ class MuZeroPlayer:
         return [{key: np.asarray(values) for key, values in game.items()}]
 
 
+class MuZeroLoop(ActorLoop):
+    """On board games, a training step is one self-play move of every game (`agent.self_play_step`)."""
+
+    def own_step(self) -> None:
+        if self.agent.game is None:
+            return super().own_step()
+        self.count_games(*self.agent.self_play_step())
+
+
 class MuZero(Agent):
     agent_id = "muzero"
     config_class = MuZeroConfig
     plans_every_step = True
-    loop_class: ClassVar[type] = ActorLoop
+    loop_class: ClassVar[type] = MuZeroLoop
     metric_names = ("value_loss", "reward_loss", "policy_loss", "updates", "games")
 
     def __init__(self, env, config=None, seed: int = 0, env_kwargs: dict | None = None, num_envs: int = 1):
@@ -204,14 +242,22 @@ class MuZero(Agent):
         config = self.config
         self.device = resolve_device(config.device)
         self.actions = int(self.env.action_space.n)
+        board_game = isinstance(self.env.unwrapped, BoardGameEnv)
+        self.game = self.env.unwrapped.game if board_game else None
+        if self.game is not None and config.actors:
+            raise ConfigError("muzero's actors play single-agent envs; on a board game it plays itself here, "
+                              "parallel_games games at once (set actors=0)")
         with seeded_weights(self.seed):
-            self.network = MuZeroNetwork(int(self.env.observation_space.shape[0]), self.actions,
+            self.network = MuZeroNetwork(int(np.prod(self.env.observation_space.shape)), self.actions,
                                          config).to(self.device)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.lr,
                                           weight_decay=config.weight_decay)
         self.search_rng = numpy_stream(self.seed, "search")
         self.eval_rng = numpy_stream(self.seed, "evaluation search")
         self.games: list[dict[str, np.ndarray]] = []  # finished episodes, oldest first
+        self.self_play = None if self.game is None else SelfPlay(
+            self.game, config.parallel_games, config.temperature_moves,
+            muzero_search_config(config, False, True), self.search_rng, self.device, model=BoardModel)
         self.current = self.new_game()
         self.last_search: tuple[np.ndarray, float] | None = None
         self.workers: ProcessActors | RayActors | None = None
@@ -219,7 +265,8 @@ class MuZero(Agent):
         self._losses: dict[str, torch.Tensor] = {}
 
     def check_env(self, env: gym.Env) -> None:
-        self.require_flat_box_observations(env)
+        if not isinstance(env.unwrapped, BoardGameEnv):
+            self.require_flat_box_observations(env)
         if not isinstance(env.action_space, gym.spaces.Discrete):
             raise IncompatibleEnvError(f"muzero searches over Discrete actions; {self.env_id} has "
                                        f"{env.action_space}")
@@ -230,9 +277,11 @@ class MuZero(Agent):
 
     # --- acting -------------------------------------------------------------------------------------
     def act(self, obs, deterministic: bool = False, legal=None):
+        if legal is None and self.game is not None:  # the rules know the legal moves
+            legal = self.game.legal(torch.as_tensor(np.asarray(obs, np.float32))[None])[0].cpu().numpy()
         action, policy, value = search_action(self.network, obs, self.config,
                                               self.eval_rng if deterministic else self.search_rng,
-                                              deterministic, legal)
+                                              deterministic, legal, two_player=self.game is not None)
         if not deterministic:
             self.last_search = (policy, value)
         return action
@@ -265,13 +314,30 @@ class MuZero(Agent):
             self.update_credit -= 1
             self.update(self.sample())
 
+    # --- board games: self-play ---------------------------------------------------------------------
+    def self_play_step(self) -> tuple[int, list[dict[str, np.ndarray]]]:
+        """One move of every self-play game, the games that ended stored, then the updates the moves owe;
+        the moves made and the games ended."""
+        self.network.eval()
+        finished = [{"obs": game["board"].reshape(len(game["board"]), -1).astype(np.float32),
+                     "action": game["action"], "reward": game["reward"], "policy": game["policy"],
+                     "root_value": game["root_value"]} for game in self.self_play.step(self.network)]
+        for game in finished:
+            self.store(game)
+        moved = len(self.self_play.boards)
+        self.owe_updates(moved, self.env_steps + moved)
+        return moved, finished
+
     # --- actors -------------------------------------------------------------------------------------
     def player_factory(self) -> functools.partial:
         return functools.partial(MuZeroPlayer, self.env_id, dict(self.env_kwargs), self.config, self.seed)
 
-    @staticmethod
-    def game_stats(game: dict[str, np.ndarray]) -> tuple[float, int]:
-        return float(game["reward"].sum()), len(game["action"])
+    def game_stats(self, game: dict[str, np.ndarray]) -> tuple[float, int]:
+        """A finished game's return (on a board game: the first player's outcome) and length."""
+        moves = len(game["action"])
+        if self.game is not None:  # the last mover won (+1) or drew (0); the first player moved last if odd
+            return float(game["reward"][-1]) * (1.0 if moves % 2 else -1.0), moves
+        return float(game["reward"].sum()), moves
 
     def actor_step(self) -> tuple[int, list[dict[str, np.ndarray]]]:
         """The episodes the actors finished since (their steps count now), stored and learned from; the
@@ -288,6 +354,8 @@ class MuZero(Agent):
         """Each position's n-step return: n rewards, then gamma^n times the root value n steps on (nothing
         past the episode's end)."""
         n, gamma, rewards = self.config.td_steps, self.config.discount, game["reward"]
+        if self.game is not None:  # each reward and value is the mover's: the next position's is the other's
+            gamma = -gamma
         T = len(rewards)
         windows = np.lib.stride_tricks.sliding_window_view(np.concatenate([rewards, np.zeros(n)]), n)[:T]
         targets = windows @ gamma ** np.arange(n)
@@ -385,12 +453,11 @@ class MuZero(Agent):
         positions = flat - starts[picks]
         stored = [self.games[g]["obs"][t] for g, t in zip(picks, positions, strict=True)]
         obs = torch.as_tensor(np.stack(stored), device=self.device)
-        config = self.config
-        legal = torch.ones(count, self.actions, dtype=torch.bool, device=self.device)
+        legal = (torch.ones(count, self.actions, dtype=torch.bool, device=self.device) if self.game is None
+                 else self.game.legal(obs.view(count, *self.game.board_shape)))
         self.network.eval()
-        result = search(self.network, obs, legal, MCTSConfig(simulations=config.simulations,
-                                                              discount=config.discount, two_player=False,
-                                                              root_noise=0.0), self.search_rng)
+        config = muzero_search_config(self.config, True, self.game is not None)
+        result = search(self.network, obs, legal, config, self.search_rng)
         policies, values = result.improved_policy.cpu().numpy(), result.value.cpu().numpy()
         for i, (g, t) in enumerate(zip(picks, positions, strict=True)):
             self.games[g]["policy"][t], self.games[g]["root_value"][t] = policies[i], values[i]
@@ -410,7 +477,8 @@ class MuZero(Agent):
                 "games": self.games, "current": current, "last_search": self.last_search,
                 "update_credit": self.update_credit, "updates": self.updates,
                 "search_rng": self.search_rng.bit_generator.state,
-                "eval_rng": self.eval_rng.bit_generator.state}
+                "eval_rng": self.eval_rng.bit_generator.state,
+                **({} if self.self_play is None else self.self_play.state_dict())}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.network.load_state_dict(state["network"])
@@ -422,3 +490,5 @@ class MuZero(Agent):
         self.update_credit, self.updates = state["update_credit"], state["updates"]
         self.search_rng.bit_generator.state = state["search_rng"]
         self.eval_rng.bit_generator.state = state["eval_rng"]
+        if self.self_play is not None:
+            self.self_play.load_state_dict(state)

@@ -1,4 +1,4 @@
-"""`modelrl play RUN_DIR`: a person plays a trained board-game agent (alphazero) in the terminal.
+"""`modelrl play RUN_DIR`: a person plays a trained board-game agent (alphazero, muzero) in the terminal.
 
 The board is shown with the first player's stones as X; the person types a move's number (TicTacToe: the
 cell, 0-8 row by row; Connect Four: the column, 0-6). A move that is not a number, or not legal, gets a
@@ -46,7 +46,8 @@ def play(agent, person_first: bool = True, read: Callable[[str], str] = input,
                 continue
             action = int(answer)
         else:
-            action = agent.act(board[0].cpu().numpy(), deterministic=True)
+            legal_mask = game.legal(board)[0].cpu().numpy()
+            action = agent.act(board[0].cpu().numpy(), deterministic=True, legal=legal_mask)
             write(f"the agent plays {action}")
         board, won, over = game.play(board, torch.tensor([action], device=agent.device))
         first_to_move = not first_to_move
