@@ -55,6 +55,12 @@ benchmarks: install
 		--set random_steps=250 --name pets_vs_sac_inverted_pendulum $(QUICK)
 	$(BENCH)/pets_speed.py $(QUICK)
 	$(BENCH)/sac_speed.py $(QUICK)
+	$(BENCH)/alphazero_tictactoe.py $(QUICK)
+	$(BENCH)/alphazero_tictactoe.py --agent muzero --moves 60000 --set simulations=25 $(QUICK)
+	$(BENCH)/muzero_cartpole.py $(QUICK)
+	$(BENCH)/mcts_speed.py
+	$(BENCH)/ray_sweep.py $(QUICK)
+	$(BENCH)/selfplay_throughput.py $(QUICK)
 	$(MAKE) results-table
 
 benchmarks-quick:

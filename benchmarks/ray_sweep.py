@@ -13,6 +13,7 @@ c. `faults`: for a tabular sweep (q-learning and dyna-q on DynaMaze-v0) and a to
    final Q-tables must equal the undisturbed sweep's.
 
     OMP_NUM_THREADS=1 python benchmarks/ray_sweep.py [--parts throughput cluster faults] [--rounds 2]
+    OMP_NUM_THREADS=1 python benchmarks/ray_sweep.py --quick     # a tenth of the steps, one round
 """
 
 from __future__ import annotations
@@ -239,7 +240,13 @@ def main() -> None:
     parser.add_argument("--name", default="ray_sweep")
     parser.add_argument("--faults", nargs="+", choices=list(FAULT_SPECS), help="only these fault sweeps")
     parser.add_argument("--keep", action="store_true", help="keep the sweeps' directories (printed)")
+    parser.add_argument("--quick", action="store_true", help="one round of a tenth of the steps")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.name = 1, f"{args.name}_quick"
+        for spec in (THROUGHPUT_SPEC, CLUSTER_SPEC, *FAULT_SPECS.values()):
+            spec["steps"] //= 10
+            spec["eval_every"] = max(1, spec["eval_every"] // 10)
     work = Path(tempfile.mkdtemp(prefix="modelrl-ray-sweep-"))
     record: dict = {}
     try:

@@ -52,7 +52,10 @@ def main() -> None:
     parser.add_argument("--simulations", type=int, default=25)
     parser.add_argument("--parallel-games", type=int, default=16)
     parser.add_argument("--name", default="selfplay_throughput")
+    parser.add_argument("--quick", action="store_true", help="one round of 3 s measurements")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.seconds, args.name = 1, 3.0, f"{args.name}_quick"
     agent = modelrl.make_agent("alphazero", env="TicTacToe-v0", seed=0, simulations=args.simulations,
                                parallel_games=args.parallel_games)
     rates: dict[str, dict[int, list[dict]]] = {b: {n: [] for n in args.actors} for b in BACKENDS}
