@@ -447,6 +447,10 @@ def _os_error(error: OSError) -> str:
 def _interrupted(interrupt: KeyboardInterrupt) -> str:
     from modelrl.experiment.runner import RunInterrupted
 
+    if hasattr(interrupt, "out_dir"):  # a sweep's
+        return (f"modelrl: interrupted; `modelrl sweep --resume {shlex.quote(str(interrupt.out_dir))}` runs "
+                "its unfinished trials, each from its last checkpoint")
+
     if not isinstance(interrupt, RunInterrupted):
         return "modelrl: interrupted"
     if interrupt.run_dir is None:

@@ -149,3 +149,22 @@ def test_asha_stops_weak_trials_early_and_lets_the_best_finish(tmp_path):
     stopped = [r for r in outcomes.values() if r["status"] == "stopped"]
     assert stopped and all(r["env_steps"] < 3000 for r in stopped)
     assert result["trials"]["stopped"] == len(stopped) and "Stopped early" in result["table"]
+
+
+def test_a_sweep_never_writes_over_files_it_did_not_make(tmp_path, capsys, monkeypatch):
+    spec = write_spec(tmp_path / "s.yaml", env="GridWorld-v0", agents=["q-learning"], steps=10,
+                      backend="processes")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "sweep.md").write_text("my notes")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out")]) == 2
+    assert "already holds sweep.md" in capsys.readouterr().err
+    assert (tmp_path / "out" / "sweep.md").read_text() == "my notes"
+    assert main(["sweep", "--resume", str(tmp_path / "nowhere")]) == 2
+    assert "holds no sweep to resume" in capsys.readouterr().err
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("modelrl.experiment.sweep.run_in_processes", interrupted)
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "cut")]) == 130
+    assert f"modelrl sweep --resume {tmp_path / 'cut'}" in capsys.readouterr().err

@@ -64,6 +64,17 @@ BACKENDS = ("ray", "processes")
 RAY_MISSING = ("a sweep", "or backend: processes in the spec, or --backend processes, for local processes")
 
 
+SWEEP_FILES = ("sweep.yaml", "sweep.json", "sweep.md", "plots", "runs", "trials", "tune")
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep: says which directory `modelrl sweep --resume` continues."""
+
+    def __init__(self, out_dir: Path):
+        super().__init__()
+        self.out_dir = out_dir
+
+
 @dataclass
 class SweepPlan:
     spec: dict[str, Any]
@@ -378,6 +389,10 @@ def sweep(spec_path: str | Path | None = None, out_dir: str | Path | None = None
         if (out_dir / "sweep.yaml").exists():
             raise RunDirError(f"{out_dir} already holds a sweep; `modelrl sweep --resume {out_dir}` "
                               "continues it, or give another --out")
+        taken = [name for name in SWEEP_FILES if (out_dir / name).exists()]
+        if taken:
+            raise RunDirError(f"{out_dir} already holds {', '.join(taken)}, which a sweep would write; give "
+                              "another --out")
     out_dir = out_dir.resolve()  # Tune runs each trial in a working directory of its own
     if jobs is not None and jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
@@ -398,16 +413,18 @@ def sweep(spec_path: str | Path | None = None, out_dir: str | Path | None = None
     records = {trial.name: read_record(trial.record_path) for trial in plan.trials}
     pending = [trial for trial in plan.trials if records[trial.name] is None]
     started = time.perf_counter()
-    if pending and plan.backend == "processes":
-        for record in run_in_processes(pending, jobs=jobs, progress=progress,
-                                       description=f"sweep ({len(pending)} trials)"):
-            records[record["trial"]] = record
-    elif pending:
-        errors = _run_on_ray(plan, pending, out_dir, address, progress)
-        for trial in pending:
-            record = read_record(trial.record_path)
-            records[trial.name] = record or write_record(trial, _outcome_without_record(trial,
-                                                                                        errors.get(trial.name)))
+    try:
+        if pending and plan.backend == "processes":
+            for record in run_in_processes(pending, jobs=jobs, progress=progress,
+                                           description=f"sweep ({len(pending)} trials)"):
+                records[record["trial"]] = record
+        elif pending:
+            errors = _run_on_ray(plan, pending, out_dir, address, progress)
+            for trial in pending:
+                records[trial.name] = read_record(trial.record_path) or write_record(
+                    trial, _outcome_without_record(trial, errors.get(trial.name)))
+    except KeyboardInterrupt:
+        raise SweepInterrupted(out_dir) from None
     elapsed = time.perf_counter() - started
     return _summarize(plan, records, out_dir, elapsed, len(pending), _segment(plan.backend, address,
                                                                                 resume is not None))
