@@ -7,10 +7,11 @@ a. `throughput`: the same 2 agents x 2 envs x 3 seeds (dqn and deep-dyna-q on Ca
 b. `cluster`: a head and a worker node (Ray's test cluster utilities: two raylets on this machine, one CPU
    each); a sweep given the head's address places trials on both nodes, and its curves equal a local run's.
 c. `faults`: for a tabular sweep (q-learning and dyna-q on DynaMaze-v0) and a torch one (dqn on
-   CartPole-v1): an undisturbed sweep; one whose trial worker is killed with SIGKILL mid-run (Tune retries
-   it from its checkpoint); and one whose driver (`modelrl sweep`) is killed with SIGKILL, then continued
-   with `modelrl sweep --resume`. Every trial's metrics rows (all but wall time) and, for the tabular agents,
-   final Q-tables must equal the undisturbed sweep's.
+   CartPole-v1): an undisturbed sweep; one where the worker of a trial that has a checkpoint but no outcome
+   yet (its lock file names the process) is killed with SIGKILL (Tune retries it from its checkpoint); and
+   one whose driver (`modelrl sweep`) is killed with SIGKILL, then continued with `modelrl sweep --resume`.
+   Every trial's metrics rows (all but wall time) and, for the tabular agents, final Q-tables must equal
+   the undisturbed sweep's.
 
     OMP_NUM_THREADS=1 python benchmarks/ray_sweep.py [--parts throughput cluster faults] [--rounds 2]
     OMP_NUM_THREADS=1 python benchmarks/ray_sweep.py --quick     # a tenth of the steps, one round
@@ -147,12 +148,19 @@ def ray_workers() -> list[int]:
     return [int(line.split()[0]) for line in listing.splitlines()[1:] if "ImplicitFunc" in line]
 
 
-def mid_run(out: Path) -> bool:
-    """Some trial has a checkpoint but no outcome yet."""
+def mid_run(out: Path) -> int | None:
+    """The process of a trial that has a checkpoint but no outcome yet (its lock file names it), if any."""
     for run in out.glob("runs/*"):
-        if (run / "checkpoints" / "last.pt").is_file() and not (out / "trials" / f"{run.name}.json").exists():
-            return True
-    return False
+        lock = out / "trials" / f"{run.name}.lock"
+        if (run / "checkpoints" / "last.pt").is_file() and not lock.with_suffix(".json").exists():
+            text = lock.read_text().strip() if lock.is_file() else ""
+            if text.isdigit():
+                return int(text)
+    return None
+
+
+def one_done_one_running(out: Path) -> bool:
+    return mid_run(out) is not None and any((out / "trials").glob("*.json"))
 
 
 def wait_for(condition, process: subprocess.Popen, timeout: float = 600) -> bool:
@@ -178,8 +186,8 @@ def faults(work: Path, only: list[str] | None = None) -> dict:
         driver = subprocess.Popen([*MODELRL, "sweep", str(spec), "--out", str(hit), "--no-progress"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         killed = None
-        if wait_for(lambda out=hit: mid_run(out) and ray_workers(), driver):
-            killed = ray_workers()[0]
+        if wait_for(lambda out=hit: mid_run(out) in ray_workers(), driver):
+            killed = mid_run(hit)
             os.kill(killed, signal.SIGKILL)
         driver.wait()
         records = result_records(hit)
@@ -191,7 +199,7 @@ def faults(work: Path, only: list[str] | None = None) -> dict:
         driver = subprocess.Popen([*MODELRL, "sweep", str(spec), "--out", str(cut), "--no-progress"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         stopped_at = None
-        if wait_for(lambda out=cut: mid_run(out) and any((out / "trials").glob("*.json")), driver):
+        if wait_for(lambda out=cut: one_done_one_running(out), driver):
             stopped_at = len(list((cut / "trials").glob("*.json")))
             driver.send_signal(signal.SIGKILL)
         driver.wait()

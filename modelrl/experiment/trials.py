@@ -121,8 +121,11 @@ def _exclusive(trial: Trial):
         yield
         return
     trial.record_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(trial.record_path.with_suffix(".lock"), "w") as lock:
+    with open(trial.record_path.with_suffix(".lock"), "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # waits for an earlier holder to finish or die
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")  # which process runs the trial, for a person (or a fault test)
+        lock.flush()
         yield
 
 
