@@ -1,0 +1,136 @@
+"""(32b) AlphaZero on Connect Four against OpenSpiel's MCTS bot: after `--moves` self-play moves, `--games`
+games alternating colours against OpenSpiel 2.0.2's `MCTSBot` with random rollouts at `--opponent-simulations`
+per move (benchmarks/anchors/openspiel_connect_four.sh, a venv of its own, spoken to as JSON lines), our side
+searching `--simulations` per move (no noise, the most visited move, or Gumbel's choice). Target: a win rate
+>= 90% with at most 200 simulations per move on our side, against 1,000 on the bot's. Along the way, every
+`--eval-every` moves, the mean score against a random player (the env's built-in opponent, 20 games).
+
+    python benchmarks/alphazero_connect_four.py --moves 200000 --games 100
+    python benchmarks/alphazero_connect_four.py --quick      # 2,000 moves, 4 games, a 100-simulation bot
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from common import RESULTS, write_results
+
+import modelrl
+from modelrl.config import parse_assignments
+
+ANCHOR = Path(__file__).resolve().parent / "anchors" / "openspiel_connect_four.sh"
+# Gumbel roots with few simulations train fastest on this CPU (docs/agents.md); a small conv net
+DEFAULTS = {"network": "conv", "hidden_size": 64, "num_layers": 4, "gumbel": True, "simulations": 32,
+            "parallel_games": 32}
+
+
+class OpenSpielBot:
+    def __init__(self, simulations: int):
+        self.process = subprocess.Popen(["bash", str(ANCHOR), "--simulations", str(simulations)], text=True,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.info = json.loads(self.process.stdout.readline())
+        self.seconds: list[float] = []
+
+    def move(self, moves: list[int], seed: int) -> int:
+        self.process.stdin.write(json.dumps({"moves": moves, "seed": seed}) + "\n")
+        self.process.stdin.flush()
+        reply = json.loads(self.process.stdout.readline())
+        self.seconds.append(reply["seconds"])
+        return reply["move"]
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+def play_bot(agent, bot: OpenSpielBot, agent_first: bool, seed: int) -> float:
+    """One game; +1 if the agent wins, -1 if the bot does, 0 a draw."""
+    game = agent.game
+    board, moves = game.initial(1, agent.device), []
+    agent_to_move = agent_first
+    while True:
+        if agent_to_move:
+            action = agent.act(board[0].cpu().numpy(), deterministic=True,
+                               legal=game.legal(board)[0].cpu().numpy())
+        else:
+            action = bot.move(moves, seed * 1000 + len(moves))
+        moves.append(int(action))
+        board, won, over = game.play(board, torch.tensor([action], device=agent.device))
+        if over.item():
+            return (1.0 if agent_to_move else -1.0) if won.item() else 0.0
+        agent_to_move = not agent_to_move
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--moves", type=int, default=200_000, help="self-play moves")
+    parser.add_argument("--eval-every", type=int, default=20_000)
+    parser.add_argument("--games", type=int, default=100, help="games against the bot, colours alternating")
+    parser.add_argument("--simulations", type=int, default=200, help="our search per move against the bot")
+    parser.add_argument("--opponent-simulations", type=int, default=1000)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    parser.add_argument("--name", default="alphazero_connect_four")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.moves, args.eval_every, args.games, args.opponent_simulations = 2000, 1000, 4, 100
+        args.name = f"{args.name}_quick"
+    torch.set_num_threads(1)
+    overrides = {**DEFAULTS, **parse_assignments(args.set)}
+    agent = modelrl.make_agent("alphazero", env="ConnectFour-v0", seed=args.seed, **overrides)
+    started = time.perf_counter()
+    history = agent.learn(args.moves, eval_every=args.eval_every, eval_episodes=20)
+    trained = time.perf_counter() - started
+    agent.config.simulations = args.simulations  # the search against the bot
+    bot = OpenSpielBot(args.opponent_simulations)
+    outcomes = []
+    try:
+        for game in range(args.games):
+            outcomes.append({"agent_first": game % 2 == 0,
+                             "score": play_bot(agent, bot, game % 2 == 0, args.seed * 100_000 + game)})
+            print(f"game {game}: {outcomes[-1]}", flush=True)
+    finally:
+        bot.close()
+    scores = np.array([o["score"] for o in outcomes])
+    record = {
+        "config": {**vars(agent.config)}, "self_play_moves": agent.env_steps,
+        "self_play_games": agent.episodes,
+        "updates": agent.updates, "train_wall_s": trained, "our_simulations": args.simulations,
+        "opponent": {"bot": "open_spiel 2.0.2 MCTSBot, RandomRolloutEvaluator(1), uct_c 2, solve",
+                     "simulations": args.opponent_simulations, **bot.info,
+                     "seconds_per_move": float(np.mean(bot.seconds)) if bot.seconds else None},
+        "games": len(outcomes), "wins": int((scores > 0).sum()), "draws": int((scores == 0).sum()),
+        "losses": int((scores < 0).sum()), "win_rate": float((scores > 0).mean()),
+        "win_rate_as_first": float((scores[0::2] > 0).mean()),
+        "win_rate_as_second": float((scores[1::2] > 0).mean()) if len(scores) > 1 else None,
+        "target": "win rate >= 0.9 with <= 200 simulations a move against the bot's 1,000",
+        "met": float((scores > 0).mean()) >= 0.9 and args.simulations <= 200
+        and args.opponent_simulations >= 1000,
+        "curve": [{"moves": row["env_steps"], "score_vs_random": row["eval_return"]} for row in history],
+        "outcomes": outcomes,
+    }
+    write_results(args.name, record)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    axes[0].plot([p["moves"] for p in record["curve"]], [p["score_vs_random"] for p in record["curve"]], "o-")
+    axes[0].set(xlabel="self-play moves", ylabel="mean score vs a random player (20 games)",
+                title="AlphaZero Connect Four: training")
+    axes[1].bar(["wins", "draws", "losses"], [record["wins"], record["draws"], record["losses"]],
+                color=["C2", "C7", "C3"])
+    axes[1].set(title=f"vs OpenSpiel MCTS ({args.opponent_simulations} sims), ours {args.simulations}",
+                ylabel="games")
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{args.name}.png", dpi=110)
+    print(f"win rate {record['win_rate']:.2f} ({record['wins']}/{record['draws']}/{record['losses']}), "
+          f"{trained:.0f} s of self-play")
+
+
+if __name__ == "__main__":
+    main()
