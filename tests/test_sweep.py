@@ -113,6 +113,18 @@ def test_a_bad_spec_is_refused_in_one_line_before_any_trial_starts(tmp_path, cap
     assert not (tmp_path / "out").exists()
 
 
+def test_a_local_sweep_asking_for_more_than_the_machine_has_is_refused(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    for resources, message in (({"cpu": 10_000}, "more than the"),
+                               ({"gpu": 0.5}, "no GPU that torch can use")):
+        spec = write_spec(tmp_path / "s.yaml", env="GridWorld-v0", agents=["q-learning"], steps=10,
+                          resources=resources)
+        with pytest.raises(ConfigError, match=message):
+            sweep(spec, tmp_path / "out", progress=False)
+        assert not (tmp_path / "out").exists()
+
+
 def test_without_ray_a_sweep_names_the_extra_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails
     spec = write_spec(tmp_path / "s.yaml", env="GridWorld-v0", agents=["q-learning"], steps=10)

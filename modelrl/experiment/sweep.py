@@ -266,6 +266,20 @@ def plan_sweep(spec: dict[str, Any], out_dir: str | Path) -> SweepPlan:
                      backend)
 
 
+def _check_fits_here(plan: SweepPlan) -> None:
+    """A trial asking for more than this machine has would wait for ever on a local Ray."""
+    import torch
+
+    from modelrl.threads import usable_cores
+
+    if plan.cpu > usable_cores():
+        _fail(f"resources cpu {plan.cpu} is more than the {usable_cores()} cores here; ask for fewer, or "
+              "give --address of a cluster with larger nodes")
+    if plan.gpu > 0 and not torch.cuda.is_available():
+        _fail(f"resources gpu {plan.gpu}: this machine has no GPU that torch can use; set gpu: 0, or give "
+              "--address of a cluster with GPUs")
+
+
 def _numbers(row: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
@@ -401,6 +415,8 @@ def sweep(spec_path: str | Path | None = None, out_dir: str | Path | None = None
     plan = plan_sweep(spec if backend is None else {**spec, "backend": backend}, out_dir)
     if plan.backend == "ray":
         import_ray(*RAY_MISSING)  # checked before anything is written
+        if address is None:
+            _check_fits_here(plan)
     for trial in plan.trials:  # a run directory that is not this sweep's trial is never written into
         run_dir = Path(trial.run_dir)
         if resume is None and run_dir.exists() and any(run_dir.iterdir()):
