@@ -89,6 +89,7 @@ def main() -> None:
     started = time.perf_counter()
     history = agent.learn(args.moves, eval_every=args.eval_every, eval_episodes=20)
     trained = time.perf_counter() - started
+    training_config = {**vars(agent.config)}
     agent.config.simulations = args.simulations  # the search against the bot
     bot = OpenSpielBot(args.opponent_simulations)
     outcomes = []
@@ -101,7 +102,7 @@ def main() -> None:
         bot.close()
     scores = np.array([o["score"] for o in outcomes])
     record = {
-        "config": {**vars(agent.config)}, "self_play_moves": agent.env_steps,
+        "config": training_config, "self_play_moves": agent.env_steps,
         "self_play_games": agent.episodes,
         "updates": agent.updates, "train_wall_s": trained, "our_simulations": args.simulations,
         "opponent": {"bot": "open_spiel 2.0.2 MCTSBot, RandomRolloutEvaluator(1), uct_c 2, solve",
