@@ -28,6 +28,7 @@ from torch import nn
 from modelrl.config import check_range
 from modelrl.errors import ConfigError, ModelRLError
 from modelrl.loop import TransitionLoop
+from modelrl.threads import set_threads
 
 
 def import_ray(purpose: str, alternative: str):
@@ -68,7 +69,7 @@ class _Player:
     """The body of one actor."""
 
     def __init__(self, make: Callable[..., Any], index: int):
-        torch.set_num_threads(1)
+        set_threads(1)
         self.player, self.version = make(index), -1
 
     def play(self, version: int, weights: dict[str, Any]) -> list:
@@ -126,7 +127,7 @@ class RayActors:
 def _process_actor(make: Callable[..., Any], index: int, network: nn.Module, queue, stop) -> None:
     """A self-play process: plays with the learner's network (in shared memory, updated in place by the
     learner) and sends every finished game to `queue` until `stop` is set."""
-    torch.set_num_threads(1)
+    set_threads(1)
     player = make(index, network=network.eval())
     while not stop.is_set():
         for game in player.play():

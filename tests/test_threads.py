@@ -64,3 +64,12 @@ def test_the_cli_sets_threads_in_a_fresh_process(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "threads 2" in result.stdout
     assert "threads: 2" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_building_an_agent_flushes_denormal_floats_to_zero():
+    # weight decay drives unused weights towards zero, where the CPU's arithmetic on denormals is slow
+    code = ("import torch, modelrl; tiny = lambda: (torch.tensor([1e-40]) * 1.0).item(); before = tiny(); "
+            "modelrl.make_agent('q-learning', env='GridWorld-v0'); print(before, tiny())")
+    before, after = map(float, subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                              check=True).stdout.split())
+    assert before > 0 and after == 0.0
