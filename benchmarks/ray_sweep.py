@@ -2,8 +2,8 @@
 
 a. `throughput`: the same 2 agents x 2 envs x 3 seeds (dqn and deep-dyna-q on CartPole-v1 and Acrobot-v1)
    run by `modelrl sweep` on a local Ray and by compare's process pool (the sweep's `backend: processes`,
-   the same `run_in_processes`), in alternating rounds: total wall time, Ray's start, and its overhead per
-   trial. Target: Ray within 10% of the pool.
+   the same `run_in_processes`), in alternating rounds: total wall time, the time a local Ray takes to
+   start and stop with nothing run, and Ray's overhead per trial. Target: Ray within 10% of the pool.
 b. `cluster`: a head and a worker node (Ray's test cluster utilities: two raylets on this machine, one CPU
    each); a sweep given the head's address places trials on both nodes, and its curves equal a local run's.
 c. `faults`: for a tabular sweep (q-learning and dyna-q on DynaMaze-v0) and a torch one (dqn on
@@ -88,7 +88,9 @@ def throughput(work: Path, rounds: int) -> dict:
     spec = write_spec(work, "throughput", THROUGHPUT_SPEC)
     times: dict[str, list[float]] = {"ray": [], "processes": []}
     per_trial: dict[str, list[float]] = {"ray": [], "processes": []}
+    ray_start_stop: list[float] = []
     for r in range(rounds):
+        ray_start_stop.append(start_and_stop_ray())
         for backend in ("ray", "processes") if r % 2 == 0 else ("processes", "ray"):
             out = work / f"throughput-{backend}-{r}"
             started = time.perf_counter()
@@ -102,11 +104,23 @@ def throughput(work: Path, rounds: int) -> dict:
     ratios = [ray / pool for ray, pool in zip(times["ray"], times["processes"], strict=True)]
     return {"spec": THROUGHPUT_SPEC, "trials": trials, "wall_s": {k: spread(v) for k, v in times.items()},
             "wall_s_rounds": times, "trial_s_mean": {k: spread(v) for k, v in per_trial.items()},
-            "ray_over_pool": spread(ratios),
+            "ray_over_pool": spread(ratios), "ray_init_and_shutdown_s": spread(ray_start_stop),
             "ray_overhead_per_trial_s": spread([(ray - pool) / trials for ray, pool in
                                                 zip(times["ray"], times["processes"], strict=True)]),
             "target": "ray within 10% of the pool (ratio <= 1.10)",
             "met": float(np.median(ratios)) <= 1.10}
+
+
+def start_and_stop_ray() -> float:
+    """Seconds to start a local Ray and shut it down again, with nothing run: a sweep's fixed cost."""
+    import logging
+
+    import ray
+
+    started = time.perf_counter()
+    ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    ray.shutdown()
+    return time.perf_counter() - started
 
 
 def result_records(out: Path) -> list[dict]:
