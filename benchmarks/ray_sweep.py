@@ -259,6 +259,8 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=["throughput", "cluster", "faults"],
                         choices=["throughput", "cluster", "faults"])
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of the throughput part")
+    parser.add_argument("--steps", type=int, help="env steps per throughput trial (default "
+                        f"{THROUGHPUT_SPEC['steps']}; evaluations every third of them)")
     parser.add_argument("--name", default="ray_sweep")
     parser.add_argument("--faults", nargs="+", choices=list(FAULT_SPECS), help="only these fault sweeps")
     parser.add_argument("--keep", action="store_true", help="keep the sweeps' directories (printed)")
@@ -269,6 +271,8 @@ def main() -> None:
         for spec in (THROUGHPUT_SPEC, CLUSTER_SPEC, *FAULT_SPECS.values()):
             spec["steps"] //= 10
             spec["eval_every"] = max(1, spec["eval_every"] // 10)
+    if args.steps:
+        THROUGHPUT_SPEC.update(steps=args.steps, eval_every=max(1, args.steps // 3))
     work = Path(tempfile.mkdtemp(prefix="modelrl-ray-sweep-"))
     record: dict = {}
     try:
