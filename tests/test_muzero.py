@@ -181,3 +181,25 @@ def test_on_a_board_game_muzero_moves_only_where_the_rules_allow(tmp_path, capsy
     single.save(tmp_path / "run" / "checkpoints" / "last.pt")
     assert main(["play", str(tmp_path / "run")]) == 2
     assert "play needs an agent of a board game" in capsys.readouterr().err
+
+
+def test_on_a_board_game_an_unroll_is_augmented_by_one_symmetry_throughout():
+    agent = modelrl.make_agent("muzero", env="TicTacToe-v0", seed=0, **{**SMALL, "parallel_games": 8})
+    agent.learn(80)
+    state = agent.rng.bit_generator.state
+    agent.config.augment = False
+    plain = agent.sample()
+    agent.rng.bit_generator.state = state
+    agent.config.augment = True
+    seen = agent.sample()
+    cells, moves, inverse = agent.symmetry_cells, agent.symmetry_actions, agent.symmetry_inverse
+    changed = 0
+    for b in range(len(plain["obs"])):
+        fits = [s for s in range(len(cells))
+                if torch.equal(seen["obs"][b], plain["obs"][b][cells[s]])
+                and torch.equal(seen["action"][b], torch.as_tensor(inverse[s])[plain["action"][b]])
+                and torch.equal(seen["policy"][b], plain["policy"][b][:, moves[s]])]
+        assert fits, b  # board, actions and policies under one symmetry
+        changed += not torch.equal(seen["obs"][b], plain["obs"][b])
+    assert changed > 0 and torch.equal(seen["value"], plain["value"]) and torch.equal(seen["reward"],
+                                                                                     plain["reward"])

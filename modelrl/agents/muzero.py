@@ -84,6 +84,9 @@ class MuZeroConfig:
     dirichlet_alpha: float = 0.25  # root noise concentration (the paper's Atari value)
     root_noise: float = 0.25  # share of noise in the root's prior while training
     parallel_games: int = 32  # board games: self-play games played at once, one batched search per move
+    # board games: each sampled unroll seen under a random one of the board's symmetries (its board, the
+    # actions taken and the search policies alike), as alphazero's `augment`
+    augment: bool = True
     # board games: moves drawn from the visit counts at a game's start, the most visited after
     temperature_moves: int = 4
     # play in this many actors of their own (each its own env), feeding this one's learner (0: play here);
@@ -258,6 +261,11 @@ class MuZero(Agent):
         self.self_play = None if self.game is None else SelfPlay(
             self.game, config.parallel_games, config.temperature_moves,
             muzero_search_config(config, False, True), self.search_rng, self.device, model=BoardModel)
+        if self.game is not None:
+            cells, moves = zip(*self.game.symmetries(), strict=True)
+            self.symmetry_cells = torch.stack(cells).numpy()  # symmetric board[i] = board[cells[i]]
+            self.symmetry_actions = torch.stack(moves).numpy()  # symmetric policy[a] = policy[moves[a]]
+            self.symmetry_inverse = np.argsort(self.symmetry_actions, axis=1)  # action b becomes inverse[b]
         self.current = self.new_game()
         self.last_search: tuple[np.ndarray, float] | None = None
         self.workers: ProcessActors | RayActors | None = None
@@ -392,6 +400,12 @@ class MuZero(Agent):
             policy = np.full((K + 1, self.actions), 1.0 / self.actions)
             policy[inside] = game["policy"][steps[inside]]
             policies.append(policy)
+
+        if self.game is not None and config.augment:
+            pick = rng.integers(len(self.symmetry_cells), size=config.batch_size)
+            obs = np.take_along_axis(np.asarray(obs), self.symmetry_cells[pick], 1)
+            actions = np.take_along_axis(self.symmetry_inverse[pick], np.asarray(actions), 1)
+            policies = np.take_along_axis(np.asarray(policies), self.symmetry_actions[pick][:, None, :], 2)
 
         def as_tensor(x, dtype=torch.float32):
             return torch.as_tensor(np.asarray(x), dtype=dtype, device=self.device)
