@@ -188,12 +188,12 @@ def _full_move(move: tuple[torch.Tensor, ...], device) -> tuple[torch.Tensor, ..
     return tuple(x.to(device) for x in move)
 
 
-def game_search_config(config, evaluation: bool) -> MCTSConfig:
+def game_search_config(config: AlphaZeroConfig, evaluation: bool) -> MCTSConfig:
     """Two-player search with `config`'s settings (root noise only while training)."""
     return MCTSConfig(simulations=config.simulations, two_player=True,
                       dirichlet_alpha=config.dirichlet_alpha,
                       root_noise=0.0 if evaluation else config.root_noise,
-                      gumbel=getattr(config, "gumbel", False))
+                      gumbel=config.gumbel)
 
 
 def build_network(game, config: AlphaZeroConfig) -> nn.Module:

@@ -217,9 +217,7 @@ class MuZeroPlayer:
             action, policy, value = search_action(self.network, obs, self.config, self.rng, False,
                                                   info.get("action_mask"))
             next_obs, reward, terminated, truncated, info = self.env.step(action)
-            for key, item in (("obs", np.asarray(obs, np.float32)), ("action", action),
-                              ("reward", float(reward)), ("policy", policy), ("root_value", value)):
-                game[key].append(item)
+            MuZero.record(game, obs, action, reward, policy, value)
             obs, done = next_obs, terminated or truncated
         return [{key: np.asarray(values) for key, values in game.items()}]
 
@@ -283,6 +281,14 @@ class MuZero(Agent):
     def new_game() -> dict[str, list]:
         return {"obs": [], "action": [], "reward": [], "policy": [], "root_value": []}
 
+    @staticmethod
+    def record(game: dict[str, list], obs, action: int, reward: float, policy: np.ndarray, value: float
+               ) -> None:
+        """One step of an episode in progress: what was seen, done and got, and the search behind it."""
+        for key, item in (("obs", np.asarray(obs, np.float32)), ("action", int(action)),
+                          ("reward", float(reward)), ("policy", policy), ("root_value", value)):
+            game[key].append(item)
+
     # --- acting -------------------------------------------------------------------------------------
     def act(self, obs, deterministic: bool = False, legal=None):
         if legal is None and self.game is not None:  # the rules know the legal moves
@@ -299,11 +305,8 @@ class MuZero(Agent):
 
     # --- learning -----------------------------------------------------------------------------------
     def observe(self, obs, action, reward, next_obs, terminated, truncated, info=None) -> None:
-        policy, root_value = self.last_search
         game = self.current
-        for key, value in (("obs", np.asarray(obs, np.float32)), ("action", int(action)),
-                           ("reward", float(reward)), ("policy", policy), ("root_value", root_value)):
-            game[key].append(value)
+        self.record(game, obs, action, reward, *self.last_search)
         if terminated or truncated:
             self.store({key: np.asarray(values) for key, values in game.items()})
             self.current = self.new_game()

@@ -26,7 +26,7 @@ from modelrl.envs import make_env, resolve_env_id
 from modelrl.errors import ConfigError, ModelRLError, RunDirError
 from modelrl.experiment.plots import plot_curves, seed_curves
 from modelrl.experiment.runner import check_run_settings, default_evaluation
-from modelrl.experiment.trials import Trial, run_in_processes
+from modelrl.experiment.trials import Trial, pool_size, run_in_processes
 from modelrl.threads import check_threads, choose_threads
 
 
@@ -243,7 +243,7 @@ def compare(
     # Made here, not by the workers, so a failed run's clean-up never races another run for it.
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    workers = max(1, min(jobs or os.cpu_count() or 1, len(trials)))
+    workers = pool_size(jobs, len(trials))
     finished = run_in_processes(trials, jobs=workers, progress=progress, description=f"compare on {env_id}",
                                 stop_on_failure=True)
     elapsed = time.perf_counter() - started

@@ -153,6 +153,11 @@ def _run_trial(trial: Trial, on_row: RowCallback | None, context: dict[str, Any]
     return write_record(trial, record)
 
 
+def pool_size(jobs: int | None, trials: int) -> int:
+    """Processes for `trials` trials: `jobs` (default: one per core), never more than there are trials."""
+    return max(1, min(jobs or os.cpu_count() or 1, trials))
+
+
 def _run_in_process(trial: dict[str, Any]) -> dict[str, Any]:
     return run_trial(Trial(**trial))
 
@@ -166,7 +171,7 @@ def run_in_processes(trials: list[Trial], *, jobs: int | None = None, progress: 
     """
     if not trials:
         return []
-    workers = max(1, min(jobs or os.cpu_count() or 1, len(trials)))
+    workers = pool_size(jobs, len(trials))
     records = []
     # Workers start as fresh interpreters: a forked one inherits this process's OpenMP pool and CUDA state
     # and can hang on its first parallel op (seen with two threads and an agent built here first).
