@@ -136,8 +136,13 @@ def test_model_report_cli(tmp_path, capsys):
 def test_shaped_planning_reward_is_opt_in_and_refused_where_unknown():
     agent = modelrl.make_agent("pets", env="InvertedPendulum-v5", planning_reward="shaped", **TINY)
     upright, tilted = torch.zeros(1, 4), torch.tensor([[0.0, 0.15, 0.0, 0.0]])
-    reward = agent.objective.reward_fn
-    assert reward(upright, torch.zeros(1, 1), upright) > reward(tilted, torch.zeros(1, 1), tilted) > 0
+    at_rail_end, fallen = torch.tensor([[0.95, 0.19, 0.0, 0.0]]), torch.tensor([[0.0, 0.25, 0.0, 0.0]])
+    reward = lambda state: agent.objective.reward_fn(state, torch.zeros(1, 1), state)
+    assert reward(upright) > reward(tilted) > 1
+    # Staying up, however badly placed, is worth more than falling: a planner never prefers to fall.
+    assert reward(at_rail_end) >= 1 > reward(fallen)
+    off_centre = torch.tensor([[0.6, 0.0, 0.0, 0.0]])
+    assert reward(upright) > reward(off_centre)
     assert modelrl.make_agent("pets", env="InvertedPendulum-v5", **TINY).objective.reward_fn(
         tilted, torch.zeros(1, 1), tilted) == 1  # the env's own: survival only
     with pytest.raises(ConfigError, match="no shaped reward"):

@@ -80,11 +80,14 @@ def inverted_pendulum_reward(obs, action, next_obs):
 
 
 def inverted_pendulum_shaped_reward(obs, action, next_obs):
-    """Alive, minus the pole's angle as a share of the 0.2 rad limit squared, minus the cart's distance from
-    the centre of its [-1, 1] rail squared: it prefers upright and centred, which survival alone only
-    tells a planner once the pole is past saving."""
+    """Alive (1), plus up to 1 more for a pole upright within its 0.2 rad limit and a cart near the centre of
+    its [-1, 1] rail: it prefers upright and centred, which survival alone only tells a planner once the pole
+    is past saving. The bonus is never negative, so falling never looks better than staying up (a penalty
+    had made a cart near the rail's end prefer to fall); the centre term keeps a slope at the ends."""
     alive = inverted_pendulum_reward(obs, action, next_obs)
-    return alive * (1 - (next_obs[..., 1] / 0.2) ** 2 - next_obs[..., 0] ** 2)
+    upright = 1 - (next_obs[..., 1] / 0.2) ** 2  # in [0, 1] while alive
+    centred = torch.exp(-((next_obs[..., 0] / 0.5) ** 2))
+    return alive * (1 + 0.5 * upright + 0.5 * centred)
 
 
 def half_cheetah_reward(obs, action, next_obs):
