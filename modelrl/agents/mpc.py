@@ -1,6 +1,7 @@
 """`mpc`: receding-horizon control with a given model: an env's exact dynamics (batched torch dynamics for
-classic control, a copy of the simulator for MuJoCo envs: the upper bound a learned model is measured
-against) or a saved dynamics model (`model_path`, e.g. a PETS run's checkpoint).
+classic control; for MuJoCo envs, a copy of the simulator, or MuJoCo's batched rollout for the DeepMind
+Control tasks whose model is written out: the upper bound a learned model is measured against) or a saved
+dynamics model (`model_path`, e.g. a PETS run's checkpoint).
 
 What a planner may learn from its real steps (`mpc` and `pets` alike): a terminal value
 (`terminal_value`), and a SAC policy whose own action sequences, rolled through the model, join every
@@ -21,11 +22,12 @@ from modelrl.agents.sac import ActionScale, SACConfig, SACLearner
 from modelrl.buffers import ReplayBuffer
 from modelrl.config import check_range
 from modelrl.device import resolve_device, restore_generator
+from modelrl.envs.dmc import DMCEnv
 from modelrl.envs.known import known_functions
 from modelrl.errors import ConfigError, IncompatibleEnvError
 from modelrl.models.dynamics import DynamicsModel
 from modelrl.planning.config import PlannerConfig
-from modelrl.planning.env_copy import EnvCopyObjective
+from modelrl.planning.env_copy import EnvCopyObjective, RolloutObjective
 from modelrl.planning.trajectory import ModelObjective, SimulatorObjective
 from modelrl.seeding import numpy_stream, seeded_weights, torch_stream
 
@@ -132,10 +134,16 @@ class MPCAgent(Agent):
                                   propagation=config.propagation, gamma=config.gamma,
                                   generator=self.generator, terminal_value=self.value)
         if self.known.simulator is None or self.known.reward is None:
+            copied = hasattr(self.env.unwrapped, "set_state") or isinstance(self.env.unwrapped, DMCEnv)
+            if copied and self.value is not None:
+                raise ConfigError("terminal_value plans with a model or known dynamics in torch, not "
+                                  f"with a copy of {self.env_id}'s simulator")
+            if isinstance(self.env.unwrapped, DMCEnv):  # the task's exact model, rolled out in batches
+                if config.planning_reward == "shaped":
+                    raise ConfigError(f"planning_reward='shaped', but no shaped reward is known for "
+                                      f"{self.env_id}")
+                return RolloutObjective(self.env_id, self.env_kwargs, gamma=config.gamma)
             if hasattr(self.env.unwrapped, "set_state"):  # MuJoCo: a private copy of the simulator
-                if self.value is not None:
-                    raise ConfigError("terminal_value plans with a model or known dynamics in torch, not "
-                                      f"with a copy of {self.env_id}'s simulator")
                 shaped = self.known_reward() if config.planning_reward == "shaped" else None
                 return EnvCopyObjective(self.env_id, self.env_kwargs, gamma=config.gamma, reward_fn=shaped)
             raise IncompatibleEnvError(

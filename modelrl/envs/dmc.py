@@ -113,7 +113,7 @@ class DMCEnv(gym.Env):
         if (domain, task) not in suite.ALL_TASKS:
             raise ValueError(f"dm_control's suite has no task '{task}' in a domain '{domain}'")
         self._dmc = suite.load(domain, task)
-        self.pixels = pixels
+        self.domain, self.task, self.pixels = domain, task, pixels
         self.action_repeat = action_repeat
         self.size = size
         self.camera_id = DEFAULT_CAMERA.get(domain, 0) if camera_id is None else camera_id
@@ -207,3 +207,36 @@ class DMCEnv(gym.Env):
         random = np.random.RandomState()
         random.set_state(tuple(state["task_random"]))
         task._random = random
+
+
+# --- the exact model of a task, batched (modelrl.planning.env_copy.RolloutObjective) ----------------------
+def _tolerance(x: np.ndarray, margin: float, value_at_margin: float = 0.1,
+               sigmoid: str = "gaussian") -> np.ndarray:
+    """The suite's `rewards.tolerance` with bounds (0, 0): 1 at zero, `value_at_margin` at `margin`."""
+    distance = np.abs(x) / margin
+    if sigmoid == "gaussian":
+        value = np.exp(-0.5 * (distance * np.sqrt(-2 * np.log(value_at_margin))) ** 2)
+    else:  # quadratic
+        scaled = distance * np.sqrt(1 - value_at_margin)
+        value = np.where(scaled < 1, 1 - scaled**2, 0.0)
+    return np.where(x == 0, 1.0, value)
+
+
+def _cartpole_state(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """qpos (cart, hinge angle) and qvel from an observation (cart position, cos, sin, velocities)."""
+    return np.stack([obs[..., 0], np.arctan2(obs[..., 2], obs[..., 1])], -1), obs[..., 3:5]
+
+
+def _cartpole_smooth_reward(qpos: np.ndarray, qvel: np.ndarray, control: np.ndarray) -> np.ndarray:
+    """The suite's smooth cart-pole reward (swingup and balance) of one physics step."""
+    upright = (np.cos(qpos[..., 1]) + 1) / 2
+    centred = (1 + _tolerance(qpos[..., 0], margin=2)) / 2
+    small_control = (4 + _tolerance(control[..., 0], margin=1, value_at_margin=0, sigmoid="quadratic")) / 5
+    small_velocity = (1 + _tolerance(qvel[..., 1], margin=5)) / 2
+    return upright * small_control * small_velocity * centred
+
+
+# Tasks whose exact model is written here: their state from an observation, and their reward from the state
+# and control of each physics step. Other tasks' observations do not determine their simulator state.
+TRUE_MODELS = {("cartpole", "swingup"): (_cartpole_state, _cartpole_smooth_reward),
+               ("cartpole", "balance"): (_cartpole_state, _cartpole_smooth_reward)}

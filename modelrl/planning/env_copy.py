@@ -59,3 +59,50 @@ class EnvCopyObjective:
             rewards = rewards * (np.arange(horizon) < lengths[:, None])
         discounts = self.gamma ** np.arange(horizon)
         return torch.as_tensor(rewards @ discounts, dtype=torch.float32, device=actions.device)
+
+
+class RolloutObjective:
+    """The exact model of a DeepMind Control task, batched: every candidate sequence rolled from the observed
+    state at once by MuJoCo's `rollout` (C, no Python per step), each action held for the env's action
+    repeat, its reward the task's own summed over the physics steps (`modelrl.envs.dmc.TRUE_MODELS`)."""
+
+    def __init__(self, env_id: str, env_kwargs: dict | None = None, gamma: float = 1.0):
+        import mujoco
+        from mujoco import rollout
+
+        from modelrl.envs.dmc import TRUE_MODELS, DMCEnv
+
+        env = make_env(env_id, **(env_kwargs or {})).unwrapped
+        if not isinstance(env, DMCEnv) or env.pixels or (env.domain, env.task) not in TRUE_MODELS:
+            raise IncompatibleEnvError(f"no exact batched model is written for {env_id}; there is one for "
+                                       f"{', '.join(f'dmc/{d}-{t}-v0' for d, t in TRUE_MODELS)}")
+        self.state_from_obs, self.reward = TRUE_MODELS[env.domain, env.task]
+        physics = env._dmc.physics
+        self.model, self.data = physics.model.ptr, mujoco.MjData(physics.model.ptr)
+        self.substeps = env.action_repeat * env._dmc._n_sub_steps
+        self.low, self.high = env._action_low, env._action_high
+        self.gamma, self.spec, self.rollout = gamma, mujoco.mjtState.mjSTATE_FULLPHYSICS, rollout.rollout
+        self.state_size = mujoco.mj_stateSize(self.model, self.spec)
+        self.mujoco = mujoco
+
+    def initial_state(self, obs: np.ndarray) -> np.ndarray:
+        qpos, qvel = self.state_from_obs(obs.astype(np.float64))
+        self.mujoco.mj_resetData(self.model, self.data)
+        self.data.qpos[:], self.data.qvel[:] = qpos, qvel
+        state = np.empty(self.state_size)
+        self.mujoco.mj_getState(self.model, self.data, state, self.spec)
+        return state
+
+    @torch.no_grad()
+    def __call__(self, obs: torch.Tensor, actions: torch.Tensor, generator=None) -> torch.Tensor:
+        """The simulator draws nothing: `generator` is accepted for the common call and unused."""
+        plans = actions.cpu().numpy().astype(np.float64).clip(-1.0, 1.0)
+        n, horizon = plans.shape[:2]
+        controls = self.low + (plans + 1.0) * 0.5 * (self.high - self.low)  # the env's own scaling
+        controls = controls.repeat(self.substeps, 1)  # (n, H * substeps, A)
+        states, _ = self.rollout(self.model, self.data, self.initial_state(obs.cpu().numpy())[None], controls)
+        nq, nv = self.model.nq, self.model.nv
+        rewards = self.reward(states[..., 1:1 + nq], states[..., 1 + nq:1 + nq + nv], controls)
+        rewards = rewards.reshape(n, horizon, self.substeps).sum(-1)
+        discounts = self.gamma ** np.arange(horizon)
+        return torch.as_tensor(rewards @ discounts, dtype=torch.float32, device=actions.device)
