@@ -40,8 +40,8 @@ def episode(agent, env_id: str, index: int, steps: int | None) -> dict:
         length += 1
         done = terminated or truncated
         if length % 100 == 0:
-            print(f"episode {index}: {length} steps, return {total:.1f} ({time.perf_counter() - started:.0f} s)",
-                  flush=True)
+            seconds = time.perf_counter() - started
+            print(f"episode {index}: {length} steps, return {total:.1f} ({seconds:.0f} s)", flush=True)
     return {"episode": index, "return": round(total, 2), "length": length,
             "seconds": round(time.perf_counter() - started, 1)}
 

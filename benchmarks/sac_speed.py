@@ -30,7 +30,7 @@ import torch
 from common import RESULTS, gflops_rate, matmul_rate, spread, write_results
 
 import modelrl
-from modelrl.agents.sac_update import cpu_has_native_bfloat16
+from modelrl.device import cpu_has_native_bfloat16
 
 BATCH = 256
 HIDDEN, LAYERS = 256, 2

@@ -157,3 +157,28 @@ def test_renamed_model_keys_still_work_with_a_warning():
     with pytest.raises(modelrl.ModelRLError,
                        match="'lr' and 'model_lr' of agent 'pets' are the same setting"):
         modelrl.make_agent("pets", env="Pendulum-v1", lr=1e-3, model_lr=1e-3)
+
+
+def test_bfloat16_planning_runs_the_models_matmuls_in_bfloat16_and_plans_the_same_returns_closely():
+    settings = {**TINY, "random_steps": 100, "propagation": "mean"}  # no sampling: the returns compare
+    agent = modelrl.make_agent("pets", env="Pendulum-v1", seed=0, **settings)
+    fast = modelrl.make_agent("pets", env="Pendulum-v1", seed=0, planning_precision="bfloat16", **settings)
+    agent.learn(total_steps=100)
+    fast.model.load_state_dict(agent.model.state_dict())
+    obs = torch.tensor([0.3, 0.95, -0.5])
+    sequences = torch.rand(64, 15, 1, generator=torch.Generator().manual_seed(0)) * 4 - 2
+    dtypes = {"hidden": set(), "outputs": set()}
+    first_layer, model = fast.model.net.layers[0], fast.model
+    hooks = [first_layer.register_forward_hook(lambda m, i, output: dtypes["hidden"].add(output.dtype)),
+             model.register_forward_hook(lambda m, i, output: dtypes["outputs"].add(output[0].dtype))]
+    exact, planned = agent.objective(obs, sequences), fast.objective(obs, sequences)
+    for hook in hooks:
+        hook.remove()
+    # hidden layers in bfloat16; the output layer, as in SAC's bfloat16, and so every prediction in float32
+    assert dtypes == {"hidden": {torch.bfloat16}, "outputs": {torch.float32}}
+    assert not torch.equal(exact, planned)
+    torch.testing.assert_close(planned, exact, rtol=0.01, atol=0.01 * float(exact.abs().max()))
+    with pytest.raises(ConfigError, match="planning_precision sets the precision of a learned model"):
+        modelrl.make_agent("mpc", env="Pendulum-v1", planning_precision="bfloat16")
+    with pytest.raises(ConfigError, match="'planning_precision' must be one of"):
+        modelrl.make_agent("pets", env="Pendulum-v1", planning_precision="float16")

@@ -21,7 +21,7 @@ from modelrl.agents.base import Agent
 from modelrl.agents.sac import ActionScale, SACConfig, SACLearner
 from modelrl.buffers import ReplayBuffer
 from modelrl.config import check_range
-from modelrl.device import resolve_device, restore_generator
+from modelrl.device import compute_dtype, resolve_device, restore_generator
 from modelrl.envs.dmc import DMCEnv
 from modelrl.envs.known import known_functions
 from modelrl.errors import ConfigError, IncompatibleEnvError
@@ -124,6 +124,9 @@ class MPCAgent(Agent):
             raise ConfigError(f"planning_reward='shaped', but no shaped reward is known for {self.env_id}")
         return self.known.shaped_reward
 
+    def planning_dtype(self) -> torch.dtype | None:
+        return compute_dtype("planning_precision", self.config.planning_precision, self.device)
+
     def build_objective(self):
         config = self.config
         if config.model_path:
@@ -132,7 +135,11 @@ class MPCAgent(Agent):
             termination = None if model.spec.learn_termination else self.known.termination
             return ModelObjective(model, reward, termination, particles=config.particles,
                                   propagation=config.propagation, gamma=config.gamma,
-                                  generator=self.generator, terminal_value=self.value)
+                                  generator=self.generator, terminal_value=self.value,
+                                  precision=self.planning_dtype())
+        if config.planning_precision != "float32":
+            raise ConfigError("planning_precision sets the precision of a learned model's matmuls; planning "
+                              f"with {self.env_id}'s exact dynamics has none (give model_path)")
         if self.known.simulator is None or self.known.reward is None:
             copied = hasattr(self.env.unwrapped, "set_state") or isinstance(self.env.unwrapped, DMCEnv)
             if copied and self.value is not None:

@@ -72,7 +72,7 @@ class PETS(MPCAgent):
         termination = None if config.learned_reward else self.known.termination
         return ModelObjective(self.model, reward, termination, particles=config.particles,
                               propagation=config.propagation, gamma=config.gamma, generator=self.generator,
-                              terminal_value=self.value)
+                              terminal_value=self.value, precision=self.planning_dtype())
 
     def act(self, obs, deterministic: bool = False):
         if self.trainer.fits == 0:  # no model yet: uniform random actions

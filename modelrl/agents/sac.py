@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,10 +20,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from modelrl.agents.base import Agent
-from modelrl.agents.sac_update import CompiledStep, CudaGraphStep, cpu_has_native_bfloat16
+from modelrl.agents.sac_update import CompiledStep, CudaGraphStep
 from modelrl.buffers import ReplayBuffer
 from modelrl.config import check_range
-from modelrl.device import resolve_device, restore_generator
+from modelrl.device import check_precision, compute_dtype, resolve_device, restore_generator
 from modelrl.envs import make_env
 from modelrl.errors import ConfigError, IncompatibleEnvError
 from modelrl.models.ensemble import EnsembleMLP
@@ -34,9 +33,6 @@ from modelrl.seeding import seeded_weights, torch_stream
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 LOG_2 = math.log(2.0)
-PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
-
-
 @dataclass
 class SACConfig:
     """Defaults: Haarnoja et al. 2018b, table 1; `learning_starts` is stable-baselines3's."""
@@ -74,8 +70,7 @@ class SACConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         check_range(self, "learning_starts", 0)
         check_range(self, "updates_per_step", 0)
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
+        check_precision("precision", self.precision)
         if self.actor_lr is not None and self.actor_lr <= 0:
             raise ConfigError(f"actor_lr must be > 0 (or None: lr), got {self.actor_lr}")
         check_range(self, "lr", 0, low_open=True)
@@ -131,13 +126,7 @@ class SACLearner:
     def __init__(self, obs_dim: int, action_dim: int, config: SACConfig, device: torch.device,
                  generator: torch.Generator):
         self.config, self.device, self.generator = config, device, generator
-        self.compute_dtype = PRECISIONS[config.precision]
-        if self.compute_dtype == torch.bfloat16 and device.type == "cpu" and not cpu_has_native_bfloat16():
-            # measured on an AVX2-only CPU: a 256 x 256 x 256 matmul took 25 ms in bfloat16 against 0.4
-            # in float32
-            warnings.warn("precision='bfloat16' on a CPU without native bfloat16 (AVX512-BF16 or AMX) runs "
-                          "its matmuls in software, tens of times slower than float32", RuntimeWarning,
-                          stacklevel=2)
+        self.compute_dtype = compute_dtype("precision", config.precision, device)
         self.actor = SquashedGaussianActor(obs_dim, action_dim, config.hidden_size,
                                            config.num_layers).to(device)
         self.critic = TwinCritic(obs_dim, action_dim, config.hidden_size, config.num_layers,

@@ -26,11 +26,6 @@ Batch = dict[str, torch.Tensor]
 GRAPH_WARMUP_STEPS = 3  # eager updates before a CUDA graph is captured
 
 
-def cpu_has_native_bfloat16() -> bool:
-    """AVX512-BF16 or AMX: without them a CPU emulates bfloat16 matmuls, tens of times slower than float32."""
-    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
-
-
 class CudaGraphStep:
     """`step(batch)` replayed from a CUDA graph captured once per batch shape. The first few steps run eagerly
     on a side stream, as capture needs (lazy cuBLAS and optimiser state are set up there)."""

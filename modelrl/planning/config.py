@@ -40,6 +40,9 @@ class PlannerConfig:
     propagation: Literal["ts-inf", "ts1", "mean"] = "ts-inf"
     gamma: float = 1.0  # PETS sums undiscounted rewards over the horizon
     planning_reward: Literal["env", "shaped"] = "env"  # shaped: the env's labelled dense planning reward
+    # bfloat16: a learned model's matmuls autocast to bfloat16 while planning (its training stays float32);
+    # about 2x faster planning on CPUs with AMX or AVX512-BF16 and on GPUs
+    planning_precision: Literal["float32", "bfloat16"] = "float32"
     # learn V(s) by TD(0) from real steps and add gamma^H V(s_H) to every planned return (needs gamma < 1)
     terminal_value: bool = False
     value_hidden_size: int = 256  # units of the value network's two hidden layers

@@ -58,7 +58,9 @@ class ModelObjective:
         gamma: float = 1.0,
         terminal_value: TerminalValue | None = None,
         generator: torch.Generator | None = None,
+        precision: torch.dtype | None = None,
     ):
+        """`precision`: the dtype the model's matmuls autocast to while planning (None: float32)."""
         if reward_fn is None and not model.spec.learn_reward:
             raise ConfigError(
                 "planning needs a reward: this env has no known reward function and the model does not "
@@ -69,7 +71,11 @@ class ModelObjective:
         self.model, self.reward_fn, self.termination_fn = model, reward_fn, termination_fn
         self.particles = 1 if propagation == "mean" else particles  # mean propagation is deterministic
         self.propagation, self.gamma, self.terminal_value = propagation, gamma, terminal_value
-        self.generator = generator
+        self.generator, self.precision = generator, precision
+
+    def autocast(self) -> torch.autocast:
+        enabled = self.precision is not None
+        return torch.autocast(self.model.device.type, dtype=self.precision, enabled=enabled)
 
     def _step(self, state, action, members, generator):
         """One imagined step for rows `(R, ...)`; returns next state, reward and termination (or None)."""
@@ -107,8 +113,9 @@ class ModelObjective:
             actions.append(policy(state))
             if t < horizon - 1:
                 action = actions[-1]
-                state = model.sample(state.expand(E, *state.shape), action.expand(E, *action.shape),
-                                     members=members, deterministic=True)[0].mean(0)
+                with self.autocast():
+                    state = model.sample(state.expand(E, *state.shape), action.expand(E, *action.shape),
+                                         members=members, deterministic=True)[0].mean(0)
         return torch.stack(actions, 1)
 
     @torch.no_grad()
@@ -139,7 +146,8 @@ class ModelObjective:
                 state, returns, alive, row_sequence = (
                     x[redeal] for x in (state, returns, alive, row_sequence))
             action = actions[row_sequence, t]
-            state, reward, terminated = self._step(state, action, members, generator)
+            with self.autocast():
+                state, reward, terminated = self._step(state, action, members, generator)
             returns = _accumulate(returns, alive, reward, terminated, discount)
             discount *= self.gamma
         returns = _finish(returns, alive, state, self.terminal_value, discount)
