@@ -145,9 +145,7 @@ class DMCEnv(gym.Env):
         action = np.asarray(action, dtype=np.float64).reshape(self.action_space.shape)
         if not np.all(np.isfinite(action)):
             raise ValueError(f"action must be finite, got {action}")
-        action = np.clip(action, -1.0, 1.0)
-        if not self._unit_actions:
-            action = self._action_low + (action + 1.0) * 0.5 * (self._action_high - self._action_low)
+        action = self.to_control(action)
         reward = 0.0
         for _ in range(self.action_repeat):
             time_step = self._dmc.step(action)
@@ -159,6 +157,13 @@ class DMCEnv(gym.Env):
         terminated = bool(time_step.last() and time_step.discount == 0.0)
         truncated = bool(time_step.last() and not terminated)
         return self._observe(time_step.observation), float(reward), terminated, truncated, {}
+
+    def to_control(self, action: np.ndarray) -> np.ndarray:
+        """Actions (any leading dims) clipped to [-1, 1] and scaled linearly to the actuators' bounds."""
+        action = np.clip(action, -1.0, 1.0)
+        if self._unit_actions:
+            return action
+        return self._action_low + (action + 1.0) * 0.5 * (self._action_high - self._action_low)
 
     @property
     def episode_steps(self) -> int:

@@ -80,7 +80,7 @@ class RolloutObjective:
         physics = env._dmc.physics
         self.model, self.data = physics.model.ptr, mujoco.MjData(physics.model.ptr)
         self.substeps = env.action_repeat * env._dmc._n_sub_steps
-        self.low, self.high = env._action_low, env._action_high
+        self.env = env
         self.gamma, self.spec, self.rollout = gamma, mujoco.mjtState.mjSTATE_FULLPHYSICS, rollout.rollout
         self.state_size = mujoco.mj_stateSize(self.model, self.spec)
         self.mujoco = mujoco
@@ -96,9 +96,8 @@ class RolloutObjective:
     @torch.no_grad()
     def __call__(self, obs: torch.Tensor, actions: torch.Tensor, generator=None) -> torch.Tensor:
         """The simulator draws nothing: `generator` is accepted for the common call and unused."""
-        plans = actions.cpu().numpy().astype(np.float64).clip(-1.0, 1.0)
-        n, horizon = plans.shape[:2]
-        controls = self.low + (plans + 1.0) * 0.5 * (self.high - self.low)  # the env's own scaling
+        n, horizon = actions.shape[:2]
+        controls = self.env.to_control(actions.cpu().numpy().astype(np.float64))  # as the env takes them
         controls = controls.repeat(self.substeps, 1)  # (n, H * substeps, A)
         states, _ = self.rollout(self.model, self.data, self.initial_state(obs.cpu().numpy())[None], controls)
         nq, nv = self.model.nq, self.model.nv
