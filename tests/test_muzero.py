@@ -203,3 +203,25 @@ def test_on_a_board_game_an_unroll_is_augmented_by_one_symmetry_throughout():
         changed += not torch.equal(seen["obs"][b], plain["obs"][b])
     assert changed > 0 and torch.equal(seen["value"], plain["value"]) and torch.equal(seen["reward"],
                                                                                      plain["reward"])
+
+
+def test_the_training_temperature_halves_at_the_given_steps_and_bad_schedules_are_refused(monkeypatch):
+    import modelrl.agents.muzero as muzero_module
+
+    agent = modelrl.make_agent("muzero", env="CartPole-v1", seed=0, temperature_halvings="30,60", **SMALL)
+    assert [agent.config.temperature_at(steps) for steps in (0, 29, 30, 59, 60, 1000)] == [
+        1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+    used, search_action = [], muzero_module.search_action
+
+    def spy(*args, **kwargs):
+        used.append(kwargs["temperature"])
+        return search_action(*args, **kwargs)
+
+    monkeypatch.setattr(muzero_module, "search_action", spy)
+    agent.learn(70)
+    assert used[:30] == [1.0] * 30 and used[30:60] == [0.5] * 30 and used[60:] == [0.25] * 10
+    for bad in ("60,30", "ten", "-5"):
+        with pytest.raises(ConfigError, match="temperature_halvings must be env steps in increasing order"):
+            modelrl.make_agent("muzero", env="CartPole-v1", temperature_halvings=bad)
+    with pytest.raises(ConfigError, match="actors do not see"):
+        modelrl.make_agent("muzero", env="CartPole-v1", temperature_halvings="100", actors=2)

@@ -78,6 +78,9 @@ class MuZeroConfig:
     updates_per_step: float = 0.5  # updates owed per real step
     learning_starts: int = 500  # real steps before the first update
     temperature: float = 1.0  # visit-count temperature of the acting policy while training
+    # env steps, comma-separated, at which that temperature halves: "10000,15000" plays at 1, 0.5, then 0.25
+    # (the paper's Atari schedule, over its training steps); empty: constant
+    temperature_halvings: str = ""
     priority_exponent: float = 1.0  # alpha of prioritized replay (0: positions drawn uniformly)
     priority_correction: float = 1.0  # beta: importance weights (N P)^-beta correct the drawing
     reanalyse_per_update: int = 0  # stored positions searched again with the latest network after each update
@@ -108,6 +111,24 @@ class MuZeroConfig:
         check_range(self, "dirichlet_alpha", 0, low_open=True)
         check_range(self, "root_noise", 0, 1)
         check_actor_settings(self)
+        steps = self.halving_steps()
+        if steps and self.actors:
+            raise ConfigError("temperature_halvings needs the learner's step count when acting, which actors "
+                              "do not see: play in the learner (actors=0) or give a constant temperature")
+
+    def halving_steps(self) -> list[int]:
+        try:
+            steps = [int(part) for part in self.temperature_halvings.split(",") if part.strip()]
+        except ValueError:
+            steps = [-1]
+        if any(step < 0 for step in steps) or steps != sorted(steps):
+            raise ConfigError("temperature_halvings must be env steps in increasing order, comma-separated "
+                              f"(e.g. 10000,15000), got {self.temperature_halvings!r}")
+        return steps
+
+    def temperature_at(self, env_steps: int) -> float:
+        """The training temperature after `env_steps` real steps."""
+        return self.temperature * 0.5 ** sum(step <= env_steps for step in self.halving_steps())
 
 
 def scale_latent(latent: torch.Tensor) -> torch.Tensor:
@@ -177,9 +198,11 @@ def muzero_search_config(config: MuZeroConfig, evaluation: bool, two_player: boo
 
 @torch.no_grad()
 def search_action(network: MuZeroNetwork, obs, config: MuZeroConfig, rng: np.random.Generator,
-                  deterministic: bool, legal=None, two_player: bool = False) -> tuple[int, np.ndarray, float]:
+                  deterministic: bool, legal=None, two_player: bool = False,
+                  temperature: float | None = None) -> tuple[int, np.ndarray, float]:
     """Search from `obs` (one root, flattened): the action (drawn from the visit counts with `temperature`,
-    the most visited when `deterministic`), the improved policy and the root's value."""
+    by default the config's, the most visited when `deterministic`), the improved policy and the root's
+    value."""
     device = next(network.parameters()).device
     obs = torch.as_tensor(np.asarray(obs, np.float32).reshape(-1), device=device)[None]
     legal = (torch.ones(1, network.actions, dtype=torch.bool, device=device) if legal is None
@@ -189,7 +212,7 @@ def search_action(network: MuZeroNetwork, obs, config: MuZeroConfig, rng: np.ran
     policy, value = result.improved_policy[0].cpu().numpy(), float(result.value[0])
     if deterministic:
         return int(result.action[0]), policy, value
-    visits = result.policy(config.temperature)[0].cpu().numpy()
+    visits = result.policy(config.temperature if temperature is None else temperature)[0].cpu().numpy()
     return int(rng.choice(network.actions, p=visits)), policy, value
 
 
@@ -295,7 +318,8 @@ class MuZero(Agent):
             legal = self.game.legal(torch.as_tensor(np.asarray(obs, np.float32))[None])[0].cpu().numpy()
         action, policy, value = search_action(self.network, obs, self.config,
                                               self.eval_rng if deterministic else self.search_rng,
-                                              deterministic, legal, two_player=self.game is not None)
+                                              deterministic, legal, two_player=self.game is not None,
+                                              temperature=self.config.temperature_at(self.env_steps))
         if not deterministic:
             self.last_search = (policy, value)
         return action
