@@ -21,6 +21,7 @@ import numpy as np
 matplotlib.use("Agg")
 
 RESULTS = Path(__file__).resolve().parent / "results"
+STUDY_CHECKPOINTS = RESULTS.parent.parent / "runs" / "studies"  # git-ignored
 
 
 MATMUL_FLAGS = ("avx2", "avx512f", "avx512_bf16")  # and every amx_* flag
@@ -304,6 +305,15 @@ class CurveRecorder:
         print(f"{self.label} seed {self.seed}: {env_steps} steps, eval return {mean_return:.1f} "
               f"({time.perf_counter() - self.started:.0f} s)", flush=True)
 
+    def resume(self, curve: dict, seconds: float) -> None:
+        """Continue a curve an earlier process saved after `seconds` of its run."""
+        self.curve = {**curve, "resumed_at": [*curve.get("resumed_at", []), curve["env_steps"][-1]]}
+        self.started = time.perf_counter() - seconds
+        print(f"{self.label} seed {self.seed}: continued from {curve['env_steps'][-1]} steps", flush=True)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
     def established(self) -> bool:
         return steps_to_threshold(self.curve, self.protocol.threshold, self.protocol.hold) is not None
 
@@ -326,18 +336,40 @@ class Ours:
         return {"library": "modelrl", "agent": self.agent_id, "budget": self.budget,
                 "overrides": self.overrides}
 
-    def curve(self, protocol: Protocol, seed: int, label: str) -> dict:
+    def curve(self, protocol: Protocol, seed: int, label: str, checkpoint: Path | None = None) -> dict:
+        """With `checkpoint`, the agent and its curve so far are saved there after every evaluation, and a
+        curve found there is continued: a study outlives the process that runs it (removed when done)."""
         import modelrl
+        from modelrl.checkpoint import atomic_write
 
-        agent = modelrl.make_agent(self.agent_id, env=protocol.env_id, seed=seed, **self.overrides)
         recorder = CurveRecorder(protocol, label, seed)
+        progress = None if checkpoint is None else checkpoint.with_suffix(".json")
+        identity = {"protocol": asdict(protocol), "arm": self.describe(), "seed": seed}
+        if progress is not None and progress.exists():
+            saved = json.loads(progress.read_text())
+            if saved["identity"] != identity:
+                raise SystemExit(f"{progress} holds a curve of other settings ({saved['identity']}); "
+                                 "remove it to start this one afresh")
+            agent = modelrl.load(checkpoint)
+            recorder.resume(saved["curve"], saved["seconds"])
+        else:
+            agent = modelrl.make_agent(self.agent_id, env=protocol.env_id, seed=seed, **self.overrides)
         while agent.env_steps < self.budget and not recorder.established():
             agent.learn(total_steps=min(protocol.eval_every, self.budget - agent.env_steps))
             started = time.perf_counter()
             value = agent.evaluate(protocol.episodes)["eval_return"]
             recorder.add(agent.env_steps, value, time.perf_counter() - started)
+            if checkpoint is not None:
+                agent.save(checkpoint)
+                saved = {"identity": identity, "curve": recorder.curve, "seconds": recorder.elapsed()}
+                with atomic_write(progress, "w") as f:
+                    json.dump(saved, f)
         metrics = {k: v for k, v in agent.metrics().items() if isinstance(v, (int, float))}
-        return recorder.finish(self.budget, agent.env_steps, {"final_metrics": metrics})
+        curve = recorder.finish(self.budget, agent.env_steps, {"final_metrics": metrics})
+        if checkpoint is not None:
+            checkpoint.unlink(missing_ok=True)
+            progress.unlink(missing_ok=True)
+        return curve
 
 
 @dataclass(frozen=True)
@@ -505,6 +537,9 @@ def study_arguments(parser, default_name: str) -> None:
                         help="continue results/NAME.json: run only the (learner, seed) pairs it lacks")
     parser.add_argument("--merge", nargs="+", metavar="NAME",
                         help="combine earlier results of disjoint seeds")
+    parser.add_argument("--checkpoints", default=str(STUDY_CHECKPOINTS), metavar="DIR",
+                        help="where curves in progress are saved after each evaluation, and continued from "
+                             "by the same command: DIR/NAME/ (default: the repository's runs/studies)")
 
 
 def new_study(protocol: Protocol, arms: dict, comparisons: list[tuple[str, str]], seeds: list[int],
@@ -557,17 +592,23 @@ def save_study(record: dict, name: str, title: str, log_x: bool = False) -> None
     plot_study(record, name, title, log_x)
 
 
-def run_study(record: dict, arms: dict, name: str, title: str, log_x: bool = False) -> dict:
+def run_study(record: dict, arms: dict, name: str, title: str, log_x: bool = False,
+              checkpoints: Path | None = None) -> dict:
     """Every learner on every seed, seed by seed (so a study cut short has all learners on its first seeds),
-    written after each curve; pairs the record already has are skipped."""
+    written after each curve; pairs the record already has are skipped. With `checkpoints`, our agents'
+    curves in progress are kept under `checkpoints/NAME/` and continued from there."""
     segment = len(earlier_segments(record))  # the index this process's segment will have
     for seed in record["seeds"]:
         for label, arm in arms.items():
             if any(c["seed"] == seed for c in record["curves"][label]):
                 continue
-            curve = arm.curve(Protocol(**{k: record["protocol"][k] for k in
-                                          ("env_id", "threshold", "eval_every", "episodes", "hold")}),
-                              seed, label)
+            protocol = Protocol(**{k: record["protocol"][k] for k in
+                                   ("env_id", "threshold", "eval_every", "episodes", "hold")})
+            if isinstance(arm, Ours) and checkpoints is not None:
+                slug = "".join(c if c.isalnum() else "-" for c in label)
+                curve = arm.curve(protocol, seed, label, checkpoints / name / f"{slug}-seed{seed}.pt")
+            else:
+                curve = arm.curve(protocol, seed, label)
             record["curves"][label].append({**curve, "segment": segment})
             save_study(record, name, title, log_x)
     return record
@@ -593,7 +634,7 @@ def study_main(args, protocol: Protocol, arms: dict, comparisons: list, title: s
     record = new_study(protocol, arms, comparisons, seeds, settings)
     if args.resume:
         record = resumed_study(name, record)
-    run_study(record, arms, name, title, log_x)
+    run_study(record, arms, name, title, log_x, checkpoints=Path(args.checkpoints).resolve())
     print(json.dumps(record["summary"], indent=1))
 
 

@@ -1,5 +1,5 @@
 """The benchmarks' --merge: one seed per process, combined into one result without counting a seed twice or
-mixing runs of different settings."""
+mixing runs of different settings; a curve in progress continued by a later process."""
 
 import sys
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from common import merged_runs, shared_settings
+from common import CurveRecorder, Ours, Protocol, merged_runs, shared_settings
 
 
 def part(seeds, config):
@@ -32,3 +32,33 @@ def test_merge_refuses_runs_of_different_settings():
         shared_settings(parts, ["a", "b"], ("config",))
     with pytest.raises(SystemExit, match="differs"):
         shared_settings([part([0], {}), part([1], {"device": "cuda"})], ["a", "b"], ("config",))
+
+
+def test_a_curve_cut_short_continues_from_its_checkpoint_as_if_never_stopped(tmp_path, monkeypatch):
+    protocol = Protocol("GridWorld-v0", threshold=100.0, eval_every=200, episodes=2)  # never reached
+    arm = Ours("q-learning", 1000, {"epsilon": 0.2})
+    whole = arm.curve(protocol, 3, "q")
+    checkpoint = tmp_path / "q-seed3.pt"
+    add = CurveRecorder.add
+
+    def stop_at_the_third(recorder, *args):
+        if len(recorder.curve["env_steps"]) == 2:
+            raise KeyboardInterrupt
+        add(recorder, *args)
+
+    monkeypatch.setattr(CurveRecorder, "add", stop_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        arm.curve(protocol, 3, "q", checkpoint)
+    assert checkpoint.exists() and checkpoint.with_suffix(".json").exists()
+    monkeypatch.setattr(CurveRecorder, "add", add)
+    continued = arm.curve(protocol, 3, "q", checkpoint)
+    assert continued["env_steps"] == whole["env_steps"] == [200, 400, 600, 800, 1000]
+    assert continued["eval_return"] == whole["eval_return"] and continued["resumed_at"] == [400]
+    assert continued["final_metrics"] == whole["final_metrics"]
+    assert not checkpoint.exists() and not checkpoint.with_suffix(".json").exists()  # done: removed
+    arm.curve(protocol, 3, "q", checkpoint)  # another partial curve, of other settings, is refused
+    monkeypatch.setattr(CurveRecorder, "add", stop_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        arm.curve(protocol, 3, "q", checkpoint)
+    with pytest.raises(SystemExit, match="holds a curve of other settings"):
+        Ours("q-learning", 1000, {"epsilon": 0.3}).curve(protocol, 3, "q", checkpoint)
