@@ -1,7 +1,11 @@
 """What every benchmark writes beside its numbers (the command, commit, machine, date), and the one protocol
 every sample-efficiency study ("real env steps until the return reaches a threshold") is measured by: see
 `Protocol`, `Ours`, `SB3`, `evaluate_on_seeds`, `steps_to_threshold`, `summarize` and `study_main` below.
-`python benchmarks/common.py` checks the protocol on a small DQN run."""
+`python benchmarks/common.py` checks the protocol on a small DQN run.
+
+Long studies outlive their process: our agents' curves in progress are saved after every evaluation under
+`--checkpoints` (default `runs/studies/NAME/`), and the same command with `--resume` continues each from
+its last evaluation (`resumed_at` in the curve says where). Curves of other settings are never continued."""
 
 from __future__ import annotations
 
