@@ -4,8 +4,9 @@ every sample-efficiency study ("real env steps until the return reaches a thresh
 `python benchmarks/common.py` checks the protocol on a small DQN run.
 
 Long studies outlive their process: our agents' curves in progress are saved after every evaluation under
-`--checkpoints` (default `runs/studies/NAME/`), and the same command with `--resume` continues each from
-its last evaluation (`resumed_at` in the curve says where). Curves of other settings are never continued."""
+`--checkpoints` (default `runs/studies/NAME/`), and the same command run again continues each from its last
+evaluation (`resumed_at` in the curve says where; add `--resume` to keep the curves results/NAME.json
+already holds). Curves of other settings are never continued."""
 
 from __future__ import annotations
 
