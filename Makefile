@@ -59,6 +59,7 @@ benchmarks: install
 	$(BENCH)/alphazero_tictactoe.py --agent muzero --moves 60000 --set simulations=25 $(QUICK)
 	$(BENCH)/muzero_cartpole.py $(QUICK)
 	$(BENCH)/mcts_speed.py
+	$(BENCH)/planet_oracle.py $(QUICK)
 	$(BENCH)/ray_sweep.py $(QUICK)
 	$(BENCH)/selfplay_throughput.py $(QUICK)
 	$(MAKE) results-table
