@@ -22,7 +22,7 @@ import argparse
 import time
 
 import numpy as np
-from common import write_results
+from common import RESULTS, write_results
 
 import modelrl
 from modelrl.agents.base import evaluation_seed
@@ -48,6 +48,29 @@ def episode(agent, env_id: str, env_kwargs: dict, index: int, steps: int | None)
             print(f"episode {index}: {length} steps, return {total:.1f} ({seconds:.0f} s)", flush=True)
     return {"episode": index, "return": round(total, 2), "length": length,
             "seconds": round(time.perf_counter() - started, 1)}
+
+
+def plot(record: dict, name: str) -> None:
+    """Each episode's return beside PlaNet's published figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    returns = [run["return"] for run in record["episodes"]]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.bar([f"episode {run['episode']}" for run in record["episodes"]], returns, color="tab:blue")
+    ax.axhline(850, color="black", linestyle="--", label="PlaNet's oracle (850)")
+    ax.set_ylabel("return (1,000 physics steps: at most 1,000)")
+    planner = record["planner"]
+    ax.set_title(f"CEM with the true simulator, {record['env_id']}\nH={planner['horizon']}, "
+                 f"{planner['iterations']} x {planner['population']}, action repeat "
+                 f"{record['env_kwargs']['action_repeat']}", fontsize=9)
+    ax.set_ylim(0, 1000)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{name}.png", dpi=110)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -77,6 +100,7 @@ def main() -> None:
               "mean_return": round(float(np.mean(returns)), 2), "published": PUBLISHED}
     print(f"mean return {record['mean_return']} over {len(runs)} episode(s)")
     write_results(args.name, record)
+    plot(record, args.name)
 
 
 if __name__ == "__main__":
