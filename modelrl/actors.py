@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import queue as queue_module
 from collections.abc import Callable
 from typing import Any
@@ -34,10 +33,6 @@ from modelrl.threads import set_threads
 
 def import_ray(purpose: str, alternative: str):
     """Ray, or a one-line error naming the extra that installs it, and what runs without it."""
-    # Ray's control plane reports task events, metrics and event stats that only its dashboard reads; on a
-    # small machine they take CPU from the trials. Read once, at import; a user's own settings win.
-    for quiet in ("RAY_task_events_report_interval_ms", "RAY_enable_metrics_collection", "RAY_event_stats"):
-        os.environ.setdefault(quiet, "0")
     try:
         import ray
     except ImportError:
