@@ -145,13 +145,10 @@ class MPCAgent(Agent):
             if copied and self.value is not None:
                 raise ConfigError("terminal_value plans with a model or known dynamics in torch, not "
                                   f"with a copy of {self.env_id}'s simulator")
+            shaped = self.known_reward() if config.planning_reward == "shaped" else None
             if isinstance(self.env.unwrapped, DMCEnv):  # the task's exact model, rolled out in batches
-                if config.planning_reward == "shaped":
-                    raise ConfigError(f"planning_reward='shaped', but no shaped reward is known for "
-                                      f"{self.env_id}")
                 return RolloutObjective(self.env_id, self.env_kwargs, gamma=config.gamma)
             if hasattr(self.env.unwrapped, "set_state"):  # MuJoCo: a private copy of the simulator
-                shaped = self.known_reward() if config.planning_reward == "shaped" else None
                 return EnvCopyObjective(self.env_id, self.env_kwargs, gamma=config.gamma, reward_fn=shaped)
             raise IncompatibleEnvError(
                 f"no exact simulator is known for {self.env_id}; give model_path=<a saved dynamics model "

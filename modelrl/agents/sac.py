@@ -33,6 +33,8 @@ from modelrl.seeding import seeded_weights, torch_stream
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 LOG_2 = math.log(2.0)
+
+
 @dataclass
 class SACConfig:
     """Defaults: Haarnoja et al. 2018b, table 1; `learning_starts` is stable-baselines3's."""
