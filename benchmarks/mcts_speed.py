@@ -6,10 +6,13 @@ simulation for one state), all in the same run, one thread.
 The network is MuZero-shaped with random weights: representation 16 -> 64 -> 32, dynamics (latent and a
 one-hot of 9 actions) 41 -> 64 -> 32 with a reward from the hidden layer, prediction 32 -> 64 -> 9 logits and
 a value. Single-agent search, discount 0.997, pUCT with MuZero's constants, Dirichlet noise at the roots.
-Each side runs `--searches` timed searches after an untimed one; the per-node baseline searches one root at
-a time, `--python-roots` of them per timed search, and its rate is per simulation as well.
+In each of `--rounds` rounds the three sides run in turn, each `--searches` timed searches after an untimed
+one (mctx's compile); a side's rate in a round is from the median search, and each ratio is reported as the
+median and range of its per-round values. The per-node baseline searches one root at a time,
+`--python-roots` of them per timed search, and its rate is per simulation as well.
 
-    OMP_NUM_THREADS=1 python benchmarks/mcts_speed.py [--batch 64] [--simulations 50] [--searches 10]
+    OMP_NUM_THREADS=1 python benchmarks/mcts_speed.py [--batch 64] [--simulations 50] [--searches 10] \
+        [--rounds 3]
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from common import RESULTS, timed_calls, write_results
+from common import RESULTS, spread, timed_calls, write_results
 from torch import nn
 
 from modelrl.planning.mcts import MCTSConfig, search
@@ -119,11 +122,21 @@ def _ucb(parent: Node, child: Node, low: float, high: float, config: MCTSConfig)
     return (q - low) / (high - low) + u if high > low else q + u
 
 
+def anchor_round(args) -> dict:
+    done = subprocess.run(["bash", str(ANCHOR), "--batch", str(args.batch), "--simulations",
+                           str(args.simulations), "--searches", str(args.searches)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{ANCHOR.name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--simulations", type=int, default=50)
-    parser.add_argument("--searches", type=int, default=10)
+    parser.add_argument("--searches", type=int, default=10, help="timed searches per side and round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, the sides alternating within each")
     parser.add_argument("--python-roots", type=int, default=8, help="roots per timed per-node search")
     parser.add_argument("--skip-anchor", action="store_true")
     args = parser.parse_args()
@@ -134,40 +147,46 @@ def main() -> None:
     obs = torch.randn(args.batch, OBS)
     legal = torch.ones(args.batch, ACTIONS, dtype=torch.bool)
     rng = np.random.default_rng(0)
-    sides = {}
-    ours = timed_calls(lambda: search(network, obs, legal, config, rng), args.searches)[1]
-    sides["modelrl batched"] = {"seconds": ours, "roots": args.batch}
-    theirs = timed_calls(lambda: [per_node_search(network, o, config, rng) for o in obs[:args.python_roots]],
-                         args.searches)[1]
-    sides["per-node Python"] = {"seconds": theirs, "roots": args.python_roots}
-    anchor = None
+    ours, per_node, mctx = "modelrl batched", "per-node Python", "mctx (JAX, jit)"
+    sides = {ours: {"roots": args.batch, "seconds": []},
+             per_node: {"roots": args.python_roots, "seconds": []}}
+    anchors = []
     if not args.skip_anchor:
-        done = subprocess.run(["bash", str(ANCHOR), "--batch", str(args.batch), "--simulations",
-                               str(args.simulations), "--searches", str(args.searches)],
-                              capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise SystemExit(f"{ANCHOR.name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-        anchor = json.loads(done.stdout.strip().splitlines()[-1])
-        sides["mctx (JAX, jit)"] = {"seconds": anchor["seconds"], "roots": args.batch}
-    for side in sides.values():
-        side["seconds_per_search"] = statistics.median(side["seconds"])
-        side["simulations_per_second"] = side["roots"] * args.simulations / side["seconds_per_search"]
-    rate = {name: side["simulations_per_second"] for name, side in sides.items()}
-    summary = {"simulations_per_second": rate,
-               "ours_over_per_node": rate["modelrl batched"] / rate["per-node Python"]}
-    if anchor is not None:
-        summary["ours_over_mctx"] = rate["modelrl batched"] / rate["mctx (JAX, jit)"]
+        sides[mctx] = {"roots": args.batch, "seconds": []}
+    for _ in range(args.rounds):
+        sides[ours]["seconds"].append(timed_calls(lambda: search(network, obs, legal, config, rng),
+                                                  args.searches)[1])
+        sides[per_node]["seconds"].append(timed_calls(
+            lambda: [per_node_search(network, o, config, rng) for o in obs[:args.python_roots]],
+            args.searches)[1])
+        if not args.skip_anchor:
+            anchors.append(anchor_round(args))
+            sides[mctx]["seconds"].append(anchors[-1]["seconds"])
+    for side in sides.values():  # a rate per round: the median of its searches
+        side["simulations_per_second"] = [side["roots"] * args.simulations / statistics.median(seconds)
+                                          for seconds in side["seconds"]]
+    rounds = {name: side["simulations_per_second"] for name, side in sides.items()}
+    rate = {name: statistics.median(values) for name, values in rounds.items()}
+    summary = {"simulations_per_second": rate, "rounds": args.rounds,
+               "ours_over_per_node": spread([a / b for a, b in zip(rounds[ours], rounds[per_node])])}
+    if anchors:
+        summary["ours_over_mctx"] = spread([a / b for a, b in zip(rounds[ours], rounds[mctx])])
     print(json.dumps(summary, indent=2))
     write_results("mcts_speed", {"batch": args.batch, "simulations": args.simulations, "threads": 1,
                                  "network": {"obs": OBS, "latent": LATENT, "hidden": HIDDEN,
                                              "actions": ACTIONS},
-                                 "sides": sides, "anchor": anchor, "summary": summary})
+                                 "sides": sides, "anchor": anchors[-1] if anchors else None,
+                                 "summary": summary})
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ax.bar(list(rate), list(rate.values()), color=["C0", "C7", "C1"][:len(rate)])
+    for i, values in enumerate(rounds.values()):
+        ax.plot([i] * len(values), values, "k.", label="rounds" if i == 0 else None)
     ax.set(ylabel="simulations per second", yscale="log",
-           title=f"MCTS, {args.batch} roots x {args.simulations} simulations, one thread")
+           title=f"MCTS, {args.batch} roots x {args.simulations} simulations, one thread\n"
+                 f"bars: median of {args.rounds} alternating rounds")
     for i, value in enumerate(rate.values()):
         ax.text(i, value, f"{value:,.0f}", ha="center", va="bottom")
+    ax.legend(loc="upper right")
     fig.tight_layout()
     fig.savefig(RESULTS / "mcts_speed.png", dpi=110)
     plt.close(fig)

@@ -154,3 +154,29 @@ def test_board_symmetries_map_winning_moves_to_winning_moves(game):
             original = torch.full((len(boards),), int(actions[move]))
             won = game.wins(game.place(boards, original))[legal]
             assert torch.equal(game.wins(game.place(turned, picked))[legal], won)
+
+
+class ConstantModel:
+    """Two actions, a uniform prior, reward 1 on every step and value 10 everywhere: returns known by hand."""
+
+    def root(self, obs):
+        return torch.zeros(len(obs), 2), torch.full((len(obs),), 10.0), obs
+
+    def step(self, state, action):
+        batch = len(state)
+        return (torch.ones(batch), torch.zeros(batch, 2), torch.full((batch,), 10.0), state + 1,
+                torch.zeros(batch, dtype=torch.bool), torch.ones(batch, 2, dtype=torch.bool))
+
+
+def test_backup_discounts_rewards_and_leaf_values_along_the_whole_path():
+    config = MCTSConfig(simulations=2, discount=0.5, two_player=False, root_noise=0.0)
+    result = search(ConstantModel(), torch.zeros(3, 1), torch.ones(3, 2, dtype=torch.bool), config)
+    # simulation 1 expands action 0: 1 + 0.5 * 10 = 6; simulation 2 goes below it (q 6 beats the unvisited
+    # action's exploration alone): its child's edge gets 6 and the root's edge 1 + 0.5 * 6 = 4
+    assert result.visits.tolist() == [[2.0, 0.0]] * 3
+    assert torch.allclose(result.q[:, 0], torch.tensor(5.0))
+    assert torch.allclose(result.value, torch.tensor((10 + 6 + 4) / 3))
+    # the results leave the search's inference mode: a loss may use them as targets
+    logits = torch.zeros(3, 2, requires_grad=True)
+    (logits.log_softmax(-1) * result.improved_policy).sum().backward()
+    assert logits.grad is not None

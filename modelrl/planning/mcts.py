@@ -31,6 +31,7 @@ value mixed with the visited ones' (v_mix). Below the root, pUCT as usual.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -72,31 +73,51 @@ class SearchResult:
         return weights / weights.sum(-1, keepdim=True)
 
 
-@torch.no_grad()
 def search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.Generator | None = None
            ) -> SearchResult:
     """Search from `B` roots (`obs`, with `legal` `(B, A)` moves) and return the roots' statistics."""
+    # Inference mode cuts torch's per-operation cost (the search is hundreds of small operations per
+    # simulation: 1.2-1.3x faster than no_grad here); the results are cloned out of it so that callers may
+    # use them in anything autograd records.
+    with torch.inference_mode():
+        result = _search(model, obs, legal, config, rng)
+    return SearchResult(*(getattr(result, field.name).clone() for field in dataclasses.fields(result)))
+
+
+def _search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.Generator | None
+            ) -> SearchResult:
     logits, value, state = model.root(obs)
     batch, actions = logits.shape
     device = logits.device
     nodes = config.simulations + 1
-    rows = torch.arange(batch, device=device)
-    base = rows * nodes  # flat index of each tree's root; node n of tree b is base[b] + n
-    sign = -1.0 if config.two_player else 1.0
+    rows = batch * nodes + 1  # every tree's nodes, and one row that every unexpanded edge points to
+    base = torch.arange(batch, device=device) * nodes  # each tree's root: node n of tree b is row base[b] + n
+    unexpanded = rows - 1
+    discount = config.discount * (-1.0 if config.two_player else 1.0)  # a child's value seen by its parent
 
-    # Per node (flat, B * N rows). `edges` packs what pUCT reads of a node's edges, one gather per depth:
-    # the prior, the visit counts, the sums of returns, and 0 or -inf for legal or illegal moves.
-    states = torch.zeros(batch * nodes, *state.shape[1:], dtype=state.dtype, device=device)
-    edges = torch.zeros(batch * nodes, 4, actions, device=device)
-    node_value = torch.zeros(batch * nodes, device=device)
-    terminal = torch.zeros(batch * nodes, dtype=torch.bool, device=device)
-    parent = torch.full((batch * nodes,), -1, dtype=torch.long, device=device)  # flat index, -1 at roots
-    parent_action = torch.zeros(batch * nodes, dtype=torch.long, device=device)
-    # Per edge (flat, B * N * A): the child's flat index (-1 while unexpanded) and the reward on the edge.
-    child = torch.full((batch * nodes * actions,), -1, dtype=torch.long, device=device)
-    edge_reward = torch.zeros(batch * nodes * actions, device=device)
+    # Per node: the model's state, the value estimate, `open` (expanded and not a game's end: selection goes
+    # on below it) and the visit count N (its own expansion included).
+    states = torch.zeros(rows, *state.shape[1:], dtype=state.dtype, device=device)
+    node_value = torch.zeros(rows, device=device)
+    open_ = torch.zeros(rows, dtype=torch.bool, device=device)
+    node_visits = torch.ones(rows, dtype=torch.long, device=device)
+    # Per edge (row, action): the prior, 0 or -inf for a legal or illegal move, the visit count, the sum of
+    # the returns backed up through it; flat (row * A + action): the child's row and the reward on it.
+    prior, bias, visits, totals = torch.zeros(4, rows, actions, device=device)
+    child = torch.full((rows * actions,), unexpanded, dtype=torch.long, device=device)
+    edge_reward = torch.zeros(rows * actions, device=device)
+    # What pUCT reads of a node's edges, refreshed by each backup so that selection is one gather and two
+    # fused multiply-adds per depth: prior * E(N) / (1 + visits) + bias, the mean return q (0 while
+    # unvisited) and 1 where visited. E(N) = (c1 + log(1 + (N + 1) / c2)) sqrt(N), tabulated over N.
+    scores = torch.zeros(rows, 3, actions, device=device)
+    counts = torch.arange(nodes + 1, dtype=torch.float32, device=device)
+    exploration = torch.log1p((counts + 1) / config.pb_c_base).add_(config.pb_c_init).mul_(counts.sqrt())
     low = torch.full((batch,), math.inf, device=device)  # min-max statistics of the backed-up returns
     high = torch.full((batch,), -math.inf, device=device)
+    # powers[k, d] = discount^(k - d) for k >= d: the returns along a path from its rewards and leaf value
+    exponent = torch.arange(nodes + 1, device=device)
+    exponent = exponent[:, None] - exponent[None, :-1]
+    powers = torch.where(exponent >= 0, discount ** exponent.clamp_min(0).float(), 0.0)
 
     root_prior = _masked_softmax(logits, legal)
     root_logits = logits.masked_fill(~legal, -math.inf)
@@ -116,73 +137,83 @@ def search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.G
         noise = torch.as_tensor(noise, dtype=root_prior.dtype, device=device) * legal
         noise = noise / noise.sum(-1, keepdim=True).clamp_min(1e-12)
         root_prior = (1 - config.root_noise) * root_prior + config.root_noise * noise
-    states[base], node_value[base] = state, value
-    edges[base, 0], edges[base, 3] = root_prior, _illegal_bias(legal)
+    blank = torch.zeros(batch, actions, device=device)
 
+    def expand(rows_: torch.Tensor, state_, value_, prior_, legal_, open_now) -> None:
+        states.index_copy_(0, rows_, state_.to(states.dtype))
+        node_value.index_copy_(0, rows_, value_)
+        open_.index_copy_(0, rows_, open_now)
+        prior.index_copy_(0, rows_, prior_)
+        bias.index_copy_(0, rows_, _illegal_bias(legal_))
+        scores.index_copy_(0, rows_, torch.stack([prior_ * exploration[1] + bias[rows_], blank, blank], 1))
+
+    expand(base, state, value.to(node_value.dtype), root_prior, legal, torch.ones_like(legal[:, 0]))
     for simulation in range(config.simulations):
-        # Selection: every tree walks down until its chosen edge has no child yet, or leads to a game's end.
-        node = base
+        # Selection: every tree walks down until its chosen edge has no child yet, or leads to a game's end;
+        # a tree that has stopped keeps choosing the same edge while the others go on.
         offset, scale = _normaliser(low, high)
+        shift = -offset * scale
         if config.gumbel:  # the root's action comes from sequential halving's schedule
-            due = kept & (edges[base, 1] == schedule[:, simulation, None])
-            root_action = _gumbel_choice(config, score, due, edges[base], low, high)
+            due = kept & (visits[base] == schedule[:, simulation, None])
+            root_action = _gumbel_choice(config, score, due, visits[base], totals[base], low, high)
+        node, path, on_path = base, [], [torch.ones(batch, dtype=torch.bool, device=device)]
         while True:
-            action = _puct(config, edges.index_select(0, node), offset, scale).argmax(-1)
+            explore, q, seen = scores.index_select(0, node).unbind(1)
+            action = torch.addcmul(torch.addcmul(explore, q, scale), seen, shift).argmax(-1)
             if config.gumbel:
-                action = torch.where(node == base, root_action, action)
+                action = root_action if not path else torch.where(node == base, root_action, action)
             edge = node * actions + action
+            path.append(edge)
             next_node = child.index_select(0, edge)
-            deeper = (next_node >= 0) & ~terminal.index_select(0, next_node.clamp_min(0))
+            deeper = open_.index_select(0, next_node)
             if not deeper.any():
                 break
+            on_path.append(deeper)
             node = torch.where(deeper, next_node, node)
-        expand = next_node < 0
-        # Expansion: one model call for every tree (trees that reached a game's end reuse its node; their
-        # row of the call is discarded).
+        # Expansion: one model call for every tree. Trees that reached a game's end discard their row and
+        # write it into their last node instead: nothing points there until a tree's final simulation expands
+        # into it (and overwrites it), so the writes need no mask.
         reward, logits, value, next_state, ended, next_legal = model.step(states.index_select(0, node),
                                                                           action)
+        new_node = next_node == unexpanded
         new = base + simulation + 1
-        leaf = torch.where(expand, new, next_node)
-        # Trees that do not expand write their row into their last node instead: nothing points there
-        # until a tree's final simulation expands into it (and overwrites it), so the writes need no mask.
-        write = torch.where(expand, new, base + nodes - 1)
         moves = next_legal & ~ended[:, None]
-        states[write] = next_state.to(states.dtype)
-        edges[write, 0], edges[write, 3] = _masked_softmax(logits, moves), _illegal_bias(moves)
-        node_value[write] = value.masked_fill(ended, 0.0)
-        terminal[write], parent[write], parent_action[write] = ended, node, action
-        child[edge] = torch.where(expand, new, child[edge])
-        edge_reward[edge] = torch.where(expand, reward.to(edge_reward.dtype), edge_reward[edge])
-        # Backup: from the leaf's value up every path to its root, all trees together.
-        returns = node_value.index_select(0, leaf)
-        current = leaf
-        while True:
-            up = parent.index_select(0, current)
-            climbing = up >= 0
-            if not climbing.any():
-                break
-            source = up.clamp_min(0)
-            taken = parent_action.index_select(0, current)
-            flat_edge = source * actions + taken
-            returns = torch.where(climbing, edge_reward.index_select(0, flat_edge)
-                                  + config.discount * sign * returns, returns)
-            step = climbing.to(returns.dtype)
-            # edges[:, 1] and [:, 2] as flat (B * N * A) views: node-major, then the field, then the action
-            offset = source * 4 * actions + taken
-            edges.view(-1).index_add_(0, offset + actions, step)
-            edges.view(-1).index_add_(0, offset + 2 * actions, returns * step)
-            low = torch.where(climbing, torch.minimum(low, returns), low)
-            high = torch.where(climbing, torch.maximum(high, returns), high)
-            current = torch.where(climbing, up, current)
+        leaf_value = value.to(node_value.dtype).masked_fill(ended, 0.0)
+        expand(torch.where(new_node, new, base + nodes - 1), next_state, leaf_value,
+               _masked_softmax(logits, moves), moves, ~ended)
+        child.index_copy_(0, edge, torch.where(new_node, new, next_node))
+        edge_reward.index_copy_(0, edge, torch.where(new_node, reward.to(edge_reward.dtype),
+                                                     edge_reward.index_select(0, edge)))
+        # Backup, all trees and depths at once: a path's k-th edge gets the return r_k + d r_k+1 + ... +
+        # d^(L-k) v from its rewards and the leaf's value v (0 at a game's end), d the signed discount.
+        depth = len(path)
+        path_edges, valid = torch.stack(path, 1), torch.stack(on_path, 1)
+        rewards = edge_reward.index_select(0, path_edges.view(-1)).view(batch, depth) * valid
+        ends = torch.cat([rewards, blank[:, :1]], 1).scatter_(
+            1, valid.sum(1, keepdim=True), torch.where(new_node, leaf_value, 0.0)[:, None])
+        returns = ends @ powers[:depth + 1, :depth]
+        low = torch.minimum(low, returns.masked_fill(~valid, math.inf).amin(1))
+        high = torch.maximum(high, returns.masked_fill(~valid, -math.inf).amax(1))
+        # (a tree that stopped early repeats its last edge: the repeats add 0, and refresh the same row)
+        flat, weight = path_edges.view(-1), valid.view(-1)
+        visits.view(-1).index_add_(0, flat, weight.to(visits.dtype))
+        totals.view(-1).index_add_(0, flat, returns.view(-1) * weight)
+        on_nodes = flat // actions
+        node_visits.index_add_(0, on_nodes, weight.long())
+        seen_visits, seen_totals = visits.index_select(0, on_nodes), totals.index_select(0, on_nodes)
+        explore = (prior.index_select(0, on_nodes)
+                   * exploration.index_select(0, node_visits.index_select(0, on_nodes))[:, None]
+                   / (1 + seen_visits) + bias.index_select(0, on_nodes))
+        scores.index_copy_(0, on_nodes, torch.stack(
+            [explore, seen_totals / seen_visits.clamp_min(1), (seen_visits > 0).to(scores.dtype)], 1))
 
-    root_edges = edges[base]
-    visits, totals = root_edges[:, 1], root_edges[:, 2]
+    visits, totals = visits[base], totals[base]
     q = torch.where(visits > 0, totals / visits.clamp_min(1), 0.0)
     value = (node_value[base] + totals.sum(-1)) / (1 + visits.sum(-1))
     if not config.gumbel:
         return SearchResult(visits, q, value, root_prior, visits.argmax(-1), visits / visits.sum(-1, True))
     most = visits.max(-1, keepdim=True).values
-    action = _gumbel_choice(config, score, kept & (visits == most), root_edges, low, high)
+    action = _gumbel_choice(config, score, kept & (visits == most), visits, totals, low, high)
     # completed q: unvisited actions take v_mix, the value mixed with the visited actions' q by the prior
     seen = visits > 0
     mixed = (root_prior * q * seen).sum(-1) / (root_prior * seen).sum(-1).clamp_min(1e-12)
@@ -214,9 +245,8 @@ def _sigma(config: MCTSConfig, q: torch.Tensor, visits: torch.Tensor, low, high)
     return (config.c_visit + visits.max(-1, keepdim=True).values) * config.c_scale * normalised
 
 
-def _gumbel_choice(config: MCTSConfig, score, allowed, root_edges, low, high) -> torch.Tensor:
+def _gumbel_choice(config: MCTSConfig, score, allowed, visits, totals, low, high) -> torch.Tensor:
     """The allowed root action with the best g + logits + sigma(q) (q of unvisited actions: 0)."""
-    visits, totals = root_edges[:, 1], root_edges[:, 2]
     q = torch.where(visits > 0, totals / visits.clamp_min(1), 0.0)
     ranked = score + torch.where(visits > 0, _sigma(config, q, visits, low, high), 0.0)
     return ranked.masked_fill(~allowed, -math.inf).argmax(-1)
@@ -230,19 +260,6 @@ def _masked_softmax(logits: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
     masked = logits.masked_fill(~legal, -math.inf)
     probs = masked.softmax(-1)
     return torch.where(legal.any(-1, keepdim=True), probs, 0.0).nan_to_num(0.0)
-
-
-def _puct(config: MCTSConfig, edges: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """MuZero's pUCT score of every edge `(B, A)` from the nodes' packed `edges` `(B, 4, A)`: prior, visits,
-    sums of returns, illegal bias (illegal edges -inf). Q is normalised as (q - offset) scale (`_normaliser`);
-    unvisited edges count 0."""
-    prior, visits, totals, bias = edges.unbind(1)
-    parent_visits = visits.sum(-1, keepdim=True) + 1  # the node's own expansion counts as a visit
-    # c1 + log((N + c2 + 1) / c2), times sqrt(N)
-    exploration = torch.log1p((parent_visits + 1) / config.pb_c_base).add_(config.pb_c_init)
-    exploration *= parent_visits.sqrt()
-    q = (totals / visits.clamp_min(1) - offset) * scale * (visits > 0)
-    return q + prior * exploration / (1 + visits) + bias
 
 
 def _normaliser(low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
