@@ -8,11 +8,14 @@ against the solver. Reports the self-play games, moves and wall time each seed t
     python benchmarks/alphazero_tictactoe.py --seeds 0 1 2 --moves 30000
     python benchmarks/alphazero_tictactoe.py --agent muzero --seeds 0 1 2 --moves 60000
     python benchmarks/alphazero_tictactoe.py --quick      # one seed, 2,000 moves, 10 games a side
+
+`--eval-simulations 25 100` plays the final games once per simulation count (the first is the headline).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import matplotlib.pyplot as plt
@@ -44,6 +47,9 @@ def main() -> None:
     parser.add_argument("--moves", type=int, default=30_000, help="self-play moves per seed")
     parser.add_argument("--eval-every", type=int, default=5000)
     parser.add_argument("--games", type=int, default=100, help="final games per side")
+    parser.add_argument("--eval-simulations", type=int, nargs="+", metavar="N",
+                        help="play the final games searching N simulations a move, each N in turn (the first "
+                             "N's games are the headline); default: the training config's")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--name", help="results file name (default AGENT_tictactoe)")
     parser.add_argument("--quick", action="store_true")
@@ -61,11 +67,19 @@ def main() -> None:
         started = time.perf_counter()
         history = agent.learn(args.moves, eval_every=args.eval_every, eval_episodes=20)
         trained = time.perf_counter() - started
-        result = {side: final_games(agent, side == "first", args.games, seed) for side in ("first", "second")}
+        trained_config, by_simulations = agent.config, {}
+        for simulations in args.eval_simulations or [trained_config.simulations]:
+            agent.config = dataclasses.replace(trained_config, simulations=simulations)
+            by_simulations[simulations] = {side: final_games(agent, side == "first", args.games, seed)
+                                           for side in ("first", "second")}
+            print(f"seed {seed}, {simulations} simulations: {by_simulations[simulations]}", flush=True)
+        agent.config = trained_config
+        result = next(iter(by_simulations.values()))
         runs.append({"seed": seed, "self_play_moves": agent.env_steps, "self_play_games": agent.episodes,
                      "updates": agent.updates, "wall_time_s": trained,
                      "curve": [{"moves": row["env_steps"], "score_vs_solver": row["eval_return"]}
-                               for row in history], **result})
+                               for row in history], **result,
+                     "final_by_simulations": {str(n): games for n, games in by_simulations.items()}})
         print(f"seed {seed}: {agent.episodes} games, {trained:.0f} s; as first {result['first']}, as second "
               f"{result['second']}", flush=True)
         losses = sum(run[side]["losses"] for run in runs for side in ("first", "second"))
@@ -74,6 +88,7 @@ def main() -> None:
                   else "a draw or a win in >= 95% of the games against the exact solver")
         met = losses == 0 if args.agent == "alphazero" else (games - losses) >= 0.95 * games
         write_results(name, {"agent": args.agent, "config": {**vars(agent.config)},
+                             "eval_simulations": args.eval_simulations or [agent.config.simulations],
                              "games_per_side": args.games, "target": target, "losses": losses, "games": games,
                              "draw_or_win_share": (games - losses) / games, "met": met, "runs": runs})
         plot(runs, name, "AlphaZero" if args.agent == "alphazero" else "MuZero")
