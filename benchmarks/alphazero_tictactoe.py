@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
@@ -52,6 +53,7 @@ def main() -> None:
                              "N's games are the headline); default: the training config's")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--name", help="results file name (default AGENT_tictactoe)")
+    parser.add_argument("--save-dir", type=Path, help="save each seed's trained agent here (NAME-seedK.pt)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
@@ -67,6 +69,8 @@ def main() -> None:
         started = time.perf_counter()
         history = agent.learn(args.moves, eval_every=args.eval_every, eval_episodes=20)
         trained = time.perf_counter() - started
+        if args.save_dir is not None:
+            agent.save(args.save_dir / f"{Path(name).name}-seed{seed}.pt")
         trained_config, by_simulations = agent.config, {}
         for simulations in args.eval_simulations or [trained_config.simulations]:
             agent.config = dataclasses.replace(trained_config, simulations=simulations)
