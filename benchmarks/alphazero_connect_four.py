@@ -7,6 +7,9 @@ searching `--simulations` per move (no noise, the most visited move, or Gumbel's
 
     python benchmarks/alphazero_connect_four.py --moves 200000 --games 100
     python benchmarks/alphazero_connect_four.py --quick      # 2,000 moves, 4 games, a 100-simulation bot
+
+`--checkpoint runs/c4.pt` saves the agent and its curve after every evaluation, and the same command run
+again continues from there: a run of a million moves can span sessions.
 """
 
 from __future__ import annotations
@@ -68,6 +71,21 @@ def play_bot(agent, bot: OpenSpielBot, agent_first: bool, seed: int) -> float:
         agent_to_move = not agent_to_move
 
 
+def curve_file(checkpoint: Path) -> Path:
+    return checkpoint.with_name(checkpoint.name + ".curve.json")
+
+
+def start_or_continue(args, overrides: dict) -> tuple:
+    """A new agent, or the one `--checkpoint` holds with its curve so far and the seconds it took."""
+    if args.checkpoint is None or not args.checkpoint.exists():
+        agent = modelrl.make_agent("alphazero", env="ConnectFour-v0", seed=args.seed, **overrides)
+        return agent, [], 0.0
+    agent = modelrl.load(args.checkpoint)
+    saved = json.loads(curve_file(args.checkpoint).read_text())
+    print(f"continuing {args.checkpoint} from {agent.env_steps} moves", flush=True)
+    return agent, saved["history"], saved["seconds"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -79,16 +97,29 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--name", default="alphazero_connect_four")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--checkpoint", type=Path,
+                        help="save the agent and its curve here after every evaluation; when the file "
+                             "exists, continue from it up to --moves (a long run over several sessions)")
     args = parser.parse_args()
     if args.quick:
         args.moves, args.eval_every, args.games, args.opponent_simulations = 2000, 1000, 4, 100
         args.name = f"{args.name}_quick"
     torch.set_num_threads(1)
     overrides = {**DEFAULTS, **parse_assignments(args.set)}
-    agent = modelrl.make_agent("alphazero", env="ConnectFour-v0", seed=args.seed, **overrides)
+    agent, history, earlier_seconds = start_or_continue(args, overrides)
+    continued_from = agent.env_steps if history else None
     started = time.perf_counter()
-    history = agent.learn(args.moves, eval_every=args.eval_every, eval_episodes=20)
-    trained = time.perf_counter() - started
+
+    def evaluated(row: dict) -> None:
+        history.append(row)
+        if args.checkpoint is not None:
+            agent.save(args.checkpoint)
+            curve_file(args.checkpoint).write_text(json.dumps(
+                {"history": history, "seconds": earlier_seconds + time.perf_counter() - started}))
+
+    agent.learn(max(args.moves - agent.env_steps, 0), eval_every=args.eval_every, eval_episodes=20,
+                callback=evaluated)
+    trained = earlier_seconds + time.perf_counter() - started
     training_config = {**vars(agent.config)}
     agent.config.simulations = args.simulations  # the search against the bot
     bot = OpenSpielBot(args.opponent_simulations)
@@ -116,6 +147,7 @@ def main() -> None:
         "met": float((scores > 0).mean()) >= 0.9 and args.simulations <= 200
         and args.opponent_simulations >= 1000,
         "curve": [{"moves": row["env_steps"], "score_vs_random": row["eval_return"]} for row in history],
+        "continued_from": continued_from,
         "outcomes": outcomes,
     }
     write_results(args.name, record)
