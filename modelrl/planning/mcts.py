@@ -2,11 +2,13 @@
 et al. 2020), the trees held in preallocated tensors.
 
 Each of `B` trees has room for `simulations + 1` nodes; node 0 is the root and simulation s adds node s + 1.
-Per node: the model's state, prior, legal moves, value estimate, parent and the action from it; per edge
-(node, action): the child's index (-1 while unexpanded), the reward on it, its visit count and the sum of the
-returns backed up through it. A simulation walks down all trees together (one vectorised pUCT step per
-depth), makes one batched model call for every tree's leaf, and backs the leaf's value up all the paths
-together: never a Python object per node.
+Per node: the model's state, value estimate, visit count and whether search goes on below it; per edge
+(node, action): the prior, legality, the child's row (a shared never-open row while unexpanded), the reward
+on it, its visit count and the sum of the returns backed up through it. A simulation walks down all trees
+together (one gather and two multiply-adds of pUCT's terms per depth, which each backup refreshes for the
+nodes it passed), makes one batched model call for every tree's leaf, and backs the leaf's value up every
+path at all depths at once (one matmul of the path's rewards and leaf value by discount powers): never a
+Python object per node, nor a Python step per node of a path.
 
 Values are for the player to move at a node. `two_player=True` (alternating zero-sum games) negates a
 child's value when it is seen from its parent (negamax); otherwise a child's value is discounted and added
