@@ -80,8 +80,11 @@ def start_or_continue(args, overrides: dict) -> tuple:
     if args.checkpoint is None or not args.checkpoint.exists():
         agent = modelrl.make_agent("alphazero", env="ConnectFour-v0", seed=args.seed, **overrides)
         return agent, [], 0.0
-    agent = modelrl.load(args.checkpoint)
-    saved = json.loads(curve_file(args.checkpoint).read_text())
+    try:
+        agent = modelrl.load(args.checkpoint)
+        saved = json.loads(curve_file(args.checkpoint).read_text())
+    except (modelrl.ModelRLError, OSError, ValueError) as error:
+        raise SystemExit(f"cannot continue from {args.checkpoint}: {error}") from None
     print(f"continuing {args.checkpoint} from {agent.env_steps} moves", flush=True)
     return agent, saved["history"], saved["seconds"]
 

@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--save-dir", type=Path, help="save each seed's trained agent here (NAME-seedK.pt)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    if args.eval_simulations and min(args.eval_simulations) < 1:
+        parser.error(f"--eval-simulations must be at least 1, got {args.eval_simulations}")
     if args.quick:
         args.seeds, args.moves, args.eval_every, args.games = args.seeds[:1], 2000, 1000, 10
     name = args.name or f"{args.agent}_tictactoe"

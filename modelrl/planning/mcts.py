@@ -97,12 +97,11 @@ def _search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.
     unexpanded = rows - 1
     discount = config.discount * (-1.0 if config.two_player else 1.0)  # a child's value seen by its parent
 
-    # Per node: the model's state, the value estimate, `open` (expanded and not a game's end: selection goes
-    # on below it) and the visit count N (its own expansion included).
+    # Per node: the model's state, the value estimate and `open` (expanded and not a game's end: selection
+    # goes on below it).
     states = torch.zeros(rows, *state.shape[1:], dtype=state.dtype, device=device)
     node_value = torch.zeros(rows, device=device)
     open_ = torch.zeros(rows, dtype=torch.bool, device=device)
-    node_visits = torch.ones(rows, dtype=torch.long, device=device)
     # Per edge (row, action): the prior, 0 or -inf for a legal or illegal move, the visit count, the sum of
     # the returns backed up through it; flat (row * A + action): the child's row and the reward on it.
     prior, bias, visits, totals = torch.zeros(4, rows, actions, device=device)
@@ -146,8 +145,9 @@ def _search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.
         node_value.index_copy_(0, rows_, value_)
         open_.index_copy_(0, rows_, open_now)
         prior.index_copy_(0, rows_, prior_)
-        bias.index_copy_(0, rows_, _illegal_bias(legal_))
-        scores.index_copy_(0, rows_, torch.stack([prior_ * exploration[1] + bias[rows_], blank, blank], 1))
+        illegal = _illegal_bias(legal_)
+        bias.index_copy_(0, rows_, illegal)
+        scores.index_copy_(0, rows_, torch.stack([prior_ * exploration[1] + illegal, blank, blank], 1))
 
     expand(base, state, value.to(node_value.dtype), root_prior, legal, torch.ones_like(legal[:, 0]))
     for simulation in range(config.simulations):
@@ -201,10 +201,9 @@ def _search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.
         visits.view(-1).index_add_(0, flat, weight.to(visits.dtype))
         totals.view(-1).index_add_(0, flat, returns.view(-1) * weight)
         on_nodes = flat // actions
-        node_visits.index_add_(0, on_nodes, weight.long())
         seen_visits, seen_totals = visits.index_select(0, on_nodes), totals.index_select(0, on_nodes)
-        explore = (prior.index_select(0, on_nodes)
-                   * exploration.index_select(0, node_visits.index_select(0, on_nodes))[:, None]
+        parent_visits = seen_visits.sum(-1).long() + 1  # N: the node's own expansion counts as a visit
+        explore = (prior.index_select(0, on_nodes) * exploration.index_select(0, parent_visits)[:, None]
                    / (1 + seen_visits) + bias.index_select(0, on_nodes))
         scores.index_copy_(0, on_nodes, torch.stack(
             [explore, seen_totals / seen_visits.clamp_min(1), (seen_visits > 0).to(scores.dtype)], 1))
