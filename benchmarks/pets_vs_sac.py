@@ -13,8 +13,9 @@ every learner, the same reset seeds) holds at or above a threshold for two evalu
 PETS: iCEM 200 x 3, H = 25, 10 particles, a refit every 50 steps, 200 random steps (`--set` changes any
 of it). `--learned-reward` adds PETS with `learned_reward=True`: reward and termination learned by the
 model instead of the env's known functions. `--tdmpc2` adds TD-MPC2 at the paper's settings (`1m` model,
-`--tdmpc2-steps` budget). PETS plans every step of its evaluations too, so each costs
-`episodes x episode length` planning steps: the runs stop once the threshold has held.
+`--tdmpc2-steps` budget). `--dreamer` adds Dreamer (`size1m`, DreamerV3's proprio size, at
+`--dreamer-train-ratio`, `--dreamer-steps` budget: issue 30 (e)). PETS plans every step of its evaluations
+too, so each costs `episodes x episode length` planning steps: the runs stop once the threshold has held.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ QUICK_BUDGET = 200
 # --quick's planner: 10 evaluation episodes of the real one cost about 6 minutes on one core, too much for a
 # smoke test; this one plans about 30x faster, so --quick checks the pipeline, not PETS
 QUICK_PLANNER = {"population": 20, "iterations": 1, "horizon": 10, "particles": 2}
+QUICK_DREAMER = {"size": "tiny", "learning_starts": 100, "batch_size": 8, "batch_length": 16,
+                 "train_ratio": 32}
 QUICK_TDMPC2 = {"size": "tiny", "seed_steps": 100, "num_samples": 32, "num_elites": 4, "num_pi_trajs": 2}
 
 
@@ -45,6 +48,10 @@ def main() -> None:
     parser.add_argument("--learned-reward", action="store_true", help="add PETS with learned_reward=True")
     parser.add_argument("--tdmpc2", action="store_true", help="add TD-MPC2")
     parser.add_argument("--tdmpc2-steps", type=int, default=3000, help="TD-MPC2's env step budget")
+    parser.add_argument("--dreamer", action="store_true", help="add Dreamer")
+    parser.add_argument("--dreamer-steps", type=int, default=10000, help="Dreamer's env step budget")
+    parser.add_argument("--dreamer-train-ratio", type=float, default=512.0,
+                        help="Dreamer's replayed steps per env step")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="PETS config override")
     study_arguments(parser, default_name="pets_vs_sac_pendulum")
@@ -57,9 +64,13 @@ def main() -> None:
     if args.tdmpc2:
         learners["td-mpc2"] = Ours("td-mpc2", QUICK_BUDGET if args.quick else args.tdmpc2_steps,
                                    QUICK_TDMPC2 if args.quick else {})
+    if args.dreamer:
+        learners["dreamer"] = Ours("dreamer", QUICK_BUDGET if args.quick else args.dreamer_steps,
+                                   QUICK_DREAMER if args.quick else {"size": "size1m",
+                                                                     "train_ratio": args.dreamer_train_ratio})
     learners.update({"sac": Ours("sac", sac_steps), "sb3 sac": SB3("SAC", sac_steps)})
-    comparisons = [(sac, planner) for planner in learners if planner.startswith(("pets", "td-mpc2"))
-                   for sac in ("sac", "sb3 sac")]
+    model_based = [label for label in learners if label.startswith(("pets", "td-mpc2", "dreamer"))]
+    comparisons = [(sac, label) for label in model_based for sac in ("sac", "sb3 sac")]
     study_main(args, Protocol(args.env, args.threshold, args.eval_every), learners, comparisons,
                title=f"{args.env}: PETS vs SAC", settings={"threads": 1}, log_x=True)
 
