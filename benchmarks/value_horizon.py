@@ -3,7 +3,9 @@ long one does, for a fraction of the compute? PETS (pets_vs_sac.py's planner: iC
 refit every 50 steps, 200 random steps; gamma 0.99 for every arm, so the objectives differ only by the value)
 at each of `--horizons`, without and with `terminal_value=True`, under the shared protocol (10 deterministic
 evaluation episodes every `--eval-every` steps, the same seeds). Reported per arm: the return curve, steps to
-the threshold, and the mean seconds per planning step (training and evaluation steps alike).
+the threshold, and the mean seconds per planning step (training and evaluation steps alike). `--values td
+critic` adds, beside the TD value, LOOP's: the critic of a SAC policy prior as the terminal value
+(`policy_prior=True, value_source="critic"`, `--critic-updates` SAC updates per real step).
 
     python benchmarks/value_horizon.py --env Pendulum-v1 --threshold -200 --horizons 5 25 --steps 1000 \\
         --name value_horizon_pendulum
@@ -23,8 +25,12 @@ PETS = {"optimizer": "icem", "population": 200, "iterations": 3, "particles": 10
 QUICK_PLANNER = {"population": 20, "iterations": 1, "particles": 2, "random_steps": 100}
 
 
-def label(horizon: int, value: bool) -> str:
-    return f"H={horizon}{' + value' if value else ''}"
+VALUE_ARMS = {"td": {"terminal_value": True},
+              "critic": {"terminal_value": True, "policy_prior": True, "value_source": "critic"}}
+
+
+def label(horizon: int, value: str | None) -> str:
+    return f"H={horizon}{'' if value is None else ' + value' if value == 'td' else ' + critic (LOOP)'}"
 
 
 def main() -> None:
@@ -34,18 +40,24 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=200, help="env steps between evaluations")
     parser.add_argument("--steps", type=int, default=1000, help="every arm's env step budget")
     parser.add_argument("--horizons", type=int, nargs="+", default=[3, 5, 10, 25])
+    parser.add_argument("--values", nargs="+", choices=sorted(VALUE_ARMS), default=["td"],
+                        help="the terminal values beside no value: td (V by TD(0)), critic (LOOP's)")
+    parser.add_argument("--critic-updates", type=int, default=10,
+                        help="the critic arms' SAC updates per real step")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="PETS config override, every arm")
     study_arguments(parser, default_name="value_horizon_pendulum")
     args = parser.parse_args()
     steps = 200 if args.quick else args.steps
     pets = {**PETS, **(QUICK_PLANNER if args.quick else {}), **parse_assignments(args.set)}
-    learners = {label(horizon, value): Ours("pets", steps, {**pets, "horizon": horizon,
-                                                            "terminal_value": value})
-                for horizon in args.horizons for value in (False, True)}
+    arms = {None: {"terminal_value": False}, **{value: VALUE_ARMS[value] for value in args.values}}
+    if "critic" in arms:
+        arms["critic"] = {**arms["critic"], "prior_updates_per_step": args.critic_updates}
+    learners = {label(horizon, value): Ours("pets", steps, {**pets, "horizon": horizon, **settings})
+                for horizon in args.horizons for value, settings in arms.items()}
     longest = max(args.horizons)
-    comparisons = [(label(longest, False), label(horizon, True)) for horizon in args.horizons
-                   if horizon < longest]
+    comparisons = [(label(longest, None), label(horizon, value)) for horizon in args.horizons
+                   if horizon < longest for value in args.values]
     study_main(args, Protocol(args.env, args.threshold, 100 if args.quick else args.eval_every), learners,
                comparisons, title=f"{args.env}: PETS horizons with and without a learned terminal value",
                settings={"threads": 1})

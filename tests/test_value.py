@@ -80,6 +80,29 @@ def test_mpc_with_known_dynamics_learns_a_terminal_value_from_its_real_steps(tmp
     assert modelrl.make_agent("mpc", env="Pendulum-v1").buffer is None  # no value, no replay
 
 
+def test_the_critic_as_terminal_value_is_the_policy_priors_q_at_its_mean_action(tmp_path):
+    """value_source="critic" (LOOP): V(s) = min of the SAC prior's twin Q(s, mode of pi(s)); the prior's
+    updates are what train it, `prior_updates_per_step` of them a step, and a save/load keeps it."""
+    agent = modelrl.make_agent("mpc", env="Pendulum-v1", seed=0, population=20, iterations=1, horizon=2,
+                               gamma=0.99, terminal_value=True, value_source="critic", policy_prior=True,
+                               prior_updates_per_step=3)
+    assert agent.objective.terminal_value is agent.value
+    states = torch.randn(7, 3)
+    with torch.no_grad():
+        expected = agent.prior.critic(states, agent.prior.actor.mode(states)).min(0).values
+    torch.testing.assert_close(agent.value(states), expected)
+    agent.prior.config.batch_size = 8  # so updates start within a few steps
+    agent.learn(10)
+    assert agent.prior.updates == 3 * 10
+    assert not torch.equal(agent.value(states), expected)  # the critic learned, and the value with it
+    assert "value_loss" not in agent.metrics()
+    agent.save(tmp_path / "mpc.pt")
+    resumed = modelrl.load(tmp_path / "mpc.pt")
+    torch.testing.assert_close(resumed.value(states), agent.value(states), rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="value_source='critic'"):
+        modelrl.make_agent("mpc", env="Pendulum-v1", gamma=0.99, terminal_value=True, value_source="critic")
+
+
 @pytest.mark.parametrize("optimizer", ["random", "cem", "mppi", "icem"])
 def test_a_policy_prior_takes_its_share_of_every_population_inside_the_bounds(optimizer):
     space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)

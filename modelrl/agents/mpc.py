@@ -3,9 +3,10 @@ classic control; for MuJoCo envs, a copy of the simulator, or MuJoCo's batched r
 Control tasks whose model is written out: the upper bound a learned model is measured against) or a saved
 dynamics model (`model_path`, e.g. a PETS run's checkpoint).
 
-What a planner may learn from its real steps (`mpc` and `pets` alike): a terminal value
-(`terminal_value`), and a SAC policy whose own action sequences, rolled through the model, join every
-population (`policy_prior`: LOOP's and TD-MPC2's policy-guided planning)."""
+What a planner may learn from its real steps (`mpc` and `pets` alike): a terminal value (`terminal_value`:
+by TD, or with `value_source="critic"` the policy prior's critic, as LOOP has it), and a SAC policy whose
+own action sequences, rolled through the model, join every population (`policy_prior`: LOOP's and
+TD-MPC2's policy-guided planning)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from modelrl.models.dynamics import DynamicsModel
 from modelrl.planning.config import PlannerConfig
 from modelrl.planning.env_copy import EnvCopyObjective, RolloutObjective
 from modelrl.planning.trajectory import ModelObjective, SimulatorObjective
+from modelrl.planning.value import CriticValue, TerminalValue
 from modelrl.seeding import numpy_stream, seeded_weights, torch_stream
 
 
@@ -64,6 +66,8 @@ class MPCAgent(Agent):
         self.prior, self.prior_losses = None, {}
         if self.config.policy_prior:
             self.prior = self.make_prior(obs_dim)
+            if self.config.terminal_value and self.config.value_source == "critic":
+                self.value = CriticValue(self.prior)
         self.buffer: ReplayBuffer | None = None  # pets keeps its real steps; mpc only for what it learns
         self.objective = self.build_objective()
         if (self.value is not None or self.prior is not None) and self.buffer is None:
@@ -189,21 +193,22 @@ class MPCAgent(Agent):
 
     def update_learners(self) -> None:
         """The terminal value's and the policy prior's updates for one real step."""
-        if self.value is not None:
+        if isinstance(self.value, TerminalValue):
             for _ in range(self.config.value_updates_per_step):
                 self.value.update(self.buffer.sample_tensors(self.config.value_batch_size, self.rng,
                                                              self.device))
         if self.prior is not None:
-            batch = self.buffer.sample_tensors(self.prior.config.batch_size, self.rng, self.device)
             center = torch.as_tensor(self.prior_scale.center, device=self.device)
             half = torch.as_tensor(self.prior_scale.half, device=self.device)
-            batch["action"] = ((batch["action"] - center) / half).clamp(-1, 1)  # SAC's unit actions
-            self.prior_losses = self.prior.update(batch)
+            for _ in range(self.config.prior_updates_per_step):
+                batch = self.buffer.sample_tensors(self.prior.config.batch_size, self.rng, self.device)
+                batch["action"] = ((batch["action"] - center) / half).clamp(-1, 1)  # SAC's unit actions
+                self.prior_losses = self.prior.update(batch)
 
     def metrics(self) -> dict[str, float]:
         row = {"plan_seconds": self.plan_seconds / self.plans if self.plans else float("nan")}
         self.plan_seconds, self.plans = 0.0, 0
-        if self.value is not None and self.value.updates:
+        if isinstance(self.value, TerminalValue) and self.value.updates:
             row["value_loss"] = float(self.value.loss)
         if self.prior_losses:
             row["prior_actor_loss"] = float(self.prior_losses["actor_loss"])
@@ -211,14 +216,14 @@ class MPCAgent(Agent):
         return row
 
     def check_finite(self) -> bool:
-        return ((self.value is None or self.value.parameters_finite())
+        return ((not isinstance(self.value, TerminalValue) or self.value.parameters_finite())
                 and (self.prior is None or self.prior.parameters_finite()))
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state(), "eval_generator": self.eval_generator.get_state(),
                 "eval_rng": self.eval_rng.bit_generator.state,
                 "planners": {flag: mpc.state_dict() for flag, mpc in self.planners.items()},
-                **({} if self.value is None else {"value": self.value.state_dict()}),
+                **({"value": self.value.state_dict()} if isinstance(self.value, TerminalValue) else {}),
                 **({} if self.prior is None else {"prior": self.prior.state_dict()}),
                 **({} if self.buffer is None else {"buffer": self.buffer.state_dict()})}
 
@@ -228,7 +233,7 @@ class MPCAgent(Agent):
         self.eval_rng.bit_generator.state = state["eval_rng"]
         for flag, mpc in self.planners.items():
             mpc.load_state_dict(state["planners"][flag])
-        if self.value is not None:
+        if isinstance(self.value, TerminalValue):
             self.value.load_state_dict(state["value"])
         if self.prior is not None:
             self.prior.load_state_dict(state["prior"])

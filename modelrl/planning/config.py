@@ -52,10 +52,15 @@ class PlannerConfig:
     # reach the task's scale early: on Pendulum, PETS H=5 at 1,000 steps scored -775 with 1, -151 with 30
     value_updates_per_step: int = 30
     value_tau: float = 0.01  # Polyak step of the value's target network
+    # where V(s_H) comes from: "td", V learned by TD(0) as above (the value of the planner that acted);
+    # "critic", the policy prior's SAC critic, min of its twin Q(s, pi's mean action) (LOOP; needs
+    # policy_prior): learned off-policy, so it values the improving policy rather than the past behaviour
+    value_source: Literal["td", "critic"] = "td"
     # learn a SAC policy from the real steps and let it propose a share of every population: its own action
     # sequences rolled through the planner's model (LOOP, Sikchi et al. 2021; TD-MPC2's 24 of 512)
     policy_prior: bool = False
     prior_share: float = 0.05  # share of each population the policy proposes (at least one sequence)
+    prior_updates_per_step: int = 1  # the policy prior's SAC updates per real step
 
     def validate(self) -> None:
         for name in ("horizon", "population", "iterations", "particles", "icem_elites"):
@@ -73,12 +78,16 @@ class PlannerConfig:
         for name in ("value_hidden_size", "value_batch_size"):
             check_range(self, name, 1)
         check_range(self, "value_updates_per_step", 0)
+        check_range(self, "prior_updates_per_step", 0)
         check_range(self, "value_lr", 0, low_open=True)
         check_range(self, "value_tau", 0, 1, low_open=True)
         check_range(self, "prior_share", 0, 1, low_open=True, high_open=True)
         if self.policy_prior and self.prior_count() >= self.population:
             raise ConfigError(f"prior_share={self.prior_share} of a population of {self.population} leaves "
                               "no room for the planner's own samples")
+        if self.value_source == "critic" and not (self.terminal_value and self.policy_prior):
+            raise ConfigError("value_source='critic' takes the terminal value from the policy prior's "
+                              "critic: set terminal_value=True and policy_prior=True")
         if self.terminal_value and self.gamma >= 1:
             raise ConfigError("terminal_value needs a discount below 1 (the value of an endless task is "
                               f"unbounded): set gamma, e.g. gamma=0.99; got gamma={self.gamma}")
@@ -102,8 +111,9 @@ class PlannerConfig:
         return max(1, round(self.prior_share * self.population))
 
     def make_value(self, obs_dim: int, device: str | torch.device = "cpu") -> TerminalValue | None:
-        """The terminal value these settings ask for (None without `terminal_value`)."""
-        if not self.terminal_value:
+        """The TD-learned terminal value these settings ask for (None without `terminal_value`, or when
+        the value is the policy prior's critic: its agent builds that)."""
+        if not self.terminal_value or self.value_source != "td":
             return None
         return TerminalValue(obs_dim, gamma=self.gamma, hidden_size=self.value_hidden_size, lr=self.value_lr,
                              tau=self.value_tau, device=device)

@@ -66,3 +66,16 @@ class TerminalValue:
 
     def parameters_finite(self) -> bool:
         return all(torch.isfinite(p).all() for p in self.net.parameters())
+
+
+class CriticValue:
+    """LOOP's terminal value: `V(s) = min_i Q_i(s, mode of pi(s))` of a SAC learner (`SACLearner`'s `actor`
+    and twin `critic`, unit actions). It learns nothing itself: the learner's own updates train it,
+    off-policy, so it values the policy being improved rather than the planner's past behaviour."""
+
+    def __init__(self, learner):
+        self.learner = learner
+
+    @torch.no_grad()
+    def __call__(self, states: torch.Tensor) -> torch.Tensor:
+        return self.learner.critic(states, self.learner.actor.mode(states)).min(0).values
