@@ -34,6 +34,10 @@ def test_our_mish_is_torchs_in_value_and_gradient():
     torch.testing.assert_close(*grads, atol=1e-5, rtol=1e-5)
     wide = (torch.randn(100, dtype=torch.double) * 8).requires_grad_()
     assert torch.autograd.gradcheck(mish, (wide,))
+    with torch.no_grad():  # planning's path, in place, out to where e^x overflows
+        far = torch.cat([x, torch.tensor([-1e4, -100.0, 100.0, 1e4])])
+        torch.testing.assert_close(mish(far), torch.nn.functional.mish(far), atol=1e-5, rtol=1e-5)
+        assert torch.equal(far[:-4], x)  # the input is left as it was
 
 
 def test_windows_stay_inside_one_episode():

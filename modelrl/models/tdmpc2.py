@@ -68,6 +68,9 @@ class _Mish(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x):
+        if not ctx.needs_input_grad[0]:  # planning: n + 2 = (e^x + 1)^2 + 1 in place, half the time
+            # an overflow to inf is harmless here: x - 2x / inf = x
+            return torch.addcdiv(x, x, x.exp().add_(1).square_().add_(1), value=-2.0)
         exp = x.clamp(max=20.0).exp()  # past 20, n / (n + 2) is 1 in float32
         n = exp.add(2).mul_(exp)
         denominator = n.add(2)
