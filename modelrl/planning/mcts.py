@@ -2,12 +2,13 @@
 et al. 2020), the trees held in preallocated tensors.
 
 Each of `B` trees has room for `simulations + 1` nodes; node 0 is the root and simulation s adds node s + 1.
-Per node: the model's state, value estimate, visit count and whether search goes on below it; per edge
-(node, action): the prior, legality, the child's row (a shared never-open row while unexpanded), the reward
-on it, its visit count and the sum of the returns backed up through it. A simulation walks down all trees
-together (one gather and two multiply-adds of pUCT's terms per depth, which each backup refreshes for the
-nodes it passed), makes one batched model call for every tree's leaf, and backs the leaf's value up every
-path at all depths at once (one matmul of the path's rewards and leaf value by discount powers): never a
+Per node: the model's state and value estimate; per edge (node, action): the prior, legality, the child's
+row (a shared never-open row while unexpanded) and that row again only while the child is open (search goes
+on below it), the reward on it, its visit count and the sum of the returns backed up through it. A
+simulation scores every edge of every tree at once (two multiply-adds of pUCT's terms, which each backup
+refreshes for the nodes it passed), walks down all trees together (a gather, an argmax and a lookup of the
+open child per depth), makes one batched model call for every tree's leaf, and backs the leaf's value up
+every path at all depths at once (one matmul of the path's rewards and leaf value by discount powers): never a
 Python object per node, nor a Python step per node of a path.
 
 Values are for the player to move at a node. `two_player=True` (alternating zero-sum games) negates a
@@ -97,20 +98,21 @@ def _search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.
     unexpanded = rows - 1
     discount = config.discount * (-1.0 if config.two_player else 1.0)  # a child's value seen by its parent
 
-    # Per node: the model's state, the value estimate and `open` (expanded and not a game's end: selection
-    # goes on below it).
+    # Per node: the model's state and the value estimate.
     states = torch.zeros(rows, *state.shape[1:], dtype=state.dtype, device=device)
     node_value = torch.zeros(rows, device=device)
-    open_ = torch.zeros(rows, dtype=torch.bool, device=device)
     # Per edge (row, action): the prior, 0 or -inf for a legal or illegal move, the visit count, the sum of
-    # the returns backed up through it; flat (row * A + action): the child's row and the reward on it.
+    # the returns backed up through it; flat (row * A + action): the child's row, the child's row again where
+    # the child is open (expanded and not a game's end: selection goes on below it) and -1 elsewhere, and
+    # the reward on the edge.
     prior, bias, visits, totals = torch.zeros(4, rows, actions, device=device)
     child = torch.full((rows * actions,), unexpanded, dtype=torch.long, device=device)
+    open_child = torch.full((rows * actions,), -1, dtype=torch.long, device=device)
     edge_reward = torch.zeros(rows * actions, device=device)
     # What pUCT reads of a node's edges, refreshed by each backup so that selection is one gather and two
     # fused multiply-adds per depth: prior * E(N) / (1 + visits) + bias, the mean return q (0 while
     # unvisited) and 1 where visited. E(N) = (c1 + log(1 + (N + 1) / c2)) sqrt(N), tabulated over N.
-    scores = torch.zeros(rows, 3, actions, device=device)
+    scores = torch.zeros(3, rows, actions, device=device)
     counts = torch.arange(nodes + 1, dtype=torch.float32, device=device)
     exploration = torch.log1p((counts + 1) / config.pb_c_base).add_(config.pb_c_init).mul_(counts.sqrt())
     low = torch.full((batch,), math.inf, device=device)  # min-max statistics of the backed-up returns
@@ -140,38 +142,43 @@ def _search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.
         root_prior = (1 - config.root_noise) * root_prior + config.root_noise * noise
     blank = torch.zeros(batch, actions, device=device)
 
-    def expand(rows_: torch.Tensor, state_, value_, prior_, legal_, open_now) -> None:
+    # pUCT's terms by tree, for the per-simulation score of every edge: one pass over all trees' edges
+    # before a simulation spares the walk down two multiply-adds at every depth
+    explore_all, q_all, seen_all = scores[:, :-1].view(3, batch, nodes, actions)
+
+    def expand(rows_: torch.Tensor, state_, value_, prior_, legal_) -> None:
         states.index_copy_(0, rows_, state_.to(states.dtype))
         node_value.index_copy_(0, rows_, value_)
-        open_.index_copy_(0, rows_, open_now)
         prior.index_copy_(0, rows_, prior_)
         illegal = _illegal_bias(legal_)
         bias.index_copy_(0, rows_, illegal)
-        scores.index_copy_(0, rows_, torch.stack([prior_ * exploration[1] + illegal, blank, blank], 1))
+        scores.index_copy_(1, rows_, torch.stack([prior_ * exploration[1] + illegal, blank, blank]))
 
-    expand(base, state, value.to(node_value.dtype), root_prior, legal, torch.ones_like(legal[:, 0]))
+    expand(base, state, value.to(node_value.dtype), root_prior, legal)
     for simulation in range(config.simulations):
         # Selection: every tree walks down until its chosen edge has no child yet, or leads to a game's end;
         # a tree that has stopped keeps choosing the same edge while the others go on.
         offset, scale = _normaliser(low, high)
         shift = -offset * scale
+        puct = torch.addcmul(torch.addcmul(explore_all, q_all, scale[:, :, None]), seen_all,
+                             shift[:, :, None]).view(-1, actions)  # (B * nodes, A), q normalised
         if config.gumbel:  # the root's action comes from sequential halving's schedule
             due = kept & (visits[base] == schedule[:, simulation, None])
             root_action = _gumbel_choice(config, score, due, visits[base], totals[base], low, high)
         node, path, on_path = base, [], [torch.ones(batch, dtype=torch.bool, device=device)]
         while True:
-            explore, q, seen = scores.index_select(0, node).unbind(1)
-            action = torch.addcmul(torch.addcmul(explore, q, scale), seen, shift).argmax(-1)
+            action = puct.index_select(0, node).argmax(-1)
             if config.gumbel:
                 action = root_action if not path else torch.where(node == base, root_action, action)
-            edge = node * actions + action
+            edge = torch.add(action, node, alpha=actions)
             path.append(edge)
-            next_node = child.index_select(0, edge)
-            deeper = open_.index_select(0, next_node)
+            next_open = open_child.index_select(0, edge)
+            deeper = next_open >= 0
             if not deeper.any():
                 break
             on_path.append(deeper)
-            node = torch.where(deeper, next_node, node)
+            node = torch.where(deeper, next_open, node)
+        next_node = child.index_select(0, edge)
         # Expansion: one model call for every tree. Trees that reached a game's end discard their row and
         # write it into their last node instead: nothing points there until a tree's final simulation expands
         # into it (and overwrites it), so the writes need no mask.
@@ -182,8 +189,10 @@ def _search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.
         moves = next_legal & ~ended[:, None]
         leaf_value = value.to(node_value.dtype).masked_fill(ended, 0.0)
         expand(torch.where(new_node, new, base + nodes - 1), next_state, leaf_value,
-               _masked_softmax(logits, moves), moves, ~ended)
+               _masked_softmax(logits, moves), moves)
         child.index_copy_(0, edge, torch.where(new_node, new, next_node))
+        # (an edge whose child existed ends at a game's end: it stays closed)
+        open_child.index_copy_(0, edge, torch.where(new_node & ~ended, new, -1))
         edge_reward.index_copy_(0, edge, torch.where(new_node, reward.to(edge_reward.dtype),
                                                      edge_reward.index_select(0, edge)))
         # Backup, all trees and depths at once: a path's k-th edge gets the return r_k + d r_k+1 + ... +
@@ -205,8 +214,8 @@ def _search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.
         parent_visits = seen_visits.sum(-1).long() + 1  # N: the node's own expansion counts as a visit
         explore = (prior.index_select(0, on_nodes) * exploration.index_select(0, parent_visits)[:, None]
                    / (1 + seen_visits) + bias.index_select(0, on_nodes))
-        scores.index_copy_(0, on_nodes, torch.stack(
-            [explore, seen_totals / seen_visits.clamp_min(1), (seen_visits > 0).to(scores.dtype)], 1))
+        scores.index_copy_(1, on_nodes, torch.stack(
+            [explore, seen_totals / seen_visits.clamp_min(1), (seen_visits > 0).to(scores.dtype)]))
 
     visits, totals = visits[base], totals[base]
     q = torch.where(visits > 0, totals / visits.clamp_min(1), 0.0)
