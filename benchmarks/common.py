@@ -628,7 +628,11 @@ def study_main(args, protocol: Protocol, arms: dict, comparisons: list, title: s
     this_segment()  # the date and the tree's state as the run starts, not at its first write
     name = f"{args.name}_quick" if args.quick else args.name
     if args.merge:
-        save_study(merged_study(args.merge, into=name), name, title, log_x)
+        record = merged_study(args.merge, into=name)
+        # the parts' comparisons, and those this command names between arms the parts ran apart
+        record["comparisons"] += [list(pair) for pair in comparisons if set(pair) <= set(record["arms"])
+                                  and list(pair) not in record["comparisons"]]
+        save_study(record, name, title, log_x)
         return
     if args.only:
         unknown = set(args.only) - set(arms)
