@@ -341,9 +341,11 @@ class Ours:
         return {"library": "modelrl", "agent": self.agent_id, "budget": self.budget,
                 "overrides": self.overrides}
 
-    def curve(self, protocol: Protocol, seed: int, label: str, checkpoint: Path | None = None) -> dict:
+    def curve(self, protocol: Protocol, seed: int, label: str, checkpoint: Path | None = None,
+              full_budget: bool = False) -> dict:
         """With `checkpoint`, the agent and its curve so far are saved there after every evaluation, and a
-        curve found there is continued: a study outlives the process that runs it (removed when done)."""
+        curve found there is continued: a study outlives the process that runs it (removed when done).
+        `full_budget` runs the whole budget rather than stopping once the threshold has held."""
         import modelrl
         from modelrl.checkpoint import atomic_write
 
@@ -359,7 +361,7 @@ class Ours:
             recorder.resume(saved["curve"], saved["seconds"])
         else:
             agent = modelrl.make_agent(self.agent_id, env=protocol.env_id, seed=seed, **self.overrides)
-        while agent.env_steps < self.budget and not recorder.established():
+        while agent.env_steps < self.budget and (full_budget or not recorder.established()):
             agent.learn(total_steps=min(protocol.eval_every, self.budget - agent.env_steps))
             started = time.perf_counter()
             value = agent.evaluate(protocol.episodes)["eval_return"]
@@ -390,7 +392,7 @@ class SB3:
         return {"library": "stable-baselines3", "algorithm": self.algorithm, "budget": self.budget,
                 "hyperparameters": self.hyperparameters}
 
-    def curve(self, protocol: Protocol, seed: int, label: str) -> dict:
+    def curve(self, protocol: Protocol, seed: int, label: str, full_budget: bool = False) -> dict:
         import stable_baselines3
         from stable_baselines3.common.callbacks import BaseCallback
 
@@ -409,7 +411,7 @@ class SB3:
                                             eval_env, seed, len(recorder.curve["env_steps"]),
                                             protocol.episodes)
                 recorder.add(self.num_timesteps, float(np.mean(returns)), time.perf_counter() - started)
-                return not recorder.established()
+                return full_budget or not recorder.established()
 
         model = getattr(stable_baselines3, self.algorithm)("MlpPolicy", modelrl.make_env(protocol.env_id),
                                                            seed=seed, verbose=0, device="cpu",
@@ -466,6 +468,10 @@ def summarize(record: dict) -> dict:
         arms[label] = {"steps_to_threshold": reached, "median": None if np.isinf(median) else median,
                        "not_reached": [s for s, v in reached.items() if v is None],
                        "seconds": {c["seed"]: c["seconds"] for c in curves}}
+        if record.get("full_budget"):  # the return at the budget, each seed's and the median
+            final = {c["seed"]: c["eval_return"][-1] for c in curves if c["eval_return"]}
+            arms[label]["return_at_budget"] = final
+            arms[label]["median_return_at_budget"] = float(np.median(list(final.values()))) if final else None
     ratios = []
     for baseline, ours in record["comparisons"]:
         if not (arms.get(baseline) and arms.get(ours)):
@@ -542,6 +548,9 @@ def study_arguments(parser, default_name: str) -> None:
                         help="continue results/NAME.json: run only the (learner, seed) pairs it lacks")
     parser.add_argument("--merge", nargs="+", metavar="NAME",
                         help="combine earlier results of disjoint seeds")
+    parser.add_argument("--full-budget", action="store_true",
+                        help="every learner runs its whole budget instead of stopping once the threshold "
+                             "has held (a study of the return at a fixed budget)")
     parser.add_argument("--checkpoints", default=str(STUDY_CHECKPOINTS), metavar="DIR",
                         help="where curves in progress are saved after each evaluation, and continued from "
                              "by the same command: DIR/NAME/ (default: the repository's runs/studies)")
@@ -609,11 +618,13 @@ def run_study(record: dict, arms: dict, name: str, title: str, log_x: bool = Fal
                 continue
             protocol = Protocol(**{k: record["protocol"][k] for k in
                                    ("env_id", "threshold", "eval_every", "episodes", "hold")})
+            full_budget = record.get("full_budget", False)
             if isinstance(arm, Ours) and checkpoints is not None:
                 slug = "".join(c if c.isalnum() else "-" for c in label)
-                curve = arm.curve(protocol, seed, label, checkpoints / name / f"{slug}-seed{seed}.pt")
+                curve = arm.curve(protocol, seed, label, checkpoints / name / f"{slug}-seed{seed}.pt",
+                                  full_budget=full_budget)
             else:
-                curve = arm.curve(protocol, seed, label)
+                curve = arm.curve(protocol, seed, label, full_budget=full_budget)
             record["curves"][label].append({**curve, "segment": segment})
             save_study(record, name, title, log_x)
     return record
@@ -643,6 +654,8 @@ def study_main(args, protocol: Protocol, arms: dict, comparisons: list, title: s
     record = new_study(protocol, arms, comparisons, seeds, settings)
     if args.resume:
         record = resumed_study(name, record)
+    if args.full_budget:  # the curves run past the threshold; where they would have stopped is unchanged
+        record["full_budget"] = True
     run_study(record, arms, name, title, log_x, checkpoints=Path(args.checkpoints).resolve())
     print(json.dumps(record["summary"], indent=1))
 

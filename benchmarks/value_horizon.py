@@ -8,7 +8,10 @@ critic` adds, beside the TD value, LOOP's: the critic of a SAC policy prior as t
 (`policy_prior=True, value_source="critic"`, `--critic-updates` SAC updates per real step).
 
     python benchmarks/value_horizon.py --env Pendulum-v1 --threshold -200 --horizons 5 25 --steps 1000 \\
-        --name value_horizon_pendulum
+        --full-budget --name value_horizon_pendulum
+
+`--full-budget` (the issue's measure: the return after a fixed step budget) runs every arm to `--steps`
+rather than stopping once the threshold has held, and the summary adds each arm's return at the budget.
     python benchmarks/value_horizon.py --quick     # one seed, 200 steps, a tiny planner
 """
 
