@@ -62,3 +62,11 @@ def test_a_curve_cut_short_continues_from_its_checkpoint_as_if_never_stopped(tmp
         arm.curve(protocol, 3, "q", checkpoint)
     with pytest.raises(SystemExit, match="holds a curve of other settings"):
         Ours("q-learning", 1000, {"epsilon": 0.3}).curve(protocol, 3, "q", checkpoint)
+
+
+def test_a_full_budget_curve_runs_on_past_the_threshold_and_agrees_where_the_stopped_one_ends():
+    protocol = Protocol("GridWorld-v0", threshold=-1e9, eval_every=200, episodes=2)  # held at once
+    arm = Ours("q-learning", 1000, {"epsilon": 0.2})
+    stopped, whole = arm.curve(protocol, 3, "q"), arm.curve(protocol, 3, "q", full_budget=True)
+    assert stopped["env_steps"] == [200, 400] and whole["env_steps"] == [200, 400, 600, 800, 1000]
+    assert whole["eval_return"][:2] == stopped["eval_return"]
