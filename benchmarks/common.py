@@ -545,7 +545,8 @@ def study_arguments(parser, default_name: str) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="a small budget and one seed, written as NAME_quick")
     parser.add_argument("--resume", action="store_true",
-                        help="continue results/NAME.json: run only the (learner, seed) pairs it lacks")
+                        help="continue results/NAME.json (if there is one): run only the (learner, seed) "
+                             "pairs it lacks")
     parser.add_argument("--merge", nargs="+", metavar="NAME",
                         help="combine earlier results of disjoint seeds")
     parser.add_argument("--full-budget", action="store_true",
@@ -565,7 +566,12 @@ def new_study(protocol: Protocol, arms: dict, comparisons: list[tuple[str, str]]
 
 def resumed_study(name: str, fresh: dict) -> dict:
     """results/NAME.json to continue, refused unless it was made under the same protocol, and every learner
-    it shares with this run has the same settings; learners new to it are added."""
+    it shares with this run has the same settings; learners new to it are added. With no such file yet (a
+    run stopped before its first curve was done) every pair is still to run: the study starts afresh, and
+    curves in progress continue from their checkpoints all the same."""
+    if not (RESULTS / f"{name}.json").exists():
+        print(f"--resume: no results/{name}.json yet: starting it", flush=True)
+        return fresh
     record = load_result(name)
     if record.get("protocol") != fresh["protocol"]:
         raise SystemExit(f"--resume: {name!r} was run under {record.get('protocol')}, "

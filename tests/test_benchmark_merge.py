@@ -70,3 +70,11 @@ def test_a_full_budget_curve_runs_on_past_the_threshold_and_agrees_where_the_sto
     stopped, whole = arm.curve(protocol, 3, "q"), arm.curve(protocol, 3, "q", full_budget=True)
     assert stopped["env_steps"] == [200, 400] and whole["env_steps"] == [200, 400, 600, 800, 1000]
     assert whole["eval_return"][:2] == stopped["eval_return"]
+
+
+def test_resume_without_a_results_file_starts_the_study(capsys):
+    from common import resumed_study
+
+    fresh = {"protocol": {}, "arms": {}, "curves": {}}
+    assert resumed_study("parts/no_such_study_anywhere", fresh) is fresh
+    assert "starting it" in capsys.readouterr().out
