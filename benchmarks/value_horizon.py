@@ -32,8 +32,11 @@ VALUE_ARMS = {"td": {"terminal_value": True},
               "critic": {"terminal_value": True, "policy_prior": True, "value_source": "critic"}}
 
 
+VALUE_LABELS = {None: "", "td": " + value", "critic": " + critic (LOOP)"}
+
+
 def label(horizon: int, value: str | None) -> str:
-    return f"H={horizon}{'' if value is None else ' + value' if value == 'td' else ' + critic (LOOP)'}"
+    return f"H={horizon}{VALUE_LABELS[value]}"
 
 
 def main() -> None:

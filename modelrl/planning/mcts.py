@@ -109,9 +109,9 @@ def _search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.
     child = torch.full((rows * actions,), unexpanded, dtype=torch.long, device=device)
     open_child = torch.full((rows * actions,), -1, dtype=torch.long, device=device)
     edge_reward = torch.zeros(rows * actions, device=device)
-    # What pUCT reads of a node's edges, refreshed by each backup so that selection is one gather and two
-    # fused multiply-adds per depth: prior * E(N) / (1 + visits) + bias, the mean return q (0 while
-    # unvisited) and 1 where visited. E(N) = (c1 + log(1 + (N + 1) / c2)) sqrt(N), tabulated over N.
+    # What pUCT reads of a node's edges, term-major and refreshed by each backup for the nodes it passed:
+    # prior * E(N) / (1 + visits) + bias, the mean return q (0 while unvisited) and 1 where visited.
+    # E(N) = (c1 + log(1 + (N + 1) / c2)) sqrt(N), tabulated over N.
     scores = torch.zeros(3, rows, actions, device=device)
     counts = torch.arange(nodes + 1, dtype=torch.float32, device=device)
     exploration = torch.log1p((counts + 1) / config.pb_c_base).add_(config.pb_c_init).mul_(counts.sqrt())
