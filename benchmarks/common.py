@@ -636,6 +636,22 @@ def run_study(record: dict, arms: dict, name: str, title: str, log_x: bool = Fal
     return record
 
 
+def check_configs(arms: dict) -> None:
+    """Every one of our learners' settings checked before the first runs, not when its turn comes hours
+    later: a bad key or value ends the study with one line and exit status 2."""
+    from modelrl import ModelRLError
+    from modelrl.agents import agent_class
+    from modelrl.config import build_config
+
+    for label, arm in arms.items():
+        if isinstance(arm, Ours):
+            try:
+                build_config(agent_class(arm.agent_id).config_class, arm.overrides, owner=arm.agent_id)
+            except ModelRLError as error:
+                print(f"error: {label}: {error}", file=sys.stderr)
+                raise SystemExit(2) from None
+
+
 def study_main(args, protocol: Protocol, arms: dict, comparisons: list, title: str,
                settings: dict | None = None, log_x: bool = False) -> None:
     """Run, resume or merge a study as its command line asks, on one torch thread."""
@@ -657,6 +673,7 @@ def study_main(args, protocol: Protocol, arms: dict, comparisons: list, title: s
             raise SystemExit(f"--only: no learner {sorted(unknown)}; this study has {sorted(arms)}")
         arms = {label: arm for label, arm in arms.items() if label in args.only}
     seeds = [args.seeds[0]] if args.quick else args.seeds
+    check_configs(arms)
     record = new_study(protocol, arms, comparisons, seeds, settings)
     if args.resume:
         record = resumed_study(name, record)

@@ -78,3 +78,14 @@ def test_resume_without_a_results_file_starts_the_study(capsys):
     fresh = {"protocol": {}, "arms": {}, "curves": {}}
     assert resumed_study("parts/no_such_study_anywhere", fresh) is fresh
     assert "starting it" in capsys.readouterr().out
+
+
+def test_a_bad_setting_ends_the_study_before_any_learner_runs(capsys):
+    from common import check_configs
+
+    check_configs({"q": Ours("q-learning", 1000, {"epsilon": 0.2})})
+    with pytest.raises(SystemExit) as stop:
+        check_configs({"q": Ours("q-learning", 1000, {"epsilon": 0.2}),
+                       "bad": Ours("pets", 1000, {"value_source": "critic"})})
+    assert stop.value.code == 2
+    assert "error: bad: value_source='critic' takes the terminal value" in capsys.readouterr().err
