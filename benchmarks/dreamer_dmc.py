@@ -6,13 +6,17 @@ for two evaluations in a row.
     python benchmarks/dreamer_dmc.py --env dmc/cartpole-swingup-v0 --threshold 500 --steps 100000 \\
         --name dreamer_dmc_cartpole_swingup
     python benchmarks/dreamer_dmc.py --env dmc/cartpole-swingup-pixels-v0 --threshold 500 --steps 100000 \\
-        --skip-sb3 --name dreamer_dmc_cartpole_swingup_pixels   # SAC reads vectors only
+        --name dreamer_dmc_cartpole_swingup_pixels   # from pixels: DrQ (SAC from pixels) as the baseline
     python benchmarks/dreamer_dmc.py --quick      # a smoke test: one seed, 2,000 steps, the tiny size
 
 Dreamer: DreamerV3's `size1m` (its DMC proprio size) at `--train-ratio` (V3 used 512 on DMC; 1024 in its
 newest configs): replayed steps per env step, so the update count, and the compute, grow with it. The
 threshold 500 is near DreamerV3's published return at 100k steps on cartpole swingup (528 proprio, 598
 vision; its score files count env steps at action repeat 1, these envs repeat each action twice).
+
+From pixels (a `-pixels-v0` task or `pixels/<id>`), the model-free baseline is `drq`: SAC on stacks of the
+same frames with random shifts (Kostrikov et al. 2021), its conv encoder Dreamer's at the Dreamer size's
+depth; `--drq-set` changes its settings. On vectors it is our SAC and stable-baselines3's.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ import argparse
 
 from common import SB3, Ours, Protocol, study_arguments, study_main
 
+from modelrl.agents.latent import SIZES
 from modelrl.config import parse_assignments
 
 QUICK_BUDGET = 2000
 QUICK_DREAMER = {"size": "tiny", "learning_starts": 500, "batch_size": 8, "batch_length": 16,
                  "train_ratio": 32}
+QUICK_DRQ = {"batch_size": 32, "hidden_size": 64, "augment_q": 1, "augment_target": 1, "learning_starts": 500}
 
 
 def main() -> None:
@@ -38,6 +44,8 @@ def main() -> None:
     parser.add_argument("--skip-sb3", action="store_true", help="leave out stable-baselines3's SAC")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="Dreamer config override")
+    parser.add_argument("--drq-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="DrQ config override (from pixels)")
     study_arguments(parser, default_name="dreamer_dmc_cartpole_swingup")
     args = parser.parse_args()
     steps = QUICK_BUDGET if args.quick else args.steps
@@ -45,14 +53,18 @@ def main() -> None:
     dreamer = {"size": "size1m", "train_ratio": args.train_ratio,
                **(QUICK_DREAMER if args.quick else {}), **parse_assignments(args.set)}
     learners = {"dreamer": Ours("dreamer", steps, dreamer)}
-    pixels = "pixels" in args.env
-    if not pixels:  # SAC reads flat vectors
+    if "pixels" in args.env:  # DrQ with Dreamer's encoder at the same width
+        depth = dreamer.get("depth") or SIZES[dreamer["size"]].depth
+        learners["drq"] = Ours("drq", steps, {"depth": depth, **(QUICK_DRQ if args.quick else {}),
+                                              **parse_assignments(args.drq_set)})
+    else:  # SAC reads flat vectors
         learners["sac"] = Ours("sac", steps)
         if not args.skip_sb3:
             learners["sb3 sac"] = SB3("SAC", steps)
     comparisons = [(baseline, "dreamer") for baseline in learners if baseline != "dreamer"]
+    baseline = "DrQ" if "drq" in learners else "SAC"
     study_main(args, Protocol(args.env, args.threshold, eval_every), learners, comparisons,
-               title=f"{args.env}: Dreamer vs SAC", settings={"threads": 1})
+               title=f"{args.env}: Dreamer vs {baseline}", settings={"threads": 1})
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import contextvars
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -197,6 +197,86 @@ class SequenceBuffer(RingBuffer):
         batch = {key: value[index] for key, value in self.data.items()}
         batch["is_first"][:, 0] = True
         return batch
+
+    def sample_stacked(self, batch_size: int, frames: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """`batch_size` transitions with `obs` and `next_obs` the last `frames` observations up to each of
+        their two steps, `(batch_size, frames, ...)`, oldest first; where an episode has fewer, its first is
+        repeated (as an agent stacking frames starts an episode). A stack never reaches into another
+        episode, nor before the oldest row kept."""
+        oldest = self.position if self.size == self.capacity else 0
+        order = (oldest + np.arange(self.size)) % self.capacity
+        first = self.data["is_first"][order]
+        ends = np.flatnonzero(~first[1:]) + 1  # rows reached from the step before, in their episode
+        # near the oldest row, only where their episode's start is kept
+        ends = ends[(ends >= frames) | np.maximum.accumulate(first)[ends - 1]]
+        if not len(ends):
+            raise ValueError("no transition in the buffer yet")
+        end = ends[rng.integers(len(ends), size=batch_size)]
+        window = end[:, None] + np.arange(-frames, 1)  # the previous step's stack and this one's
+        # rows before the latest episode start among the first `frames` (the transition's own) repeat it
+        latest_start = np.where(first[window[:, :frames].clip(0)], np.arange(frames), 0).max(1)
+        rows = order[np.maximum(window, (end - frames + latest_start)[:, None])]
+        observations = self.data["obs"][rows]
+        last = order[end]
+        return {"obs": observations[:, :frames], "next_obs": observations[:, 1:],
+                "action": self.data["action"][last], "reward": self.data["reward"][last],
+                "terminated": self.data["is_terminal"][last]}
+
+
+class EpisodeStreams:
+    """Each env's steps as a stream of its own (`SequenceBuffer`), and whether its next step starts an
+    episode: how agents that learn from consecutive steps (Dreamer's windows, DrQ's frame stacks) record
+    real transitions, so nothing they sample joins two envs' steps."""
+
+    def __init__(self, envs: int, capacity: int, obs_shape: tuple[int, ...], action_dim: int, obs_dtype,
+                 name: str = "buffer_size"):
+        self.buffers = [SequenceBuffer(capacity, obs_shape, (action_dim,), obs_dtype, name)
+                        for _ in range(envs)]
+        self.action_dim = action_dim
+        self.episode_started = [True] * envs
+
+    def add(self, index: int, obs, action: np.ndarray, reward: float, next_obs, terminated: bool,
+            truncated: bool) -> None:
+        """Env `index`'s transition: its first observation too when it starts an episode."""
+        buffer = self.buffers[index]
+        if self.episode_started[index]:
+            buffer.add(obs, np.zeros(self.action_dim, np.float32), 0.0, True, False)
+            self.episode_started[index] = False
+        buffer.add(next_obs, action, reward, False, terminated)
+        if terminated or truncated:
+            self.episode_started[index] = True
+
+    def sample(self, batch_size: int, min_rows: int, rng: np.random.Generator,
+               draw: Callable[[SequenceBuffer, int], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """`batch_size` samples, `draw(buffer, count)` from the streams holding at least `min_rows` rows, each
+        in proportion to the rows it holds; concatenated along the first axis."""
+        buffers = [buffer for buffer in self.buffers if len(buffer) >= min_rows]
+        if len(buffers) == 1:
+            return draw(buffers[0], batch_size)
+        sizes = np.array([len(buffer) for buffer in buffers], np.float64)
+        counts = np.bincount(rng.choice(len(buffers), batch_size, p=sizes / sizes.sum()),
+                             minlength=len(buffers))
+        parts = [draw(buffer, int(count)) for buffer, count in zip(buffers, counts, strict=True) if count]
+        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+    def ready(self, min_rows: int) -> bool:
+        return any(len(buffer) >= min_rows for buffer in self.buffers)
+
+    def restart(self) -> None:
+        """Every env's next step starts an episode (after the training envs were reset)."""
+        self.episode_started = [True] * len(self.buffers)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"buffers": [buffer.state_dict() for buffer in self.buffers],
+                "episode_started": list(self.episode_started)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["buffers"]) != len(self.buffers):
+            raise CheckpointError(f"this checkpoint holds {len(state['buffers'])} envs' replay, this agent "
+                                  f"steps {len(self.buffers)} envs")
+        for buffer, saved in zip(self.buffers, state["buffers"], strict=True):
+            buffer.load_state_dict(saved)
+        self.episode_started = list(state["episode_started"])
 
 
 _BUFFER_FILES: contextvars.ContextVar[BufferFiles | None] = contextvars.ContextVar(

@@ -222,6 +222,8 @@ EVERY_AGENT = {  # id: (env, its arguments, agent settings, real steps)
                                  "rollouts_per_step": 2, "epoch_length": 10, **MODEL}, 15),
     "dreamer": ("Pendulum-v1", {}, {"size": "tiny", "learning_starts": 8, "batch_size": 2, "batch_length": 4,
                                     "train_ratio": 8, "horizon": 3, "device": "cpu"}, 15),
+    "drq": ("pixels/Pendulum-v1", {}, {**LEARNER, "depth": 2, "features": 8, "augment_q": 1,
+                                       "augment_target": 1, "device": "cpu"}, 15),
     "planet": ("Pendulum-v1", {}, {"size": "tiny", "learning_starts": 8, "batch_size": 2, "batch_length": 4,
                                    "train_ratio": 8, "horizon": 3, "population": 8, "iterations": 2,
                                    "device": "cpu"}, 15),

@@ -334,13 +334,16 @@ def test_every_agent_declares_the_metrics_it_logs():
                          "train_ratio": 16, "horizon": 3},
              "planet": {"size": "tiny", "learning_starts": 20, "batch_size": 2, "batch_length": 8,
                         "train_ratio": 16, "horizon": 3, "population": 8, "iterations": 1},
+             "drq": {"learning_starts": 20, "batch_size": 8, "hidden_size": 16, "depth": 2, "features": 8,
+                     "augment_q": 1, "augment_target": 1},
              "td-mpc2": {"size": "tiny", "seed_steps": 20, "batch_size": 8, "num_samples": 16,
                          "num_elites": 4, "num_pi_trajs": 2, "iterations": 1},
              "alphazero": {"simulations": 4, "parallel_games": 4, "learning_starts": 8, "batch_size": 8},
              "muzero": {"simulations": 4, "learning_starts": 20, "batch_size": 8, "hidden_size": 16}}
     envs = {"mpc": "Pendulum-v1", "pets": "Pendulum-v1", "sac": "Pendulum-v1", "mbpo": "Pendulum-v1",
             "dqn": "CartPole-v1", "deep-dyna-q": "CartPole-v1", "dreamer": "Pendulum-v1",
-            "planet": "Pendulum-v1", "td-mpc2": "Pendulum-v1", "alphazero": "TicTacToe-v0",
+            "drq": "pixels/Pendulum-v1", "planet": "Pendulum-v1", "td-mpc2": "Pendulum-v1",
+            "alphazero": "TicTacToe-v0",
             "muzero": "CartPole-v1"}
     for agent_id, cls in modelrl.AGENTS.items():
         agent = modelrl.make_agent(agent_id, env=envs.get(agent_id, "GridWorld-v0"),

@@ -13,6 +13,7 @@ from modelrl.agents.base import Agent
 from modelrl.agents.deep_dyna_q import DeepDynaQ
 from modelrl.agents.dqn import DQN
 from modelrl.agents.dreamer import Dreamer
+from modelrl.agents.drq import DrQ
 from modelrl.agents.dyna_q import DynaQ, DynaQPlus, PrioritizedSweeping
 from modelrl.agents.mbpo import MBPO
 from modelrl.agents.mpc import MPCAgent
@@ -31,7 +32,7 @@ from modelrl.threads import choose_threads
 AGENTS: dict[str, type[Agent]] = {
     cls.agent_id: cls
     for cls in (QLearning, DynaQ, DynaQPlus, PrioritizedSweeping, MPCAgent, PETS, SAC, DQN, DeepDynaQ, MBPO,
-                Dreamer, PlaNet, TDMPC2, AlphaZero, MuZero)
+                Dreamer, DrQ, PlaNet, TDMPC2, AlphaZero, MuZero)
 }
 
 

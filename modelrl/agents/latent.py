@@ -22,10 +22,10 @@ from torch import nn
 from modelrl.agents.base import Agent
 from modelrl.agents.sac import ActionScale, check_box_actions
 from modelrl.agents.sac_update import require_cpp_compiler
-from modelrl.buffers import SequenceBuffer
+from modelrl.buffers import EpisodeStreams, SequenceBuffer
 from modelrl.config import check_range
 from modelrl.device import resolve_device, restore_generator
-from modelrl.errors import CheckpointError, ConfigError, IncompatibleEnvError
+from modelrl.errors import ConfigError, IncompatibleEnvError
 from modelrl.loop import StreamLoop
 from modelrl.models.distributions import TwoHot
 from modelrl.models.encoders import make_decoder, make_encoder, observation_kind
@@ -211,16 +211,19 @@ class LatentModelAgent(Agent):
                 require_cpp_compiler()
             self.model.rssm.imagine_step = compiled_without_gradients(self.model.rssm.imagine_step)
         # buffer_size steps in all, split evenly between the envs' streams
-        self.buffers = [SequenceBuffer(max(config.batch_length, config.buffer_size // self.num_envs),
-                                       self.env.observation_space.shape, (self.action_dim,),
-                                       obs_dtype=np.uint8 if self.model.kind == "image" else np.float32,
-                                       name="buffer_size") for _ in range(self.num_envs)]
+        capacity = max(config.batch_length, config.buffer_size // self.num_envs)
+        obs_dtype = np.uint8 if self.model.kind == "image" else np.float32
+        self.streams = EpisodeStreams(self.num_envs, capacity, self.env.observation_space.shape,
+                                      self.action_dim, obs_dtype)
         self.generator = torch_stream(self.seed, "policy", self.device)  # acting's latents and actions
         self.train_generator = torch_stream(self.seed, "training", self.device)  # updates' samples
         self.update_credit = 0.0  # updates owed by the train ratio, carried between steps
         self.updates = 0
-        self.episode_started = [True] * self.num_envs  # each stream's next step is an episode's first
         self._metrics: dict[str, torch.Tensor] = {}
+
+    @property
+    def buffers(self) -> list[SequenceBuffer]:
+        return self.streams.buffers
 
     def check_env(self, env: gym.Env) -> None:
         observation_kind(env.observation_space)  # raises on anything but a vector or a 64 x 64 image
@@ -283,7 +286,7 @@ class LatentModelAgent(Agent):
     # --- learning -----------------------------------------------------------------------------------
     def on_reset(self, evaluation: bool) -> None:
         if not evaluation:
-            self.episode_started = [True] * self.num_envs
+            self.streams.restart()
 
     def first_learning_step(self) -> tuple[int, str]:
         return max(1, self.config.learning_starts), f"learning_starts={self.config.learning_starts}"
@@ -295,37 +298,22 @@ class LatentModelAgent(Agent):
                        info=None) -> None:
         """A real transition of env `index` (the loop's `StreamLoop` says which); updates as the train
         ratio owes them, counted over every env's steps."""
-        buffer = self.buffers[index]
-        if self.episode_started[index]:
-            buffer.add(obs, np.zeros(self.action_dim, np.float32), 0.0, True, False)
-            self.episode_started[index] = False
-        buffer.add(next_obs, self.model_action(action), reward, False, terminated)
-        if terminated or truncated:
-            self.episode_started[index] = True
+        self.streams.add(index, obs, self.model_action(action), reward, next_obs, terminated, truncated)
         config = self.config
-        if self.env_steps < config.learning_starts or not self._sampleable():
+        if self.env_steps < config.learning_starts or not self.streams.ready(config.batch_length):
             return
         self.update_credit += config.train_ratio / (config.batch_size * config.batch_length)
         while self.update_credit >= 1:
             self.update_credit -= 1
             self.update()
 
-    def _sampleable(self) -> list[SequenceBuffer]:
-        return [buffer for buffer in self.buffers if len(buffer) >= self.config.batch_length]
-
     def sample_batch(self) -> dict[str, torch.Tensor]:
         """A replayed batch, time-major: `(batch_length, batch_size, ...)` per field; with several envs,
         each window's stream drawn in proportion to the steps it holds."""
-        config, buffers = self.config, self._sampleable()
-        if len(buffers) == 1:
-            batch = buffers[0].sample_sequences(config.batch_size, config.batch_length, self.rng)
-        else:
-            sizes = np.array([len(buffer) for buffer in buffers], np.float64)
-            counts = np.bincount(self.rng.choice(len(buffers), config.batch_size, p=sizes / sizes.sum()),
-                                 minlength=len(buffers))
-            parts = [buffer.sample_sequences(int(count), config.batch_length, self.rng)
-                     for buffer, count in zip(buffers, counts, strict=True) if count]
-            batch = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+        config = self.config
+        batch = self.streams.sample(config.batch_size, config.batch_length, self.rng,
+                                    lambda buffer, count: buffer.sample_sequences(count, config.batch_length,
+                                                                                  self.rng))
         return {key: torch.as_tensor(value, device=self.device).transpose(0, 1)
                 for key, value in batch.items()}
 
@@ -365,22 +353,16 @@ class LatentModelAgent(Agent):
     def state_dict(self) -> dict[str, Any]:
         return {"modules": {name: module.state_dict() for name, module in self.learned_modules().items()},
                 "optimizers": {name: opt.state_dict() for name, opt in self.optimizers().items()},
-                "buffers": [buffer.state_dict() for buffer in self.buffers],
-                "generator": self.generator.get_state(), "train_generator": self.train_generator.get_state(),
-                "update_credit": self.update_credit,
-                "updates": self.updates, "episode_started": self.episode_started}
+                **self.streams.state_dict(), "generator": self.generator.get_state(),
+                "train_generator": self.train_generator.get_state(), "update_credit": self.update_credit,
+                "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name, module in self.learned_modules().items():
             module.load_state_dict(state["modules"][name])
         for name, optimizer in self.optimizers().items():
             optimizer.load_state_dict(state["optimizers"][name])
-        if len(state["buffers"]) != len(self.buffers):
-            raise CheckpointError(f"this checkpoint holds {len(state['buffers'])} envs' replay, this agent "
-                                  f"steps {len(self.buffers)} envs")
-        for buffer, saved in zip(self.buffers, state["buffers"], strict=True):
-            buffer.load_state_dict(saved)
+        self.streams.load_state_dict(state)
         restore_generator(self.generator, state["generator"])
         restore_generator(self.train_generator, state["train_generator"])
         self.update_credit, self.updates = state["update_credit"], state["updates"]
-        self.episode_started = list(state["episode_started"])

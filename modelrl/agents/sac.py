@@ -201,11 +201,14 @@ class SACLearner:
     @torch.no_grad()
     def bellman_target(self, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor,
                        alpha: torch.Tensor | float, generator: torch.Generator | None = None,
-                       noise: torch.Tensor | None = None) -> torch.Tensor:
+                       noise: torch.Tensor | None = None,
+                       target_next_obs: torch.Tensor | None = None) -> torch.Tensor:
         """r + gamma (1 - done) (min of the target critics at a' ~ pi(s') - alpha log pi(a' | s')); a' from
-        `generator`, or from the given standard normal `noise`."""
+        `generator`, or from the given standard normal `noise`. The target critics read `target_next_obs`
+        where given (s' as the target encoder sees it), else `next_obs`."""
         next_action, next_log_prob = self.actor(next_obs, generator, noise)
-        next_q = self.critic_target(next_obs, next_action).min(0).values
+        seen = next_obs if target_next_obs is None else target_next_obs
+        next_q = self.critic_target(seen, next_action).min(0).values
         not_done = 1.0 - terminated.to(next_q.dtype)
         return reward + self.config.gamma * not_done * (next_q - alpha * next_log_prob)
 

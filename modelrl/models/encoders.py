@@ -53,9 +53,12 @@ def image_frames(pixels: torch.Tensor) -> torch.Tensor:
 
 
 class ImageEncoder(nn.Module):
-    def __init__(self, depth: int):
+    """Dreamer's conv encoder. `self.net` reads `(B, in_channels, 64, 64)` pixels in image_input's units:
+    `in_channels` is 3 for one RGB frame, 3 k for a stack of k (`drq`)."""
+
+    def __init__(self, depth: int, in_channels: int = 3):
         super().__init__()
-        layers, channels = [], 3
+        layers, channels = [], in_channels
         for multiplier in CHANNEL_MULTIPLIERS:
             out = depth * multiplier
             layers += [nn.Conv2d(channels, out, 4, stride=2, padding=1, bias=False),
