@@ -4,12 +4,12 @@ pixel-based world models (Dreamer, PlaNet) are measured against.
 
 The agent observes 64 x 64 RGB frames and stacks the last `frame_stack` so that velocities can be seen.
 Dreamer's conv encoder (`ImageEncoder`, reading the stack's channels), then a linear layer, LayerNorm and
-tanh, turn a stack into `features`; the critics' loss trains the encoder, the actor reads its features
-detached (SAC-AE), and the target critics keep a Polyak-averaged copy of it. Every replayed stack is
-shifted at random by up to `image_pad` pixels (edges replicated): the critics' loss is averaged over
-`augment_q` (DrQ's M) shifted copies of each observation, the Bellman target over `augment_target` (K)
-shifted copies of the next. Replay keeps each frame once, in each env's stream of steps; stacks are rebuilt
-when sampled.
+tanh, turn a stack into the critics' `features`; the critics' loss trains the encoder, and the actor reads
+its conv features detached, through a linear layer, LayerNorm and tanh of its own (SAC-AE); the target
+critics keep a Polyak-averaged copy of the encoder. Every replayed stack is shifted at random by up to
+`image_pad` pixels (edges replicated): the critics' loss is averaged over `augment_q` (DrQ's M) shifted
+copies of each observation, the Bellman target over `augment_target` (K) shifted copies of the next. Replay
+keeps each frame once, in each env's stream of steps; stacks are rebuilt when sampled.
 """
 
 from __future__ import annotations
@@ -24,7 +24,14 @@ import torch
 from torch import nn
 
 from modelrl.agents.base import Agent
-from modelrl.agents.sac import SAC, ActionScale, SACConfig, SACLearner, check_box_actions
+from modelrl.agents.sac import (
+    SAC,
+    ActionScale,
+    SACConfig,
+    SACLearner,
+    SquashedGaussianActor,
+    check_box_actions,
+)
 from modelrl.buffers import EpisodeStreams
 from modelrl.config import check_range
 from modelrl.device import resolve_device, restore_generator
@@ -67,17 +74,40 @@ class DrQConfig(SACConfig):
         check_range(self, "image_pad", 0, IMAGE_SIZE // 2)
 
 
+def feature_head(inputs: int, features: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(inputs, features), nn.LayerNorm(features), nn.Tanh())
+
+
 class StackEncoder(nn.Module):
-    """`(N, 3 frames, 64, 64)` pixels -> `(N, features)` in [-1, 1]."""
+    """`(N, 3 frames, 64, 64)` pixels -> `(N, features)` in [-1, 1]: convolutions, then a head."""
 
     def __init__(self, frames: int, depth: int, features: int):
         super().__init__()
         self.conv = ImageEncoder(depth, in_channels=3 * frames)
-        self.head = nn.Sequential(nn.Linear(self.conv.output_size, features), nn.LayerNorm(features),
-                                  nn.Tanh())
+        self.head = feature_head(self.conv.output_size, features)
+
+    def conv_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.conv.net(pixels).flatten(1)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.head(self.conv.net(pixels).flatten(1))
+        return self.head(self.conv_features(pixels))
+
+
+class HeadedActor(nn.Module):
+    """SAC's actor on the encoder's conv features through a head of its own (DrQ and SAC-AE share only the
+    convolutions between actor and critics)."""
+
+    def __init__(self, conv_size: int, features: int, action_dim: int, hidden_size: int, num_layers: int):
+        super().__init__()
+        self.head = feature_head(conv_size, features)
+        self.policy = SquashedGaussianActor(features, action_dim, hidden_size, num_layers)
+
+    def forward(self, conv: torch.Tensor, generator: torch.Generator | None = None,
+                noise: torch.Tensor | None = None):
+        return self.policy(self.head(conv), generator, noise)
+
+    def mode(self, conv: torch.Tensor) -> torch.Tensor:
+        return self.policy.mode(self.head(conv))
 
 
 def stack_pixels(stacks: torch.Tensor) -> torch.Tensor:
@@ -90,19 +120,24 @@ def stack_pixels(stacks: torch.Tensor) -> torch.Tensor:
 
 class DrQLearner(SACLearner):
     """SAC's learner on encoded frame stacks: batches are dicts of device tensors with `obs` and `next_obs`
-    as `(B, frames, 64, 64, 3)` uint8 stacks, `action (in [-1, 1]), reward, terminated`."""
+    as `(B, frames, 64, 64, 3)` uint8 stacks, `action (in [-1, 1]), reward, terminated`. The critics read the
+    encoder's features, the actor its conv features (detached) through a head of its own."""
 
     def __init__(self, frames: int, action_dim: int, config: DrQConfig, device: torch.device,
                  generator: torch.Generator):
-        super().__init__(config.features, action_dim, config, device, generator)
         self.encoder = StackEncoder(frames, config.depth, config.features).to(device,
                                                                              memory_format=torch.channels_last)
+        super().__init__(config.features, action_dim, config, device, generator)
         self.encoder_target = copy.deepcopy(self.encoder).requires_grad_(False)
         # the critics' loss trains the encoder; their targets are averaged with it
         self._critic_params = [*self.critic.parameters(), *self.encoder.parameters()]
         self._target_params = [*self.critic_target.parameters(), *self.encoder_target.parameters()]
         self.critic_optimizer = torch.optim.Adam(self._critic_params, lr=config.lr, fused=True)
         self._actor_losses: dict[str, torch.Tensor] = {}
+
+    def make_actor(self, obs_dim: int, action_dim: int) -> nn.Module:
+        return HeadedActor(self.encoder.conv.output_size, obs_dim, action_dim, self.config.hidden_size,
+                           self.config.num_layers)
 
     def shifted(self, stacks: torch.Tensor, copies: int) -> torch.Tensor:
         """`copies` versions of each stack, each shifted by its own random offset of up to `image_pad`
@@ -126,25 +161,28 @@ class DrQLearner(SACLearner):
         with self.precision():
             with torch.no_grad():
                 next_pixels = self.shifted(batch["next_obs"], targets)
-                target = self.bellman_target(reward.repeat(targets), self.encoder(next_pixels),
+                target = self.bellman_target(reward.repeat(targets), self.encoder.conv_features(next_pixels),
                                              batch["terminated"].repeat(targets), alpha, self.generator,
                                              target_next_obs=self.encoder_target(next_pixels))
                 target = target.view(targets, size).mean(0)
-            features = self.encoder(self.shifted(batch["obs"], copies))
+            conv = self.encoder.conv_features(self.shifted(batch["obs"], copies))
+            features = self.encoder.head(conv)
             q = self.critic(features, batch["action"].repeat(copies, 1))
         critic_loss = self.critic_loss(q, target.repeat(copies))
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
         if self.updates % config.actor_update_every == 0:
-            self._actor_losses = self.actor_step(features[:size].detach(), alpha)
+            self._actor_losses = self.actor_step(conv[:size].detach(), features[:size].detach(), alpha)
         return {"critic_loss": critic_loss.detach(), "q_value": q.detach().mean(), "alpha": alpha,
                 **self._actor_losses}
 
-    def actor_step(self, features: torch.Tensor, alpha: torch.Tensor) -> dict[str, torch.Tensor]:
-        """SAC's actor and temperature updates on (detached) encoded observations."""
+    def actor_step(self, conv: torch.Tensor, features: torch.Tensor, alpha: torch.Tensor
+                   ) -> dict[str, torch.Tensor]:
+        """SAC's actor and temperature updates: the actor on (detached) conv features, the critics judging
+        its actions on their (detached) features."""
         with self.precision():
-            action, log_prob = self.actor(features, self.generator)
+            action, log_prob = self.actor(conv, self.generator)
             actor_loss = self.policy_loss(features, action, log_prob, alpha)
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward(inputs=self._actor_params)  # the critics' weights get no gradient here
@@ -160,7 +198,7 @@ class DrQLearner(SACLearner):
     @torch.no_grad()
     def act_on_stack(self, stacks: torch.Tensor, deterministic: bool) -> torch.Tensor:
         with self.precision():
-            return self.act(self.encoder(stack_pixels(stacks)), deterministic)
+            return self.act(self.encoder.conv_features(stack_pixels(stacks)), deterministic)
 
     def modules(self) -> dict[str, Any]:
         return {**super().modules(), "encoder": self.encoder, "encoder_target": self.encoder_target}

@@ -129,8 +129,7 @@ class SACLearner:
                  generator: torch.Generator):
         self.config, self.device, self.generator = config, device, generator
         self.compute_dtype = compute_dtype("precision", config.precision, device)
-        self.actor = SquashedGaussianActor(obs_dim, action_dim, config.hidden_size,
-                                           config.num_layers).to(device)
+        self.actor = self.make_actor(obs_dim, action_dim).to(device)
         self.critic = TwinCritic(obs_dim, action_dim, config.hidden_size, config.num_layers,
                                  config.critic_layer_norm).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
@@ -157,6 +156,9 @@ class SACLearner:
             self._step = CompiledStep(self)
         else:
             self._step = self._gradient_step
+
+    def make_actor(self, obs_dim: int, action_dim: int) -> nn.Module:
+        return SquashedGaussianActor(obs_dim, action_dim, self.config.hidden_size, self.config.num_layers)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One gradient step of critics, actor and temperature, then the targets' Polyak step when due;
