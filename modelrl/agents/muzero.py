@@ -138,23 +138,17 @@ def scale_latent(latent: torch.Tensor) -> torch.Tensor:
 
 
 class MuZeroNetwork(nn.Module):
-    """`board=True`: observations are boards seen by the mover (+1 its stones, -1 the opponent's), read as
-    two planes, one per player, as the paper encodes board games: "I can win at a" (two of mine in a line
-    and a empty) is then a linear threshold of the input, where on the signed board it is not."""
-
-    def __init__(self, obs_dim: int, actions: int, config: MuZeroConfig, board: bool = False):
+    def __init__(self, obs_dim: int, actions: int, config: MuZeroConfig):
         super().__init__()
         latent, hidden, layers = config.latent_size, config.hidden_size, config.num_layers
         bins = 2 * config.support_size + 1
-        self.actions, self.board = actions, board
-        self.representation = mlp(2 * obs_dim if board else obs_dim, latent, hidden, layers)
+        self.actions = actions
+        self.representation = mlp(obs_dim, latent, hidden, layers)
         self.dynamics = mlp(latent + actions, latent + bins, hidden, layers)
         self.prediction = mlp(latent, actions + bins, hidden, layers)
         self.support = TwoHot(bins, -config.support_size, config.support_size, squash="muzero")
 
     def initial(self, obs: torch.Tensor) -> torch.Tensor:
-        if self.board:
-            obs = torch.cat([(obs == 1).float(), (obs == -1).float()], -1)
         return scale_latent(self.representation(obs))
 
     def recurrent(self, latent: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -279,7 +273,7 @@ class MuZero(Agent):
                               "parallel_games games at once (set actors=0)")
         with seeded_weights(self.seed):
             self.network = MuZeroNetwork(int(np.prod(self.env.observation_space.shape)), self.actions,
-                                         config, board=board_game).to(self.device)
+                                         config).to(self.device)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.lr,
                                           weight_decay=config.weight_decay)
         self.search_rng = numpy_stream(self.seed, "search")
