@@ -65,7 +65,7 @@ def test_value_targets_are_n_step_returns_that_stop_at_the_episode_end():
 
 
 def test_replay_draws_positions_by_priority_and_updates_them():
-    agent = modelrl.make_agent("muzero", env="CartPole-v1", seed=0, **SMALL)
+    agent = modelrl.make_agent("muzero", env="CartPole-v1", seed=0, **SMALL, priority_exponent=1.0)
     agent.learn(100)
     for game in agent.games:  # one position gets nearly all the priority
         game["priority"][:] = 1e-6

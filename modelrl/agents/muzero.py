@@ -13,9 +13,9 @@ r_{t+k+1} + ... + gamma^n v_root(t+k+n) (zero past the episode's end), and from 
 real reward; values and rewards as two-hot categoricals over MuZero's support (h(x) = sign(x)(sqrt(|x| + 1)
 - 1) + 0.001 x, integers -S..S). The latent's gradient is halved at each unrolled step and the unrolled
 terms are divided by K, as the paper does. `updates_per_step` updates of `batch_size` positions per real step.
-Replay is prioritized as the paper's: a position's priority is |root value - its n-step target| when its
-episode ends, then |predicted value - target| each time it is trained on; positions are drawn with
-probability p^alpha / sum p^alpha (`priority_exponent`; 0: uniform) and their losses weighted by
+Replay is uniform by default; `priority_exponent=1` prioritizes it as the paper does: a position's priority
+is |root value - its n-step target| when its episode ends, then |predicted value - target| each time it is
+trained on; positions are drawn with probability p^alpha / sum p^alpha and their losses weighted by
 (N P)^-beta, normalised by the largest (`priority_correction`). Reanalyse (MuZero Reanalyze): after each
 update, `reanalyse_per_update` stored positions are searched again with the latest network, in one batched
 search, and their policy and root value (the value targets' bootstrap) replaced.
@@ -81,7 +81,9 @@ class MuZeroConfig:
     # env steps, comma-separated, at which that temperature halves: "10000,15000" plays at 1, 0.5, then 0.25
     # (the paper's Atari schedule, over its training steps); empty: constant
     temperature_halvings: str = ""
-    priority_exponent: float = 1.0  # alpha of prioritized replay (0: positions drawn uniformly)
+    # alpha of prioritized replay; 0: positions drawn uniformly. The paper's 1 stalled learning on CartPole
+    # and TicTacToe here: each batch's gradient was left to its few best-predicted positions (alphazero.md)
+    priority_exponent: float = 0.0
     priority_correction: float = 1.0  # beta: importance weights (N P)^-beta correct the drawing
     reanalyse_per_update: int = 0  # stored positions searched again with the latest network after each update
     dirichlet_alpha: float = 0.25  # root noise concentration (the paper's Atari value)
