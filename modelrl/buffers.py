@@ -203,8 +203,7 @@ class SequenceBuffer(RingBuffer):
         their two steps, `(batch_size, frames, ...)`, oldest first; where an episode has fewer, its first is
         repeated (as an agent stacking frames starts an episode). A stack never reaches into another
         episode, nor before the oldest row kept."""
-        oldest = self.position if self.size == self.capacity else 0
-        order = (oldest + np.arange(self.size)) % self.capacity
+        order = self._order()
         first = self.data["is_first"][order]
         ends = np.flatnonzero(~first[1:]) + 1  # rows reached from the step before, in their episode
         # near the oldest row, only where their episode's start is kept

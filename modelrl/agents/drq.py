@@ -173,27 +173,10 @@ class DrQLearner(SACLearner):
         critic_loss.backward()
         self.critic_optimizer.step()
         if self.updates % config.actor_update_every == 0:
+            # the actor on the conv features, through its own head; the critics judge on their features
             self._actor_losses = self.actor_step(conv[:size].detach(), features[:size].detach(), alpha)
         return {"critic_loss": critic_loss.detach(), "q_value": q.detach().mean(), "alpha": alpha,
                 **self._actor_losses}
-
-    def actor_step(self, conv: torch.Tensor, features: torch.Tensor, alpha: torch.Tensor
-                   ) -> dict[str, torch.Tensor]:
-        """SAC's actor and temperature updates: the actor on (detached) conv features, the critics judging
-        its actions on their (detached) features."""
-        with self.precision():
-            action, log_prob = self.actor(conv, self.generator)
-            actor_loss = self.policy_loss(features, action, log_prob, alpha)
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward(inputs=self._actor_params)  # the critics' weights get no gradient here
-        self.actor_optimizer.step()
-        log_prob = log_prob.detach()
-        if self.config.autotune_alpha:
-            alpha_loss = -(self.log_alpha * (log_prob + self.target_entropy)).mean()
-            self.alpha_optimizer.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self.alpha_optimizer.step()
-        return {"actor_loss": actor_loss.detach(), "entropy": -log_prob.mean()}
 
     @torch.no_grad()
     def act_on_stack(self, stacks: torch.Tensor, deterministic: bool) -> torch.Tensor:

@@ -172,7 +172,6 @@ class SACLearner:
         return losses
 
     def _gradient_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        config = self.config
         alpha = self.log_alpha.detach().exp()
         with self.precision():
             target = self.bellman_target(batch["reward"], batch["next_obs"], batch["terminated"], alpha,
@@ -183,22 +182,28 @@ class SACLearner:
         critic_loss.backward()
         self.critic_optimizer.step()
 
+        actor = self.actor_step(batch["obs"], batch["obs"], alpha)
+        # q_value: the critics' mean estimate on the batch, the first sign of an overestimating critic
+        return {"critic_loss": critic_loss.detach(), "actor_loss": actor["actor_loss"], "alpha": alpha,
+                "entropy": actor["entropy"], "q_value": q.detach().mean()}
+
+    def actor_step(self, actor_obs: torch.Tensor, critic_obs: torch.Tensor, alpha: torch.Tensor
+                   ) -> dict[str, torch.Tensor]:
+        """The actor's and the temperature's updates: the actor acting on `actor_obs`, the critics judging
+        its actions on `critic_obs` (the same observations, as each reads them)."""
         with self.precision():
-            action, log_prob = self.actor(batch["obs"], self.generator)
-            actor_loss = self.policy_loss(batch["obs"], action, log_prob, alpha)
+            action, log_prob = self.actor(actor_obs, self.generator)
+            actor_loss = self.policy_loss(critic_obs, action, log_prob, alpha)
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward(inputs=self._actor_params)  # the critics' weights get no gradient here
         self.actor_optimizer.step()
-
         log_prob = log_prob.detach()
-        if config.autotune_alpha:
+        if self.config.autotune_alpha:
             alpha_loss = -(self.log_alpha * (log_prob + self.target_entropy)).mean()
             self.alpha_optimizer.zero_grad(set_to_none=True)
             alpha_loss.backward()
             self.alpha_optimizer.step()
-        # q_value: the critics' mean estimate on the batch, the first sign of an overestimating critic
-        return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "alpha": alpha,
-                "entropy": -log_prob.mean(), "q_value": q.detach().mean()}
+        return {"actor_loss": actor_loss.detach(), "entropy": -log_prob.mean()}
 
     @torch.no_grad()
     def bellman_target(self, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor,
