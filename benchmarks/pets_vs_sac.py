@@ -54,6 +54,8 @@ def main() -> None:
                         help="Dreamer's replayed steps per env step")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="PETS config override")
+    parser.add_argument("--dreamer-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="Dreamer config override")
     study_arguments(parser, default_name="pets_vs_sac_pendulum")
     args = parser.parse_args()
     pets_steps, sac_steps = (QUICK_BUDGET, QUICK_BUDGET) if args.quick else (args.steps, args.sac_steps)
@@ -65,9 +67,9 @@ def main() -> None:
         learners["td-mpc2"] = Ours("td-mpc2", QUICK_BUDGET if args.quick else args.tdmpc2_steps,
                                    QUICK_TDMPC2 if args.quick else {})
     if args.dreamer:
+        dreamer = QUICK_DREAMER if args.quick else {"size": "size1m", "train_ratio": args.dreamer_train_ratio}
         learners["dreamer"] = Ours("dreamer", QUICK_BUDGET if args.quick else args.dreamer_steps,
-                                   QUICK_DREAMER if args.quick else {"size": "size1m",
-                                                                     "train_ratio": args.dreamer_train_ratio})
+                                   {**dreamer, **parse_assignments(args.dreamer_set)})
     learners.update({"sac": Ours("sac", sac_steps), "sb3 sac": SB3("SAC", sac_steps)})
     model_based = [label for label in learners if label.startswith(("pets", "td-mpc2", "dreamer"))]
     comparisons = [(sac, label) for label in model_based for sac in ("sac", "sb3 sac")]

@@ -130,6 +130,29 @@ def test_dreamer_refuses_envs_it_cannot_read():
         modelrl.make_agent("dreamer", env=_ImageEnv(32), size="tiny")
 
 
+def test_actor_gradient_through_the_dynamics_reaches_the_actor_alone():
+    """`actor_gradient="dynamics"`: the imagined returns' gradient trains the actor through the model and the
+    critic, whose weights it leaves untouched (they only pass it on) and whose flags it restores."""
+    agent = modelrl.make_agent("dreamer", env="Pendulum-v1", size="tiny", actor_gradient="dynamics", seed=0,
+                               entropy=0.0)  # the actor can learn only through the model
+    rssm = agent.model.rssm
+    with torch.no_grad():  # a state one imagined step from the start, so that every input is non-zero
+        start = rssm.imagine_step(rssm.initial(32), torch.rand(32, 1) * 2 - 1)
+        for head in (agent.model.reward_head, agent.critic.net):  # zero at first: no gradient to pass on
+            torch.nn.init.normal_(head[-1].weight, std=0.1)
+    modules = {"model": agent.model, "actor": agent.actor, "critic": agent.critic}
+    before = {name: [p.detach().clone() for p in module.parameters()] for name, module in modules.items()}
+    agent.actor_critic_update(start, torch.ones(32))
+    assert all(p.grad is None and p.requires_grad for p in agent.model.parameters())
+    moved = {name: [not torch.equal(a, b) for a, b in zip(before[name], module.parameters(), strict=True)]
+             for name, module in modules.items()}
+    assert not any(moved["model"]) and all(moved["actor"]) and any(moved["critic"])
+    with pytest.raises(ConfigError, match="needs continuous actions"):
+        modelrl.make_agent("dreamer", env="CartPole-v1", size="tiny", actor_gradient="dynamics")
+    with pytest.raises(ConfigError, match="actor_gradient must be"):
+        modelrl.make_agent("dreamer", env="Pendulum-v1", size="tiny", actor_gradient="backprop")
+
+
 class _ImageEnv(gym.Env):
     """Frames of a given side, a plain 2-action task (for the refusal of sizes the conv net cannot read)."""
 

@@ -4,9 +4,11 @@ A recurrent state-space model (`modelrl.models.rssm`) learns from sequences of r
 observations (vectors or 64 x 64 images), predict rewards and episode ends, and keep its prior close to its
 posterior (KL balancing with free bits). An actor and a critic then learn entirely from trajectories the model
 imagines from replayed states: the critic regresses TD(lambda) returns (two-hot in symlog space, regularised
-towards a slow copy of itself), the actor follows REINFORCE with advantages divided by the return scale, plus
-an entropy bonus. `train_ratio` is V3's: replayed steps per real env step, so one update of a
-`batch_size x batch_length` batch comes every `batch_size * batch_length / train_ratio` env steps.
+towards a slow copy of itself); the actor maximises those returns divided by the return scale, plus an
+entropy bonus, by REINFORCE (V3's newest release), or by backpropagating them through the model's dynamics
+for continuous actions (its 2023 release: `actor_gradient`). `train_ratio` is V3's: replayed steps per
+real env step, so one update of a `batch_size x batch_length` batch comes every
+`batch_size * batch_length / train_ratio` env steps.
 
 The policy keeps the latent state between steps (`policy`/`initial_state`), and a checkpoint holds it, so a
 resumed run acts as the uninterrupted one would.
@@ -22,8 +24,9 @@ from torch import nn
 
 from modelrl.agents.latent import LatentModelAgent, LatentModelConfig
 from modelrl.config import check_range
+from modelrl.errors import ConfigError
 from modelrl.models.distributions import BoundedNormal, OneHotCategorical, TwoHot
-from modelrl.models.mlp import norm_mlp
+from modelrl.models.mlp import frozen, norm_mlp
 from modelrl.models.rssm import detach, flatten
 from modelrl.returns import ReturnScale, lambda_returns
 from modelrl.seeding import seeded_weights
@@ -45,6 +48,10 @@ class DreamerConfig(LatentModelConfig):
     slow_critic_reg: float = 1.0  # weight of the critic's pull towards the slow critic
     return_norm_rate: float = 0.01  # EMA rate of the return range
     return_norm_limit: float = 1.0  # advantages are divided by max(this, return range)
+    # "reinforce": score-function gradient; "dynamics": backpropagate the returns through the imagined
+    # trajectory; "auto": dynamics for continuous actions, reinforce for discrete (V3's 2023 release)
+    actor_gradient: str = "reinforce"
+    actor_output_scale: float = 0.01  # initial scale of the actor's output weights (V3 2023: 1; newest: 0.01)
 
     def validate(self) -> None:
         super().validate()
@@ -55,15 +62,18 @@ class DreamerConfig(LatentModelConfig):
             check_range(self, name, 0)
         for name in ("gamma", "lam", "slow_critic_rate", "return_norm_rate"):
             check_range(self, name, 0, 1)
+        check_range(self, "actor_output_scale", 0, low_open=True)
+        if self.actor_gradient not in ("auto", "dynamics", "reinforce"):
+            raise ConfigError(f"actor_gradient must be 'auto', 'dynamics' or 'reinforce', "
+                              f"got {self.actor_gradient!r}")
 
 
 class Actor(nn.Module):
     def __init__(self, features: int, action_dim: int, discrete: bool, units: int, layers: int,
-                 unimix: float):
+                 unimix: float, output_scale: float):
         super().__init__()
         self.discrete, self.unimix = discrete, unimix
-        # V3 scales the output layer's initial weights by 0.01: the first policy is near uniform
-        self.net = norm_mlp(features, action_dim if discrete else 2 * action_dim, units, layers, 0.01)
+        self.net = norm_mlp(features, action_dim if discrete else 2 * action_dim, units, layers, output_scale)
 
     def forward(self, features: torch.Tensor) -> BoundedNormal | OneHotCategorical:
         out = self.net(features)
@@ -96,7 +106,7 @@ class Dreamer(LatentModelAgent):
         self.two_hot = TwoHot().to(self.device)  # the critic's, whatever the reward head
         with seeded_weights(self.seed, "actor critic"):
             self.actor = Actor(features, self.action_dim, self.discrete, size.units, config.mlp_layers,
-                               config.unimix).to(self.device)
+                               config.unimix, config.actor_output_scale).to(self.device)
             self.critic = Critic(features, size.units, config.mlp_layers, self.two_hot).to(self.device)
         self.slow_critic = Critic(features, size.units, config.mlp_layers, self.two_hot).to(self.device)
         self.slow_critic.load_state_dict(self.critic.state_dict())
@@ -104,6 +114,11 @@ class Dreamer(LatentModelAgent):
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), config.actor_lr, eps=1e-5)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), config.critic_lr, eps=1e-5)
         self.return_scale = ReturnScale(config.return_norm_rate, config.return_norm_limit)
+        gradient = config.actor_gradient
+        if gradient == "dynamics" and self.discrete:
+            raise ConfigError("actor_gradient='dynamics' needs continuous actions: a discrete action has no "
+                              "gradient to pass (use 'reinforce' or 'auto')")
+        self.backprop_actor = gradient == "dynamics" or (gradient == "auto" and not self.discrete)
 
     def decide(self, posterior: dict[str, torch.Tensor], deterministic: bool) -> torch.Tensor:
         distribution = self.actor(self.model.rssm.features(posterior))
@@ -130,25 +145,28 @@ class Dreamer(LatentModelAgent):
 
     def actor_critic_update(self, start: dict[str, torch.Tensor], alive: torch.Tensor) -> dict:
         config = self.config
-        with torch.no_grad():
+        # Backpropagating the returns runs the imagination with gradients; the model and the critic are
+        # only passed through, so their weights are kept out of the graph.
+        with torch.set_grad_enabled(self.backprop_actor), frozen(self.model, self.critic):
             features, actions = self.imagine(start)
             rewards = self.model.reward(features[1:])
-            continues = self.model.continues(features[1:])
-        logits = self.critic(features)  # the values bootstrap returns; the first H are trained
+            continues = self.model.continues(features[1:]).detach()
+            values = self.critic.value(features)
+        returns = lambda_returns(rewards, values, config.gamma * continues, config.lam)
         with torch.no_grad():
-            values = self.two_hot.mean(logits)
-            returns = lambda_returns(rewards, values, config.gamma * continues, config.lam)
             # the chance each state is still in the episode: its start's, then the predicted continues
             weights = torch.cumprod(torch.cat([alive[None], continues[:-1]]), 0)
             scale = self.return_scale.update(returns)
-            advantages = (returns - values[:-1]) / scale
-            slow_values = self.slow_critic.value(features[:-1])
-        distribution = self.actor(features[:-1])
+        distribution = self.actor(features[:-1].detach())
         entropy = distribution.entropy()
-        actor_loss = -(weights * (distribution.log_prob(actions) * advantages
-                                  + config.entropy * entropy)).mean()
+        advantages = (returns - values[:-1].detach()) / scale
+        objective = advantages if self.backprop_actor else distribution.log_prob(actions) * advantages
+        actor_loss = -(weights * (objective + config.entropy * entropy)).mean()
         self.gradient_step(self.actor_optimizer, actor_loss, self.actor, config.actor_critic_grad_clip)
-        two_hot, log_probs = self.two_hot, logits[:-1].log_softmax(-1)
+        returns, features = returns.detach(), features.detach()
+        with torch.no_grad():
+            slow_values = self.slow_critic.value(features[:-1])
+        two_hot, log_probs = self.two_hot, self.critic(features[:-1]).log_softmax(-1)
         critic_loss = -(weights * (two_hot.log_likelihood(log_probs, returns) + config.slow_critic_reg
                                    * two_hot.log_likelihood(log_probs, slow_values))).mean()
         self.gradient_step(self.critic_optimizer, critic_loss, self.critic, config.actor_critic_grad_clip)

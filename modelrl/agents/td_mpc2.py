@@ -33,6 +33,7 @@ from modelrl.buffers import ReplayBuffer
 from modelrl.config import check_range
 from modelrl.device import resolve_device, restore_generator
 from modelrl.errors import ConfigError
+from modelrl.models.mlp import frozen
 from modelrl.models.tdmpc2 import SIZES, TDMPC2Model
 from modelrl.planning.mpc import MPC
 from modelrl.returns import ReturnScale
@@ -307,9 +308,8 @@ class TDMPC2(Agent):
         rolled-out latents `(horizon + 1, batch, latent)`, step t weighed rho^t."""
         config, model = self.config, self.model
         _, action, log_prob = model.pi(zs, self.generator)
-        model.qs.requires_grad_(False)  # the gradient flows through the action only
-        q = model.q_pair(zs, action, self.generator).mean(0)
-        model.qs.requires_grad_(True)
+        with frozen(model.qs):  # the gradient flows through the action only
+            q = model.q_pair(zs, action, self.generator).mean(0)
         scale = self.q_scale.update(q[0])
         weights = config.rho ** torch.arange(len(zs), device=self.device, dtype=torch.float32)
         loss = ((config.entropy_coef * log_prob - q / scale).mean(1) * weights).mean()

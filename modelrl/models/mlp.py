@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -19,6 +20,21 @@ def require_network_memory(sizes: list[int], copies: int, hidden_size: int) -> N
     parameters = copies * sum((a + 1) * b for a, b in itertools.pairwise(sizes))
     require_memory(parameters * BYTES_PER_TRAINED_PARAMETER,
                    f"a network of {parameters:,} parameters (hidden size {hidden_size:,})")
+
+
+@contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """Keep the modules' weights out of the autograd graph meanwhile (a loss passes through them to reach
+    another network's weights); their earlier `requires_grad` flags come back after."""
+    parameters = [p for module in modules for p in module.parameters()]
+    flags = [p.requires_grad for p in parameters]
+    for parameter in parameters:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter, flag in zip(parameters, flags, strict=True):
+            parameter.requires_grad_(flag)
 
 
 def float32_output(layer: Callable[..., torch.Tensor], x: torch.Tensor, *args) -> torch.Tensor:
