@@ -145,28 +145,33 @@ class Dreamer(LatentModelAgent):
 
     def actor_critic_update(self, start: dict[str, torch.Tensor], alive: torch.Tensor) -> dict:
         config = self.config
-        # Backpropagating the returns runs the imagination with gradients; the model and the critic are
-        # only passed through, so their weights are kept out of the graph.
-        with torch.set_grad_enabled(self.backprop_actor), frozen(self.model, self.critic):
+        # Backpropagating the returns runs the imagination with gradients; the model (and the critic, for the
+        # values) only pass them on, so their weights are kept out of the graph.
+        with torch.set_grad_enabled(self.backprop_actor), frozen(self.model):
             features, actions = self.imagine(start)
             rewards = self.model.reward(features[1:])
             continues = self.model.continues(features[1:]).detach()
-            values = self.critic.value(features)
+        if self.backprop_actor:
+            with frozen(self.critic):
+                values = self.critic.value(features)
+            logits = self.critic(features[:-1].detach())
+        else:  # one pass of the critic: its values bootstrap the returns, its first H are trained
+            logits = self.critic(features)
+            values, logits = self.two_hot.mean(logits.detach()), logits[:-1]
         returns = lambda_returns(rewards, values, config.gamma * continues, config.lam)
         with torch.no_grad():
             # the chance each state is still in the episode: its start's, then the predicted continues
             weights = torch.cumprod(torch.cat([alive[None], continues[:-1]]), 0)
             scale = self.return_scale.update(returns)
+            slow_values = self.slow_critic.value(features[:-1])
         distribution = self.actor(features[:-1].detach())
         entropy = distribution.entropy()
         advantages = (returns - values[:-1].detach()) / scale
         objective = advantages if self.backprop_actor else distribution.log_prob(actions) * advantages
         actor_loss = -(weights * (objective + config.entropy * entropy)).mean()
         self.gradient_step(self.actor_optimizer, actor_loss, self.actor, config.actor_critic_grad_clip)
-        returns, features = returns.detach(), features.detach()
-        with torch.no_grad():
-            slow_values = self.slow_critic.value(features[:-1])
-        two_hot, log_probs = self.two_hot, self.critic(features[:-1]).log_softmax(-1)
+        returns = returns.detach()
+        two_hot, log_probs = self.two_hot, logits.log_softmax(-1)
         critic_loss = -(weights * (two_hot.log_likelihood(log_probs, returns) + config.slow_critic_reg
                                    * two_hot.log_likelihood(log_probs, slow_values))).mean()
         self.gradient_step(self.critic_optimizer, critic_loss, self.critic, config.actor_critic_grad_clip)
