@@ -44,7 +44,8 @@ RATE_SHAPE = (1, 1024, 512, 512)  # one (1,024 x 512) @ (512 x 512) matmul: the 
 def dreamer(compiled: bool):
     """A size1m Dreamer with a full replay of random steps, ready to update."""
     agent = modelrl.make_agent("dreamer", env=ENV, seed=0, size="size1m", learning_starts=1100,
-                               train_ratio=1e-6, compile=compiled, device="cpu")
+                               train_ratio=1e-6, compile=compiled, device="cpu",
+                               actor_gradient="reinforce")  # as sheeprl with --objective-mix 1
     agent.learn(total_steps=1100)  # random actions fill the replay; no update at this train ratio
     return agent
 

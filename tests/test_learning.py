@@ -98,9 +98,12 @@ class TargetReaching(gym.Env):
 
 def test_dreamer_learns_from_imagined_rewards():
     """The pipeline end to end, fast: the model learns the reward, and the actor acts on imagined returns.
-    (Reinforce gradients move the actor slowly at this budget: the check is a clear rise, not the optimum.)"""
+    (Reinforce gradients move the actor slowly at this budget: the check is a clear rise, not the optimum.
+    The default for continuous actions, the returns' gradient through the model, held only 10.5-11.7 here,
+    about what acting 0 earns: this young model's reward is right in value before it is in slope.)"""
     agent = modelrl.make_agent("dreamer", env=TargetReaching(), seed=0, **{
-        **SMALL_DREAMER, "learning_starts": 200, "batch_length": 16, "horizon": 5, "model_lr": 1e-3})
+        **SMALL_DREAMER, "learning_starts": 200, "batch_length": 16, "horizon": 5, "model_lr": 1e-3,
+        "actor_gradient": "reinforce", "actor_output_scale": 0.01})
     history = agent.learn(1600, eval_every=200, eval_episodes=10)
     # The untrained actor's mean action, 0, earns 10 (+-0.4 over 10 episodes); seeds 0-2 held 13.7-14.2
     assert history[0]["eval_return"] < 11.5 and held(history) >= 12.5, [r["eval_return"] for r in history]

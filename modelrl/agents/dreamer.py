@@ -5,10 +5,10 @@ observations (vectors or 64 x 64 images), predict rewards and episode ends, and 
 posterior (KL balancing with free bits). An actor and a critic then learn entirely from trajectories the model
 imagines from replayed states: the critic regresses TD(lambda) returns (two-hot in symlog space, regularised
 towards a slow copy of itself); the actor maximises those returns divided by the return scale, plus an
-entropy bonus, by REINFORCE (V3's newest release), or by backpropagating them through the model's dynamics
-for continuous actions (its 2023 release: `actor_gradient`). `train_ratio` is V3's: replayed steps per
-real env step, so one update of a `batch_size x batch_length` batch comes every
-`batch_size * batch_length / train_ratio` env steps.
+entropy bonus, by backpropagating them through the model's dynamics for continuous actions and by REINFORCE
+for discrete ones (`actor_gradient`), as V3's 2023 release does, whose optimiser settings these are.
+`train_ratio` is V3's: replayed steps per real env step, so one update of a `batch_size x batch_length`
+batch comes every `batch_size * batch_length / train_ratio` env steps.
 
 The policy keeps the latent state between steps (`policy`/`initial_state`), and a checkpoint holds it, so a
 resumed run acts as the uninterrupted one would.
@@ -48,10 +48,10 @@ class DreamerConfig(LatentModelConfig):
     slow_critic_reg: float = 1.0  # weight of the critic's pull towards the slow critic
     return_norm_rate: float = 0.01  # EMA rate of the return range
     return_norm_limit: float = 1.0  # advantages are divided by max(this, return range)
-    # "reinforce": score-function gradient; "dynamics": backpropagate the returns through the imagined
-    # trajectory; "auto": dynamics for continuous actions, reinforce for discrete (V3's 2023 release)
-    actor_gradient: str = "reinforce"
-    actor_output_scale: float = 0.01  # initial scale of the actor's output weights (V3 2023: 1; newest: 0.01)
+    # "dynamics": backpropagate the returns through the imagined trajectory; "reinforce": score-function
+    # gradient; "auto": dynamics for continuous actions, reinforce for discrete (V3's 2023 release)
+    actor_gradient: str = "auto"
+    actor_output_scale: float = 1.0  # initial scale of the actor's output weights (V3 2023: 1; newest: 0.01)
 
     def validate(self) -> None:
         super().validate()
@@ -137,7 +137,9 @@ class Dreamer(LatentModelAgent):
         features, actions = [rssm.features(start)], []
         for _ in range(self.config.horizon):
             action = self.actor(features[-1]).sample(self.train_generator)
-            model_action = action if self.discrete else action.clamp(-1, 1)
+            # clipped into the box the model was trained on, passing the gradient as if it were not: a
+            # sample beyond the bounds would otherwise stop the returns' gradient (actor_gradient="dynamics")
+            model_action = action if self.discrete else action + (action.clamp(-1, 1) - action).detach()
             state = rssm.imagine_step(state, model_action, self.train_generator)
             features.append(rssm.features(state))
             actions.append(action)
