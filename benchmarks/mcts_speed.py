@@ -1,7 +1,9 @@
 """(32e) Search speed: simulations per second of our batched MCTS for a batch of roots, beside DeepMind's mctx
 (JAX on CPU, `benchmarks/anchors/mctx_search_timing.sh`, its own venv) with the same small network and batch,
 and beside a plain per-node Python MCTS written here (one Python object per node, one network call per
-simulation for one state), all in the same run, one thread.
+simulation for one state), all in the same run, one thread. Ours runs twice: eager, and with
+`MCTSConfig(compile=True)` (each simulation's bookkeeping and backup one torch.compile'd call; compiled before
+the timing, as mctx's search is).
 
 The network is MuZero-shaped with random weights: representation 16 -> 64 -> 32, dynamics (latent and a
 one-hot of 9 actions) 41 -> 64 -> 32 with a reward from the hidden layer, prediction 32 -> 64 -> 9 logits and
@@ -18,10 +20,12 @@ median and range of its per-round values. The per-node baseline searches one roo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
 import subprocess
+import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -147,15 +151,22 @@ def main() -> None:
     obs = torch.randn(args.batch, OBS)
     legal = torch.ones(args.batch, ACTIONS, dtype=torch.bool)
     rng = np.random.default_rng(0)
-    ours, per_node, mctx = "modelrl batched", "per-node Python", "mctx (JAX, jit)"
-    sides = {ours: {"roots": args.batch, "seconds": []},
+    compiled_config = dataclasses.replace(config, compile=True)
+    ours, compiled, per_node, mctx = ("modelrl batched", "modelrl batched, compiled", "per-node Python",
+                                      "mctx (JAX, jit)")
+    sides = {ours: {"roots": args.batch, "seconds": []}, compiled: {"roots": args.batch, "seconds": []},
              per_node: {"roots": args.python_roots, "seconds": []}}
+    compile_start = time.perf_counter()
+    search(network, obs, legal, compiled_config, rng)
+    compile_seconds = time.perf_counter() - compile_start
     anchors = []
     if not args.skip_anchor:
         sides[mctx] = {"roots": args.batch, "seconds": []}
     for _ in range(args.rounds):
         sides[ours]["seconds"].append(timed_calls(lambda: search(network, obs, legal, config, rng),
                                                   args.searches)[1])
+        sides[compiled]["seconds"].append(timed_calls(
+            lambda: search(network, obs, legal, compiled_config, rng), args.searches)[1])
         sides[per_node]["seconds"].append(timed_calls(
             lambda: [per_node_search(network, o, config, rng) for o in obs[:args.python_roots]],
             args.searches)[1])
@@ -167,18 +178,21 @@ def main() -> None:
                                           for seconds in side["seconds"]]
     rounds = {name: side["simulations_per_second"] for name, side in sides.items()}
     rate = {name: statistics.median(values) for name, values in rounds.items()}
-    summary = {"simulations_per_second": rate, "rounds": args.rounds,
-               "ours_over_per_node": spread([a / b for a, b in zip(rounds[ours], rounds[per_node])])}
+    summary = {"simulations_per_second": rate, "rounds": args.rounds, "compile_seconds": compile_seconds,
+               "ours_over_per_node": spread([a / b for a, b in zip(rounds[ours], rounds[per_node])]),
+               "compiled_over_eager": spread([a / b for a, b in zip(rounds[compiled], rounds[ours])])}
     if anchors:
         summary["ours_over_mctx"] = spread([a / b for a, b in zip(rounds[ours], rounds[mctx])])
+        summary["compiled_over_mctx"] = spread([a / b for a, b in zip(rounds[compiled], rounds[mctx])])
     print(json.dumps(summary, indent=2))
     write_results("mcts_speed", {"batch": args.batch, "simulations": args.simulations, "threads": 1,
                                  "network": {"obs": OBS, "latent": LATENT, "hidden": HIDDEN,
                                              "actions": ACTIONS},
                                  "sides": sides, "anchor": anchors[-1] if anchors else None,
                                  "summary": summary})
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    ax.bar(list(rate), list(rate.values()), color=["C0", "C7", "C1"][:len(rate)])
+    fig, ax = plt.subplots(figsize=(8.5, 4))
+    ax.tick_params(axis="x", labelsize=8)
+    ax.bar(list(rate), list(rate.values()), color=["C0", "C2", "C7", "C1"][:len(rate)])
     for i, values in enumerate(rounds.values()):
         ax.plot([i] * len(values), values, "k.", label="rounds" if i == 0 else None)
     ax.set(ylabel="simulations per second", yscale="log",

@@ -75,3 +75,15 @@ def compute_dtype(key: str, precision: str, device: torch.device) -> torch.dtype
         warnings.warn(f"{key}='bfloat16' on a CPU without native bfloat16 (AVX512-BF16 or AMX) runs its "
                       "matmuls in software, tens of times slower than float32", RuntimeWarning, stacklevel=3)
     return dtype
+
+
+def require_cpp_compiler() -> None:
+    """torch.compile's CPU kernels are C++: without a compiler the first update would fail deep in
+    inductor."""
+    from torch._inductor import cpp_builder
+
+    try:
+        cpp_builder.get_cpp_compiler()
+    except Exception as error:
+        raise ConfigError("compile=True on the CPU needs a C++ compiler (install g++ or set CXX): "
+                          f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from error

@@ -180,3 +180,28 @@ def test_backup_discounts_rewards_and_leaf_values_along_the_whole_path():
     logits = torch.zeros(3, 2, requires_grad=True)
     (logits.log_softmax(-1) * result.improved_policy).sum().backward()
     assert logits.grad is not None
+
+
+@pytest.mark.slow  # compiles (about 20 s per batch size and path length on one core)
+@pytest.mark.parametrize("gumbel", [False, True])
+def test_the_compiled_search_keeps_the_eager_statistics(gumbel):
+    game = TicTacToe()
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(9, 10)
+
+    def network(boards):
+        out = layer(boards)
+        return out[:, :9], out[:, 9].tanh()
+
+    boards, generator = game.initial(8), torch.Generator().manual_seed(1)
+    for _ in range(3):  # a few random moves, so the positions differ
+        moves = torch.multinomial(game.legal(boards).float(), 1, generator=generator).squeeze(1)
+        boards = game.play(boards, moves)[0]
+    results = [search(GameModel(game, network), boards, game.legal(boards),
+                      MCTSConfig(simulations=60, gumbel=gumbel, compile=compiled), np.random.default_rng(2))
+               for compiled in (False, True)]
+    eager, compiled = results
+    assert torch.equal(eager.visits, compiled.visits) and torch.equal(eager.action, compiled.action)
+    assert torch.allclose(eager.q, compiled.q, atol=1e-5)
+    assert torch.allclose(eager.improved_policy, compiled.improved_policy, atol=1e-5)
+    assert eager.visits.sum(-1).eq(60).all()

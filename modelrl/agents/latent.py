@@ -21,10 +21,9 @@ from torch import nn
 
 from modelrl.agents.base import Agent
 from modelrl.agents.sac import ActionScale, check_box_actions
-from modelrl.agents.sac_update import require_cpp_compiler
 from modelrl.buffers import EpisodeStreams, SequenceBuffer
 from modelrl.config import check_range
-from modelrl.device import resolve_device, restore_generator
+from modelrl.device import require_cpp_compiler, resolve_device, restore_generator
 from modelrl.errors import ConfigError, IncompatibleEnvError
 from modelrl.loop import StreamLoop
 from modelrl.models.distributions import TwoHot

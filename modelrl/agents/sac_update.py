@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.func import functional_call, grad_and_value
 
-from modelrl.errors import ConfigError
+from modelrl.device import require_cpp_compiler
 
 if TYPE_CHECKING:
     from modelrl.agents.sac import SACLearner
@@ -81,18 +81,6 @@ class CompiledStep:
                                  adam_state(learner.actor_optimizer),
                                  (adam_state(learner.alpha_optimizer) if learner.config.autotune_alpha
                                   else None))
-
-
-def require_cpp_compiler() -> None:
-    """torch.compile's CPU kernels are C++: without a compiler the first update would fail deep in
-    inductor."""
-    from torch._inductor import cpp_builder
-
-    try:
-        cpp_builder.get_cpp_compiler()
-    except Exception as error:
-        raise ConfigError("compile=True on the CPU needs a C++ compiler (install g++ or set CXX): "
-                          f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from error
 
 
 def adam_state(optimizer: torch.optim.Adam) -> dict[str, Any]:

@@ -28,10 +28,9 @@ import torch.nn.functional as F
 
 from modelrl.agents.base import Agent
 from modelrl.agents.sac import ActionScale, check_box_actions
-from modelrl.agents.sac_update import require_cpp_compiler
 from modelrl.buffers import ReplayBuffer
 from modelrl.config import check_range
-from modelrl.device import resolve_device, restore_generator
+from modelrl.device import require_cpp_compiler, resolve_device, restore_generator
 from modelrl.errors import ConfigError
 from modelrl.models.mlp import frozen
 from modelrl.models.tdmpc2 import SIZES, TDMPC2Model

@@ -35,11 +35,15 @@ value mixed with the visited ones' (v_mix). Below the root, pUCT as usual.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
+
+from modelrl.device import require_cpp_compiler
 
 
 @dataclass
@@ -55,6 +59,10 @@ class MCTSConfig:
     max_considered: int = 16  # Gumbel: actions kept at the root
     c_visit: float = 50.0  # Gumbel: sigma(q) = (c_visit + max visits) c_scale q
     c_scale: float = 0.1
+    # torch.compile each simulation's bookkeeping and backup into one call (1.45x the simulations per second
+    # of benchmarks/mcts_speed.py on one CPU core; each new batch size compiles, about 20 s); the same
+    # statistics as eager, to float rounding
+    compile: bool = False
 
 
 @dataclass
@@ -105,7 +113,11 @@ def _search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.
     # the returns backed up through it; flat (row * A + action): the child's row, the child's row again where
     # the child is open (expanded and not a game's end: selection goes on below it) and -1 elsewhere, and
     # the reward on the edge.
-    prior, bias, visits, totals = torch.zeros(4, rows, actions, device=device)
+    # (separate tensors, the flat ones written flat: a compiled step copies whole buffers that alias or are
+    # written through views)
+    prior, bias = (torch.zeros(rows, actions, device=device) for _ in range(2))
+    visits_flat, totals_flat = (torch.zeros(rows * actions, device=device) for _ in range(2))
+    visits, totals = visits_flat.view(rows, actions), totals_flat.view(rows, actions)
     child = torch.full((rows * actions,), unexpanded, dtype=torch.long, device=device)
     open_child = torch.full((rows * actions,), -1, dtype=torch.long, device=device)
     edge_reward = torch.zeros(rows * actions, device=device)
@@ -140,28 +152,16 @@ def _search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.
         noise = torch.as_tensor(noise, dtype=root_prior.dtype, device=device) * legal
         noise = noise / noise.sum(-1, keepdim=True).clamp_min(1e-12)
         root_prior = (1 - config.root_noise) * root_prior + config.root_noise * noise
-    blank = torch.zeros(batch, actions, device=device)
+    tree = Tree(states, node_value, prior, bias, visits_flat, totals_flat, child, open_child, edge_reward,
+                scores, exploration, powers)
+    record = _compiled_record(device.type) if config.compile else _record
+    stopped = torch.zeros(batch, dtype=torch.bool, device=device)
 
-    # pUCT's terms by tree, for the per-simulation score of every edge: one pass over all trees' edges
-    # before a simulation spares the walk down two multiply-adds at every depth
-    explore_all, q_all, seen_all = scores[:, :-1].view(3, batch, nodes, actions)
-
-    def expand(rows_: torch.Tensor, state_, value_, prior_, legal_) -> None:
-        states.index_copy_(0, rows_, state_.to(states.dtype))
-        node_value.index_copy_(0, rows_, value_)
-        prior.index_copy_(0, rows_, prior_)
-        illegal = _illegal_bias(legal_)
-        bias.index_copy_(0, rows_, illegal)
-        scores.index_copy_(1, rows_, torch.stack([prior_ * exploration[1] + illegal, blank, blank]))
-
-    expand(base, state, value.to(node_value.dtype), root_prior, legal)
+    _write_nodes(tree, base, state, value.to(node_value.dtype), root_prior, legal)
+    puct = _puct(tree, batch, low, high)
     for simulation in range(config.simulations):
         # Selection: every tree walks down until its chosen edge has no child yet, or leads to a game's end;
         # a tree that has stopped keeps choosing the same edge while the others go on.
-        offset, scale = _normaliser(low, high)
-        shift = -offset * scale
-        puct = torch.addcmul(torch.addcmul(explore_all, q_all, scale[:, :, None]), seen_all,
-                             shift[:, :, None]).view(-1, actions)  # (B * nodes, A), q normalised
         if config.gumbel:  # the root's action comes from sequential halving's schedule
             due = kept & (visits[base] == schedule[:, simulation, None])
             root_action = _gumbel_choice(config, score, due, visits[base], totals[base], low, high)
@@ -178,44 +178,13 @@ def _search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.
                 break
             on_path.append(deeper)
             node = torch.where(deeper, next_open, node)
-        next_node = child.index_select(0, edge)
-        # Expansion: one model call for every tree. Trees that reached a game's end discard their row and
-        # write it into their last node instead: nothing points there until a tree's final simulation expands
-        # into it (and overwrites it), so the writes need no mask.
-        reward, logits, value, next_state, ended, next_legal = model.step(states.index_select(0, node),
-                                                                          action)
-        new_node = next_node == unexpanded
-        new = base + simulation + 1
-        moves = next_legal & ~ended[:, None]
-        leaf_value = value.to(node_value.dtype).masked_fill(ended, 0.0)
-        expand(torch.where(new_node, new, base + nodes - 1), next_state, leaf_value,
-               _masked_softmax(logits, moves), moves)
-        child.index_copy_(0, edge, torch.where(new_node, new, next_node))
-        # (an edge whose child existed ends at a game's end: it stays closed)
-        open_child.index_copy_(0, edge, torch.where(new_node & ~ended, new, -1))
-        edge_reward.index_copy_(0, edge, torch.where(new_node, reward.to(edge_reward.dtype),
-                                                     edge_reward.index_select(0, edge)))
-        # Backup, all trees and depths at once: a path's k-th edge gets the return r_k + d r_k+1 + ... +
-        # d^(L-k) v from its rewards and the leaf's value v (0 at a game's end), d the signed discount.
-        depth = len(path)
-        path_edges, valid = torch.stack(path, 1), torch.stack(on_path, 1)
-        rewards = edge_reward.index_select(0, path_edges.view(-1)).view(batch, depth) * valid
-        ends = torch.cat([rewards, blank[:, :1]], 1).scatter_(
-            1, valid.sum(1, keepdim=True), torch.where(new_node, leaf_value, 0.0)[:, None])
-        returns = ends @ powers[:depth + 1, :depth]
-        low = torch.minimum(low, returns.masked_fill(~valid, math.inf).amin(1))
-        high = torch.maximum(high, returns.masked_fill(~valid, -math.inf).amax(1))
-        # (a tree that stopped early repeats its last edge: the repeats add 0, and refresh the same row)
-        flat, weight = path_edges.view(-1), valid.view(-1)
-        visits.view(-1).index_add_(0, flat, weight.to(visits.dtype))
-        totals.view(-1).index_add_(0, flat, returns.view(-1) * weight)
-        on_nodes = flat // actions
-        seen_visits, seen_totals = visits.index_select(0, on_nodes), totals.index_select(0, on_nodes)
-        parent_visits = seen_visits.sum(-1).long() + 1  # N: the node's own expansion counts as a visit
-        explore = (prior.index_select(0, on_nodes) * exploration.index_select(0, parent_visits)[:, None]
-                   / (1 + seen_visits) + bias.index_select(0, on_nodes))
-        scores.index_copy_(1, on_nodes, torch.stack(
-            [explore, seen_totals / seen_visits.clamp_min(1), (seen_visits > 0).to(scores.dtype)]))
+        # Expansion: one model call for every tree, then the bookkeeping and the backup
+        step = model.step(states.index_select(0, node), action)
+        if config.compile:  # a few path lengths, so that the compiled step is specialised a few times
+            padding = max(8, 1 << (len(path) - 1).bit_length()) - len(path)
+            path, on_path = path + path[-1:] * padding, on_path + [stopped] * padding
+        low, high, puct = record(tree, edge, torch.stack(path, 1), torch.stack(on_path, 1), *step,
+                                 base + simulation + 1, base + nodes - 1, low, high)
 
     visits, totals = visits[base], totals[base]
     q = torch.where(visits > 0, totals / visits.clamp_min(1), 0.0)
@@ -231,6 +200,94 @@ def _search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.
     completed = torch.where(seen, q, v_mix[:, None])
     improved = (root_logits + _sigma(config, completed, visits, low, high)).softmax(-1)
     return SearchResult(visits, q, value, root_prior, action, improved)
+
+
+
+class Tree(NamedTuple):
+    """The trees' preallocated statistics (see `_search`) and two tables the backup reads."""
+    states: torch.Tensor
+    node_value: torch.Tensor
+    prior: torch.Tensor
+    bias: torch.Tensor
+    visits: torch.Tensor  # flat, as child
+    totals: torch.Tensor
+    child: torch.Tensor
+    open_child: torch.Tensor
+    edge_reward: torch.Tensor
+    scores: torch.Tensor
+    exploration: torch.Tensor
+    powers: torch.Tensor
+
+
+def _write_nodes(tree: Tree, rows: torch.Tensor, state, value, prior, legal) -> None:
+    tree.states.index_copy_(0, rows, state.to(tree.states.dtype))
+    tree.node_value.index_copy_(0, rows, value)
+    tree.prior.index_copy_(0, rows, prior)
+    illegal = _illegal_bias(legal)
+    tree.bias.index_copy_(0, rows, illegal)
+    blank = torch.zeros_like(prior)
+    tree.scores.index_copy_(1, rows, torch.stack([prior * tree.exploration[1] + illegal, blank, blank]))
+
+
+def _puct(tree: Tree, batch: int, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Every edge's pUCT score, q normalised by its tree's min and max, as `(B * nodes, A)`."""
+    offset, scale = _normaliser(low, high)
+    shift = -offset * scale
+    actions = tree.prior.shape[-1]
+    explore, q, seen = tree.scores[:, :-1].view(3, batch, -1, actions)
+    puct = torch.addcmul(torch.addcmul(explore, q, scale[:, :, None]), seen, shift[:, :, None])
+    return puct.view(-1, actions)
+
+
+def _record(tree: Tree, edge, path_edges, valid, reward, logits, value, next_state, ended, next_legal,
+            new, last, low, high):
+    """A simulation's work after its model call: the new nodes written (a tree that reached a game's end
+    writes into its `last` row instead: nothing points there until its final simulation expands into it
+    and overwrites it, so the writes need no mask), the leaves' values backed up the `(B, depth)` paths, and
+    pUCT's scores for the next simulation. Returns the new min and max returns and the scores."""
+    actions = tree.prior.shape[-1]
+    unexpanded = tree.prior.shape[0] - 1
+    next_node = tree.child.index_select(0, edge)
+    new_node = next_node == unexpanded
+    moves = next_legal & ~ended[:, None]
+    leaf_value = value.to(tree.node_value.dtype).masked_fill(ended, 0.0)
+    _write_nodes(tree, torch.where(new_node, new, last), next_state, leaf_value,
+                 _masked_softmax(logits, moves), moves)
+    tree.child.index_copy_(0, edge, torch.where(new_node, new, next_node))
+    # (an edge whose child existed ends at a game's end: it stays closed)
+    tree.open_child.index_copy_(0, edge, torch.where(new_node & ~ended, new, -1))
+    tree.edge_reward.index_copy_(0, edge, torch.where(new_node, reward.to(tree.edge_reward.dtype),
+                                                      tree.edge_reward.index_select(0, edge)))
+    # Backup, all trees and depths at once: a path's k-th edge gets the return r_k + d r_k+1 + ... +
+    # d^(L-k) v from its rewards and the leaf's value v (0 at a game's end), d the signed discount.
+    batch, depth = path_edges.shape
+    rewards = tree.edge_reward.index_select(0, path_edges.view(-1)).view(batch, depth) * valid
+    ends = torch.cat([rewards, torch.zeros_like(rewards[:, :1])], 1).scatter_(
+        1, valid.sum(1, keepdim=True), torch.where(new_node, leaf_value, 0.0)[:, None])
+    returns = ends @ tree.powers[:depth + 1, :depth]
+    low = torch.minimum(low, returns.masked_fill(~valid, math.inf).amin(1))
+    high = torch.maximum(high, returns.masked_fill(~valid, -math.inf).amax(1))
+    # (a tree that stopped early repeats its last edge: the repeats add 0, and refresh the same row)
+    flat, weight = path_edges.view(-1), valid.view(-1)
+    tree.visits.index_add_(0, flat, weight.to(tree.visits.dtype))
+    tree.totals.index_add_(0, flat, returns.view(-1) * weight)
+    # refresh what pUCT reads of the nodes on the paths
+    on_nodes = flat // actions
+    seen_visits = tree.visits.view(-1, actions).index_select(0, on_nodes)
+    seen_totals = tree.totals.view(-1, actions).index_select(0, on_nodes)
+    parent_visits = seen_visits.sum(-1).long() + 1  # N: the node's own expansion counts as a visit
+    explore = (tree.prior.index_select(0, on_nodes) * tree.exploration.index_select(0, parent_visits)[:, None]
+               / (1 + seen_visits) + tree.bias.index_select(0, on_nodes))
+    tree.scores.index_copy_(1, on_nodes, torch.stack(
+        [explore, seen_totals / seen_visits.clamp_min(1), (seen_visits > 0).to(tree.scores.dtype)]))
+    return low, high, _puct(tree, batch, low, high)
+
+
+@functools.cache
+def _compiled_record(device_type: str):
+    if device_type == "cpu":
+        require_cpp_compiler()
+    return torch.compile(_record, dynamic=False, fullgraph=True)
 
 
 def considered_visits(considered: int, simulations: int) -> list[int]:
