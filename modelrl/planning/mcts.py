@@ -111,15 +111,15 @@ def _search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.
     node_value = torch.zeros(rows, device=device)
     # Per edge (row, action): the prior, 0 or -inf for a legal or illegal move, the visit count, the sum of
     # the returns backed up through it; flat (row * A + action): the child's row, the child's row again where
-    # the child is open (expanded and not a game's end: selection goes on below it) and -1 elsewhere, and
-    # the reward on the edge.
+    # the child is open (expanded and not a game's end: selection goes on below it) and the edge's own row
+    # elsewhere (a walk that takes it stays put), and the reward on the edge.
     # (separate tensors, the flat ones written flat: a compiled step copies whole buffers that alias or are
     # written through views)
     prior, bias = (torch.zeros(rows, actions, device=device) for _ in range(2))
     visits_flat, totals_flat = (torch.zeros(rows * actions, device=device) for _ in range(2))
     visits, totals = visits_flat.view(rows, actions), totals_flat.view(rows, actions)
     child = torch.full((rows * actions,), unexpanded, dtype=torch.long, device=device)
-    open_child = torch.full((rows * actions,), -1, dtype=torch.long, device=device)
+    open_child = torch.arange(rows * actions, device=device) // actions
     edge_reward = torch.zeros(rows * actions, device=device)
     # What pUCT reads of a node's edges, term-major and refreshed by each backup for the nodes it passed:
     # prior * E(N) / (1 + visits) + bias, the mean return q (0 while unvisited) and 1 where visited.
@@ -155,7 +155,6 @@ def _search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.
     tree = Tree(states, node_value, prior, bias, visits_flat, totals_flat, child, open_child, edge_reward,
                 scores, exploration, powers)
     record = _compiled_record(device.type) if config.compile else _record
-    stopped = torch.zeros(batch, dtype=torch.bool, device=device)
 
     _write_nodes(tree, base, state, value.to(node_value.dtype), root_prior, legal)
     puct = _puct(tree, batch, low, high)
@@ -165,25 +164,23 @@ def _search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.
         if config.gumbel:  # the root's action comes from sequential halving's schedule
             due = kept & (visits[base] == schedule[:, simulation, None])
             root_action = _gumbel_choice(config, score, due, visits[base], totals[base], low, high)
-        node, path, on_path = base, [], [torch.ones(batch, dtype=torch.bool, device=device)]
+        node, path = base, []
         while True:
             action = puct.index_select(0, node).argmax(-1)
             if config.gumbel:
                 action = root_action if not path else torch.where(node == base, root_action, action)
             edge = torch.add(action, node, alpha=actions)
             path.append(edge)
-            next_open = open_child.index_select(0, edge)
-            deeper = next_open >= 0
-            if not deeper.any():
+            below = open_child.index_select(0, edge)
+            if torch.equal(below, node):
                 break
-            on_path.append(deeper)
-            node = torch.where(deeper, next_open, node)
+            node = below
         # Expansion: one model call for every tree, then the bookkeeping and the backup
         step = model.step(states.index_select(0, node), action)
         if config.compile:  # a few path lengths, so that the compiled step is specialised a few times
             padding = max(8, 1 << (len(path) - 1).bit_length()) - len(path)
-            path, on_path = path + path[-1:] * padding, on_path + [stopped] * padding
-        low, high, puct = record(tree, edge, torch.stack(path, 1), torch.stack(on_path, 1), *step,
+            path = path + path[-1:] * padding
+        low, high, puct = record(tree, edge, torch.stack(path, 1), *step,
                                  base + simulation + 1, base + nodes - 1, low, high)
 
     visits, totals = visits[base], totals[base]
@@ -239,12 +236,13 @@ def _puct(tree: Tree, batch: int, low: torch.Tensor, high: torch.Tensor) -> torc
     return puct.view(-1, actions)
 
 
-def _record(tree: Tree, edge, path_edges, valid, reward, logits, value, next_state, ended, next_legal,
-            new, last, low, high):
+def _record(tree: Tree, edge, path_edges, reward, logits, value, next_state, ended, next_legal, new, last,
+            low, high):
     """A simulation's work after its model call: the new nodes written (a tree that reached a game's end
     writes into its `last` row instead: nothing points there until its final simulation expands into it
-    and overwrites it, so the writes need no mask), the leaves' values backed up the `(B, depth)` paths, and
-    pUCT's scores for the next simulation. Returns the new min and max returns and the scores."""
+    and overwrites it, so the writes need no mask), the leaves' values backed up the `(B, depth)` paths
+    (a tree that stopped early repeats its last edge), and pUCT's scores for the next simulation. Returns
+    the new min and max returns and the scores."""
     actions = tree.prior.shape[-1]
     unexpanded = tree.prior.shape[0] - 1
     next_node = tree.child.index_select(0, edge)
@@ -255,19 +253,21 @@ def _record(tree: Tree, edge, path_edges, valid, reward, logits, value, next_sta
                  _masked_softmax(logits, moves), moves)
     tree.child.index_copy_(0, edge, torch.where(new_node, new, next_node))
     # (an edge whose child existed ends at a game's end: it stays closed)
-    tree.open_child.index_copy_(0, edge, torch.where(new_node & ~ended, new, -1))
+    tree.open_child.index_copy_(0, edge, torch.where(new_node & ~ended, new, edge // actions))
     tree.edge_reward.index_copy_(0, edge, torch.where(new_node, reward.to(tree.edge_reward.dtype),
                                                       tree.edge_reward.index_select(0, edge)))
     # Backup, all trees and depths at once: a path's k-th edge gets the return r_k + d r_k+1 + ... +
     # d^(L-k) v from its rewards and the leaf's value v (0 at a game's end), d the signed discount.
     batch, depth = path_edges.shape
+    # (two edges in a row are never the same but where a path repeats its last)
+    valid = torch.cat([path_edges[:, :1] >= 0, path_edges[:, 1:] != path_edges[:, :-1]], 1)
     rewards = tree.edge_reward.index_select(0, path_edges.view(-1)).view(batch, depth) * valid
     ends = torch.cat([rewards, torch.zeros_like(rewards[:, :1])], 1).scatter_(
         1, valid.sum(1, keepdim=True), torch.where(new_node, leaf_value, 0.0)[:, None])
     returns = ends @ tree.powers[:depth + 1, :depth]
     low = torch.minimum(low, returns.masked_fill(~valid, math.inf).amin(1))
     high = torch.maximum(high, returns.masked_fill(~valid, -math.inf).amax(1))
-    # (a tree that stopped early repeats its last edge: the repeats add 0, and refresh the same row)
+    # (the repeats add 0, and refresh the same row)
     flat, weight = path_edges.view(-1), valid.view(-1)
     tree.visits.index_add_(0, flat, weight.to(tree.visits.dtype))
     tree.totals.index_add_(0, flat, returns.view(-1) * weight)
