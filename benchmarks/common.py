@@ -587,6 +587,23 @@ def resumed_study(name: str, fresh: dict) -> dict:
     return record
 
 
+def without_defaults(arm: dict) -> dict:
+    """An arm of ours with the overrides that name its agent's default value (today's) left out: a part run
+    with `--set priority_exponent=0` before 0 was the default merges with one run after, naming none. Each
+    part's command and commit stay in the merged study's `merged_from`."""
+    if arm.get("library") != "modelrl" or not arm.get("overrides"):
+        return arm
+    from modelrl.agents import agent_class
+    from modelrl.config import build_config
+
+    config_class = agent_class(arm["agent"]).config_class
+    default = build_config(config_class, {}, owner=arm["agent"])
+    named = {key: value for key, value in arm["overrides"].items()
+             if getattr(build_config(config_class, {key: value}, owner=arm["agent"]), key, None)
+             != getattr(default, key, None)}
+    return {**arm, "overrides": named}
+
+
 def merged_study(names: list[str], into: str) -> dict:
     """One study from results of disjoint seeds run apart (each part's commit and machine kept)."""
     parts, merged_from = read_results(names, into=into)
@@ -594,8 +611,8 @@ def merged_study(names: list[str], into: str) -> dict:
     arms = {}
     for name, part in zip(names, parts, strict=True):
         for label, arm in part["arms"].items():
-            if arms.setdefault(label, arm) != arm:
-                raise SystemExit(f"--merge: {label!r} differs in {name!r}; "
+            if without_defaults(arms.setdefault(label, arm)) != without_defaults(arm):
+                raise SystemExit(f"--merge: {label!r} differs in {name!r} ({arm} against {arms[label]}); "
                                  "only runs of the same settings merge")
     comparisons = []
     for part in parts:

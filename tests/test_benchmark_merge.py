@@ -34,6 +34,16 @@ def test_merge_refuses_runs_of_different_settings():
         shared_settings([part([0], {}), part([1], {"device": "cuda"})], ["a", "b"], ("config",))
 
 
+def test_an_override_that_names_the_default_merges_with_none_and_another_value_does_not():
+    from common import without_defaults
+
+    named, unnamed = ({"library": "modelrl", "agent": "muzero", "budget": 20000, "overrides": overrides}
+                      for overrides in ({"priority_exponent": "0", "td_steps": "50"}, {"td_steps": "50"}))
+    assert without_defaults(named) == without_defaults(unnamed) == unnamed
+    other = {**unnamed, "overrides": {"priority_exponent": "1", "td_steps": "50"}}
+    assert without_defaults(other) != without_defaults(unnamed)
+
+
 def test_a_curve_cut_short_continues_from_its_checkpoint_as_if_never_stopped(tmp_path, monkeypatch):
     protocol = Protocol("GridWorld-v0", threshold=100.0, eval_every=200, episodes=2)  # never reached
     arm = Ours("q-learning", 1000, {"epsilon": 0.2})
