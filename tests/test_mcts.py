@@ -205,3 +205,27 @@ def test_the_compiled_search_keeps_the_eager_statistics(gumbel):
     assert torch.allclose(eager.q, compiled.q, atol=1e-5)
     assert torch.allclose(eager.improved_policy, compiled.improved_policy, atol=1e-5)
     assert eager.visits.sum(-1).eq(60).all()
+
+
+class ChainModel:
+    """Single-agent: the prior all but certain of action 0, a reward of 1 on every step: the search goes
+    down one line, a path as long as the simulations allow."""
+
+    def root(self, obs):
+        return torch.tensor([[10.0, -10.0]]).repeat(len(obs), 1), torch.zeros(len(obs)), obs
+
+    def step(self, state, action):
+        batch = len(state)
+        return (torch.ones(batch), torch.tensor([[10.0, -10.0]]).repeat(batch, 1), torch.zeros(batch),
+                state + 1, torch.zeros(batch, dtype=torch.bool), torch.ones(batch, 2, dtype=torch.bool))
+
+
+@pytest.mark.slow  # compiles
+def test_the_compiled_search_follows_a_path_as_deep_as_the_simulations():
+    results = [search(ChainModel(), torch.zeros(3, 1), torch.ones(3, 2, dtype=torch.bool),
+                      MCTSConfig(simulations=40, two_player=False, root_noise=0.0, compile=compiled))
+               for compiled in (False, True)]
+    # the line's k-th node holds the k steps' rewards below it: the root's q is the mean of 40..1
+    for result in results:
+        assert result.visits.tolist() == [[40.0, 0.0]] * 3
+        assert torch.allclose(result.q[:, 0], torch.tensor(20.5))

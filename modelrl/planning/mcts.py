@@ -3,13 +3,14 @@ et al. 2020), the trees held in preallocated tensors.
 
 Each of `B` trees has room for `simulations + 1` nodes; node 0 is the root and simulation s adds node s + 1.
 Per node: the model's state and value estimate; per edge (node, action): the prior, legality, the child's
-row (a shared never-open row while unexpanded) and that row again only while the child is open (search goes
-on below it), the reward on it, its visit count and the sum of the returns backed up through it. A
-simulation scores every edge of every tree at once (two multiply-adds of pUCT's terms, which each backup
-refreshes for the nodes it passed), walks down all trees together (a gather, an argmax and a lookup of the
-open child per depth), makes one batched model call for every tree's leaf, and backs the leaf's value up
-every path at all depths at once (one matmul of the path's rewards and leaf value by discount powers): never a
-Python object per node, nor a Python step per node of a path.
+row (a shared never-open row while unexpanded) and where the walk goes next (that row while the child is
+open, the edge's own node otherwise: a tree that has stopped stays put), the reward on it, its visit count
+and the sum of the returns backed up through it. A simulation scores every edge of every tree at once (two
+multiply-adds of pUCT's terms, which each backup refreshes for the nodes it passed), walks down all trees
+together (a gather, an argmax and a lookup per depth, until no tree moves), makes one batched model call for
+every tree's leaf, and backs the leaf's value up every path at all depths at once (one matmul of the path's
+rewards and leaf value by discount powers): never a Python object per node, nor a Python step per node of a
+path. With `compile=True` all of a simulation but the walk and the model call is one torch.compile'd call.
 
 Values are for the player to move at a node. `two_player=True` (alternating zero-sum games) negates a
 child's value when it is seen from its parent (negamax); otherwise a child's value is discounted and added
@@ -177,9 +178,10 @@ def _search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.
             node = below
         # Expansion: one model call for every tree, then the bookkeeping and the backup
         step = model.step(states.index_select(0, node), action)
-        if config.compile:  # a few path lengths, so that the compiled step is specialised a few times
-            padding = max(8, 1 << (len(path) - 1).bit_length()) - len(path)
-            path = path + path[-1:] * padding
+        if config.compile:  # a few path lengths (8, 16, 32... up to the most a path can have), so that
+            # the compiled step is specialised a few times
+            padded = min(max(8, 1 << (len(path) - 1).bit_length()), config.simulations)
+            path = path + path[-1:] * (padded - len(path))
         low, high, puct = record(tree, edge, torch.stack(path, 1), *step,
                                  base + simulation + 1, base + nodes - 1, low, high)
 
