@@ -200,7 +200,7 @@ def main() -> None:
                  f"bars: median of {args.rounds} alternating rounds")
     for i, value in enumerate(rate.values()):
         ax.text(i, value, f"{value:,.0f}", ha="center", va="bottom")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(RESULTS / "mcts_speed.png", dpi=110)
     plt.close(fig)
