@@ -229,3 +229,14 @@ def test_the_compiled_search_follows_a_path_as_deep_as_the_simulations():
     for result in results:
         assert result.visits.tolist() == [[40.0, 0.0]] * 3
         assert torch.allclose(result.q[:, 0], torch.tensor(20.5))
+
+
+@pytest.mark.parametrize("setting", [{"simulations": 0}, {"discount": 0.0}, {"discount": 1.5},
+                                     {"root_noise": 1.2}, {"dirichlet_alpha": 0.0}, {"max_considered": 0},
+                                     {"pb_c_base": -1.0}])
+def test_a_search_setting_out_of_range_is_refused_by_name(setting):
+    from modelrl.errors import ConfigError
+
+    name = next(iter(setting))
+    with pytest.raises(ConfigError, match=f"^{name} must be"):
+        MCTSConfig(**setting)

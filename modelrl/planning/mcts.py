@@ -44,6 +44,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from modelrl.config import check_range
 from modelrl.device import require_cpp_compiler
 
 
@@ -64,6 +65,15 @@ class MCTSConfig:
     # of benchmarks/mcts_speed.py on one CPU core; each new batch size compiles, about 20 s); the same
     # statistics as eager, to float rounding
     compile: bool = False
+
+    def __post_init__(self) -> None:
+        check_range(self, "simulations", 1)
+        check_range(self, "discount", 0, 1, low_open=True)
+        check_range(self, "dirichlet_alpha", 0, low_open=True)
+        check_range(self, "root_noise", 0, 1)
+        check_range(self, "max_considered", 1)
+        for name in ("pb_c_init", "pb_c_base", "c_visit", "c_scale"):
+            check_range(self, name, 0, low_open=True)
 
 
 @dataclass
