@@ -197,10 +197,10 @@ def test_the_compiled_search_keeps_the_eager_statistics(gumbel):
     for _ in range(3):  # a few random moves, so the positions differ
         moves = torch.multinomial(game.legal(boards).float(), 1, generator=generator).squeeze(1)
         boards = game.play(boards, moves)[0]
-    results = [search(GameModel(game, network), boards, game.legal(boards),
-                      MCTSConfig(simulations=60, gumbel=gumbel, compile=compiled), np.random.default_rng(2))
-               for compiled in (False, True)]
-    eager, compiled = results
+    eager, compiled = (search(GameModel(game, network), boards, game.legal(boards),
+                              MCTSConfig(simulations=60, gumbel=gumbel, compile=compiled),
+                              np.random.default_rng(2))
+                       for compiled in (False, True))
     assert torch.equal(eager.visits, compiled.visits) and torch.equal(eager.action, compiled.action)
     assert torch.allclose(eager.q, compiled.q, atol=1e-5)
     assert torch.allclose(eager.improved_policy, compiled.improved_policy, atol=1e-5)

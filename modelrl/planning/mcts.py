@@ -61,7 +61,7 @@ class MCTSConfig:
     max_considered: int = 16  # Gumbel: actions kept at the root
     c_visit: float = 50.0  # Gumbel: sigma(q) = (c_visit + max visits) c_scale q
     c_scale: float = 0.1
-    # torch.compile each simulation's bookkeeping and backup into one call (1.45x the simulations per second
+    # torch.compile each simulation's bookkeeping and backup into one call (1.5x the simulations per second
     # of benchmarks/mcts_speed.py on one CPU core; each new batch size compiles, about 20 s); the same
     # statistics as eager, to float rounding
     compile: bool = False
@@ -209,7 +209,6 @@ def _search(model, obs, legal: torch.Tensor, config: MCTSConfig, rng: np.random.
     completed = torch.where(seen, q, v_mix[:, None])
     improved = (root_logits + _sigma(config, completed, visits, low, high)).softmax(-1)
     return SearchResult(visits, q, value, root_prior, action, improved)
-
 
 
 class Tree(NamedTuple):
