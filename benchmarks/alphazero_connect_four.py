@@ -3,7 +3,8 @@ games alternating colours against OpenSpiel 2.0.2's `MCTSBot` with random rollou
 per move (benchmarks/anchors/openspiel_connect_four.sh, a venv of its own, spoken to as JSON lines), our side
 searching `--simulations` per move (no noise, the most visited move, or Gumbel's choice). Target: a win rate
 >= 90% with at most 200 simulations per move on our side, against 1,000 on the bot's. Along the way, every
-`--eval-every` moves, the mean score against a random player (the env's built-in opponent, 20 games).
+`--eval-every` moves, the mean score against a random player (the env's built-in opponent, 20 games), and
+every `--bot-every` moves the win rate in `--bot-games` games against the bot: how it grows with training.
 
     python benchmarks/alphazero_connect_four.py --moves 200000 --games 100
     python benchmarks/alphazero_connect_four.py --quick      # 2,000 moves, 4 games, a 100-simulation bot
@@ -63,12 +64,29 @@ def play_bot(agent, bot: OpenSpielBot, agent_first: bool, seed: int) -> float:
             action = agent.act(board[0].cpu().numpy(), deterministic=True,
                                legal=game.legal(board)[0].cpu().numpy())
         else:
-            action = bot.move(moves, seed * 1000 + len(moves))
+            action = bot.move(moves, (seed * 1000 + len(moves)) % 2**32)
         moves.append(int(action))
         board, won, over = game.play(board, torch.tensor([action], device=agent.device))
         if over.item():
             return (1.0 if agent_to_move else -1.0) if won.item() else 0.0
         agent_to_move = not agent_to_move
+
+
+def play_match(agent, bot: OpenSpielBot, games: int, seed: int, simulations: int) -> list[dict]:
+    """`games` games against the bot, colours alternating, our search at `simulations` a move."""
+    training_simulations, agent.config.simulations = agent.config.simulations, simulations
+    outcomes = []
+    try:
+        for game in range(games):
+            outcomes.append({"agent_first": game % 2 == 0,
+                             "score": play_bot(agent, bot, game % 2 == 0, seed * 100_000 + game)})
+    finally:
+        agent.config.simulations = training_simulations
+    return outcomes
+
+
+def win_rate(outcomes: list[dict]) -> float:
+    return float(np.mean([o["score"] > 0 for o in outcomes]))
 
 
 def curve_file(checkpoint: Path) -> Path:
@@ -97,6 +115,10 @@ def main() -> None:
     parser.add_argument("--games", type=int, default=100, help="games against the bot, colours alternating")
     parser.add_argument("--simulations", type=int, default=200, help="our search per move against the bot")
     parser.add_argument("--opponent-simulations", type=int, default=1000)
+    parser.add_argument("--bot-every", type=int, default=0,
+                        help="also play --bot-games games against the bot at the first evaluation past every "
+                             "this many moves (0: only at the end)")
+    parser.add_argument("--bot-games", type=int, default=20)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--name", default="alphazero_connect_four")
     parser.add_argument("--quick", action="store_true")
@@ -107,33 +129,45 @@ def main() -> None:
     if args.quick:
         args.moves, args.eval_every, args.games, args.opponent_simulations = 2000, 1000, 4, 100
         args.name = f"{args.name}_quick"
+        args.bot_every, args.bot_games = args.bot_every and 1000, 2
+    if args.bot_every < 0:
+        raise SystemExit(f"--bot-every {args.bot_every} must be >= 0")
     torch.set_num_threads(1)
     overrides = {**DEFAULTS, **parse_assignments(args.set)}
     agent, history, earlier_seconds = start_or_continue(args, overrides)
     continued_from = agent.env_steps if history else None
-    started = time.perf_counter()
+    started, match_seconds = time.perf_counter(), 0.0
+    bot = OpenSpielBot(args.opponent_simulations)
+
+    def self_play_seconds() -> float:
+        return earlier_seconds + time.perf_counter() - started - match_seconds
+
+    next_match = (agent.env_steps // args.bot_every + 1) * args.bot_every if args.bot_every else None
 
     def evaluated(row: dict) -> None:
+        nonlocal match_seconds, next_match
+        if next_match is not None and row["env_steps"] >= next_match:
+            next_match += args.bot_every
+            matched = time.perf_counter()
+            outcomes = play_match(agent, bot, args.bot_games, args.seed + row["env_steps"], args.simulations)
+            row["win_rate_vs_bot"], row["bot_games"] = win_rate(outcomes), len(outcomes)
+            match_seconds += time.perf_counter() - matched
+            print(f"{row['env_steps']} moves: win rate {row['win_rate_vs_bot']:.2f} against the bot "
+                  f"({time.perf_counter() - matched:.0f} s)", flush=True)
         history.append(row)
         if args.checkpoint is not None:
             agent.save(args.checkpoint)
             curve_file(args.checkpoint).write_text(json.dumps(
-                {"history": history, "seconds": earlier_seconds + time.perf_counter() - started}))
+                {"history": history, "seconds": self_play_seconds()}))
 
-    agent.learn(max(args.moves - agent.env_steps, 0), eval_every=args.eval_every, eval_episodes=20,
-                callback=evaluated)
-    trained = earlier_seconds + time.perf_counter() - started
-    training_config = {**vars(agent.config)}
-    agent.config.simulations = args.simulations  # the search against the bot
-    bot = OpenSpielBot(args.opponent_simulations)
-    outcomes = []
     try:
-        for game in range(args.games):
-            outcomes.append({"agent_first": game % 2 == 0,
-                             "score": play_bot(agent, bot, game % 2 == 0, args.seed * 100_000 + game)})
-            print(f"game {game}: {outcomes[-1]}", flush=True)
+        agent.learn(max(args.moves - agent.env_steps, 0), eval_every=args.eval_every, eval_episodes=20,
+                    callback=evaluated)
+        trained = self_play_seconds()
+        outcomes = play_match(agent, bot, args.games, args.seed, args.simulations)
     finally:
         bot.close()
+    training_config = {**vars(agent.config)}
     scores = np.array([o["score"] for o in outcomes])
     record = {
         "config": training_config, "self_play_moves": agent.env_steps,
@@ -149,15 +183,24 @@ def main() -> None:
         "target": "win rate >= 0.9 with <= 200 simulations a move against the bot's 1,000",
         "met": float((scores > 0).mean()) >= 0.9 and args.simulations <= 200
         and args.opponent_simulations >= 1000,
-        "curve": [{"moves": row["env_steps"], "score_vs_random": row["eval_return"]} for row in history],
+        "curve": [{"moves": row["env_steps"], "score_vs_random": row["eval_return"],
+                   **({"win_rate_vs_bot": row["win_rate_vs_bot"], "bot_games": row["bot_games"]}
+                      if "win_rate_vs_bot" in row else {})} for row in history],
         "continued_from": continued_from,
         "outcomes": outcomes,
     }
     write_results(args.name, record)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    axes[0].plot([p["moves"] for p in record["curve"]], [p["score_vs_random"] for p in record["curve"]], "o-")
-    axes[0].set(xlabel="self-play moves", ylabel="mean score vs a random player (20 games)",
-                title="AlphaZero Connect Four: training")
+    curve = record["curve"]
+    axes[0].plot([p["moves"] for p in curve], [p["score_vs_random"] for p in curve], "o-",
+                 label="mean score vs a random player (20 games)")
+    against_bot = [p for p in curve if "win_rate_vs_bot" in p]
+    if against_bot:
+        axes[0].plot([p["moves"] for p in against_bot], [p["win_rate_vs_bot"] for p in against_bot], "s-",
+                     label=f"win rate vs the bot ({against_bot[-1]['bot_games']} games)")
+    axes[0].axhline(0.9, color="C3", ls=":", lw=1)
+    axes[0].set(xlabel="self-play moves", title="AlphaZero Connect Four: training")
+    axes[0].legend(fontsize=8)
     axes[1].bar(["wins", "draws", "losses"], [record["wins"], record["draws"], record["losses"]],
                 color=["C2", "C7", "C3"])
     axes[1].set(title=f"vs OpenSpiel MCTS ({args.opponent_simulations} sims), ours {args.simulations}",
