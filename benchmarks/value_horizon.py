@@ -13,14 +13,24 @@ critic` adds, beside the TD value, LOOP's: the critic of a SAC policy prior as t
 `--full-budget` (the issue's measure: the return after a fixed step budget) runs every arm to `--steps`
 rather than stopping once the threshold has held, and the summary adds each arm's return at the budget.
     python benchmarks/value_horizon.py --quick     # one seed, 200 steps, a tiny planner
+
+`--timing` measures only the planning compute, on a quiet machine: every arm trained just past its first
+model fit (and value updates), then `--timing-steps` planning steps each, the arms in alternating rounds with
+the machine's matmul rate between rounds; seconds per step and each arm's share of the longest horizon's.
+    python benchmarks/value_horizon.py --timing --horizons 3 5 10 25 --values td critic
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 
-from common import Ours, Protocol, study_arguments, study_main
+import gymnasium as gym
+import matplotlib.pyplot as plt
+import numpy as np
+from common import RESULTS, Ours, Protocol, matmul_rate, spread, study_arguments, study_main, write_results
 
+import modelrl
 from modelrl.config import parse_assignments
 
 PETS = {"optimizer": "icem", "population": 200, "iterations": 3, "particles": 10, "train_every": 50,
@@ -39,6 +49,51 @@ def label(horizon: int, value: str | None) -> str:
     return f"H={horizon}{VALUE_LABELS[value]}"
 
 
+def planning_timing(args, arms: dict[str, dict]) -> None:
+    """Seconds per planning step of each arm, alternating rounds (see the module's doc)."""
+    agents = {}
+    for name, config in arms.items():
+        agent = modelrl.make_agent("pets", env=args.env, seed=args.seeds[0], threads=1, **config)
+        # past the first model fit (and the value's first updates): the planner runs on a trained model
+        agent.learn(total_steps=config["random_steps"] + config["train_every"])
+        agents[name] = agent
+        print(f"{name}: trained to {agent.env_steps} steps", flush=True)
+    env = gym.make(args.env)
+    observation, _ = env.reset(seed=args.seeds[0])
+    observations = []
+    for _ in range(args.timing_steps):
+        observations.append(observation)
+        observation, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            observation, _ = env.reset()
+    seconds, rates = {name: [] for name in agents}, []
+    for round_ in range(args.rounds):
+        for name, agent in agents.items():
+            started = time.perf_counter()
+            for observation in observations:
+                agent.act(observation, deterministic=True)
+            seconds[name].append((time.perf_counter() - started) / len(observations))
+        rates.append(matmul_rate(5, 2000, 200, 200))
+        print(f"round {round_}: " + ", ".join(f"{n} {s[-1]:.4f} s" for n, s in seconds.items()), flush=True)
+    longest = label(max(args.horizons), None)
+    per_round = {name: [s / b for s, b in zip(times, seconds[longest])] for name, times in seconds.items()}
+    record = {"env": args.env, "arms": arms, "rounds": args.rounds, "steps_per_round": args.timing_steps,
+              "matmul_gflops": spread(rates), "seconds_per_step": {n: spread(s) for n, s in seconds.items()},
+              "share_of_longest": {n: spread(s) for n, s in per_round.items()}, "longest": longest}
+    name = f"{args.name}_timing"
+    write_results(name, record)
+    names = list(seconds)
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    ax.bar(names, [np.median(seconds[n]) for n in names], color=["C1" if "+" in n else "C0" for n in names])
+    ax.set(ylabel="seconds per planning step (median of rounds)",
+           title=f"{args.env}: planning compute per arm")
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{name}.png", dpi=110)
+    for n in names:
+        print(f"{n:>26}: {np.median(seconds[n]):.4f} s a step, {np.median(per_round[n]):.3f} of {longest}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="Pendulum-v1")
@@ -52,6 +107,9 @@ def main() -> None:
                         help="the critic arms' SAC updates per real step")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="PETS config override, every arm")
+    parser.add_argument("--timing", action="store_true", help="time the arms' planning steps only")
+    parser.add_argument("--timing-steps", type=int, default=30, help="planning steps per arm and round")
+    parser.add_argument("--rounds", type=int, default=3, help="--timing's alternating rounds")
     study_arguments(parser, default_name="value_horizon_pendulum")
     args = parser.parse_args()
     steps = 200 if args.quick else args.steps
@@ -61,6 +119,9 @@ def main() -> None:
         arms["critic"] = {**arms["critic"], "prior_updates_per_step": args.critic_updates}
     learners = {label(horizon, value): Ours("pets", steps, {**pets, "horizon": horizon, **settings})
                 for horizon in args.horizons for value, settings in arms.items()}
+    if args.timing:
+        planning_timing(args, {name: learner.overrides for name, learner in learners.items()})
+        return
     longest = max(args.horizons)
     comparisons = [(label(longest, None), label(horizon, value)) for horizon in args.horizons
                    if horizon < longest for value in args.values]
