@@ -62,6 +62,20 @@ benchmarks: install
 	$(BENCH)/planet_oracle.py $(QUICK)
 	$(BENCH)/ray_sweep.py $(QUICK)
 	$(BENCH)/selfplay_throughput.py $(QUICK)
+	$(BENCH)/alphazero_connect_four.py --moves 80000 --eval-every 20000 --games 100 $(QUICK)
+	$(BENCH)/value_horizon.py --env Pendulum-v1 --threshold -200 --horizons 3 5 10 25 --steps 1000 \
+		--eval-every 1000 --full-budget --name value_horizon_pendulum_budget $(QUICK)
+	$(BENCH)/value_horizon.py --timing --env Pendulum-v1 --horizons 3 5 10 25 --values td critic --rounds 4 \
+		--name value_horizon_pendulum $(QUICK)
+	$(BENCH)/pets_vs_sac.py --env Pendulum-v1 --threshold -200 --eval-every 200 --steps 1200 --sac-steps 8000 \
+		--dreamer --dreamer-steps 10000 --name dreamer_pendulum $(QUICK)
+	$(BENCH)/dreamer_speed.py --rounds 3 --updates 10 $(QUICK)
+	$(BENCH)/dreamer_dmc.py --env dmc/cartpole-swingup-v0 --threshold 500 --steps 100000 --train-ratio 64 \
+		--eval-every 5000 --name dreamer_dmc_cartpole_swingup_tr64 $(QUICK)
+	$(BENCH)/tdmpc2_speed.py --rounds 3 --updates 20 --plans 20 $(QUICK)
+	$(BENCH)/tdmpc2_dmc.py --name tdmpc2_dmc_cartpole_swingup $(QUICK)
+	$(BENCH)/pets_halfcheetah.py --minutes 32 --name pets_halfcheetah_clip $(QUICK)
+	$(BENCH)/mbpo_hopper.py --minutes 60 $(QUICK)
 	$(MAKE) results-table
 
 benchmarks-quick:

@@ -14,6 +14,7 @@ every evaluation, so a later invocation with the same `--checkpoint` continues i
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,6 +44,8 @@ def main() -> None:
                         help="MBPO config override")
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the saved JSON")
     parser.add_argument("--summary", action="store_true", help="print the saved run's figures (README row)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke test: half a minute, no checkpoint, written as NAME_quick")
     parser.add_argument("--compare", nargs="+", metavar="NAME",
                         help="plot these saved runs together into <--name>.png and .json (no training)")
     args = parser.parse_args()
@@ -57,6 +60,9 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     checkpoint = Path(args.checkpoint)
+    if args.quick:
+        args.minutes, args.name = 0.5, f"{args.name}_quick"
+        checkpoint = Path(tempfile.mkdtemp()) / "quick.pt"  # a fresh run that leaves no checkpoint behind
     if checkpoint.exists() and args.set:
         parser.error(f"--set applies to a new run; {checkpoint} resumes with the config it was saved with")
     try:
