@@ -50,7 +50,9 @@ def init_ray(ray, address: str | None = None, num_cpus: int | None = None) -> bo
     # self-play actors are the work itself: a Ray started here runs them at normal priority.
     system_config = None if address else {"worker_niceness": 0}
     try:
-        ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+        # "local": a Ray of its own even when another runs on this machine (joining that one would take
+        # none of these settings); an existing cluster is joined only when named
+        ray.init(address=address or "local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                  configure_logging=True, logging_level=logging.ERROR, _system_config=system_config)
     except (ConnectionError, ValueError, RuntimeError) as error:
         where = f" at {address}" if address else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 
 import numpy as np
 import pytest
@@ -134,6 +135,8 @@ def test_a_dead_ray_actor_is_replaced_and_self_play_goes_on():
         games = [game for _ in range(6) for game in actors.collect()]
         assert actors.replaced >= 1 and len(games) >= 6
         assert all({"board", "policy", "outcome"} <= set(game) for game in games)
+        # Ray's workers run at niceness 15 unless told otherwise: then any other job starves them
+        assert ray.get(ray.remote(num_cpus=0)(lambda: os.nice(0)).remote()) == os.nice(0)
     finally:
         actors.close()
 
