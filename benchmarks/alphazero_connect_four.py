@@ -130,8 +130,8 @@ def main() -> None:
         args.moves, args.eval_every, args.games, args.opponent_simulations = 2000, 1000, 4, 100
         args.name = f"{args.name}_quick"
         args.bot_every, args.bot_games = args.bot_every and 1000, 2
-    if args.bot_every < 0:
-        raise SystemExit(f"--bot-every {args.bot_every} must be >= 0")
+    if args.bot_every < 0 or args.bot_games < 1:
+        parser.error(f"--bot-every must be >= 0, --bot-games >= 1 (got {args.bot_every}, {args.bot_games})")
     torch.set_num_threads(1)
     overrides = {**DEFAULTS, **parse_assignments(args.set)}
     agent, history, earlier_seconds = start_or_continue(args, overrides)

@@ -669,6 +669,12 @@ def check_configs(arms: dict) -> None:
                 raise SystemExit(2) from None
 
 
+def result_name(args, suffix: str = "") -> str:
+    """The results name a study's arguments ask for: `--name` (and `suffix`), `_quick` after it for a
+    `--quick` run, which git ignores, so a smoke run never replaces a current result."""
+    return f"{args.name}{suffix}_quick" if args.quick else f"{args.name}{suffix}"
+
+
 def study_main(args, protocol: Protocol, arms: dict, comparisons: list, title: str,
                settings: dict | None = None, log_x: bool = False) -> None:
     """Run, resume or merge a study as its command line asks, on one torch thread."""
@@ -676,7 +682,7 @@ def study_main(args, protocol: Protocol, arms: dict, comparisons: list, title: s
 
     torch.set_num_threads(1)
     this_segment()  # the date and the tree's state as the run starts, not at its first write
-    name = f"{args.name}_quick" if args.quick else args.name
+    name = result_name(args)
     if args.merge:
         record = merged_study(args.merge, into=name)
         # the parts' comparisons, and those this command names between arms the parts ran apart

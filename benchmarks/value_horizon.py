@@ -28,13 +28,25 @@ import time
 import gymnasium as gym
 import matplotlib.pyplot as plt
 import numpy as np
-from common import RESULTS, Ours, Protocol, matmul_rate, spread, study_arguments, study_main, write_results
+from common import (
+    RESULTS,
+    Ours,
+    Protocol,
+    matmul_rate,
+    result_name,
+    spread,
+    study_arguments,
+    study_main,
+    write_results,
+)
 
 import modelrl
 from modelrl.config import parse_assignments
 
 PETS = {"optimizer": "icem", "population": 200, "iterations": 3, "particles": 10, "train_every": 50,
         "random_steps": 200, "gamma": 0.99}
+# the matmul rate --timing reports, in the planner's shape: 5 members, 200 x 10 rollouts, 200 hidden units
+RATE_SHAPE = (5, 2000, 200, 200)
 QUICK_PLANNER = {"population": 20, "iterations": 1, "particles": 2, "random_steps": 100}
 
 
@@ -73,14 +85,14 @@ def planning_timing(args, arms: dict[str, dict]) -> None:
             for observation in observations:
                 agent.act(observation, deterministic=True)
             seconds[name].append((time.perf_counter() - started) / len(observations))
-        rates.append(matmul_rate(5, 2000, 200, 200))
+        rates.append(matmul_rate(*RATE_SHAPE))
         print(f"round {round_}: " + ", ".join(f"{n} {s[-1]:.4f} s" for n, s in seconds.items()), flush=True)
     longest = label(max(args.horizons), None)
     per_round = {name: [s / b for s, b in zip(times, seconds[longest])] for name, times in seconds.items()}
     record = {"env": args.env, "arms": arms, "rounds": args.rounds, "steps_per_round": args.timing_steps,
               "matmul_gflops": spread(rates), "seconds_per_step": {n: spread(s) for n, s in seconds.items()},
               "share_of_longest": {n: spread(s) for n, s in per_round.items()}, "longest": longest}
-    name = f"{args.name}_timing"
+    name = result_name(args, "_timing")
     write_results(name, record)
     names = list(seconds)
     fig, ax = plt.subplots(figsize=(8, 3.8))
@@ -112,6 +124,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="--timing's alternating rounds")
     study_arguments(parser, default_name="value_horizon_pendulum")
     args = parser.parse_args()
+    if args.timing and min(args.timing_steps, args.rounds) < 1:
+        parser.error(f"--timing-steps and --rounds must be >= 1, got {args.timing_steps} and {args.rounds}")
     steps = 200 if args.quick else args.steps
     pets = {**PETS, **(QUICK_PLANNER if args.quick else {}), **parse_assignments(args.set)}
     arms = {None: {"terminal_value": False}, **{value: VALUE_ARMS[value] for value in args.values}}
