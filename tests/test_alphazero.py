@@ -156,3 +156,32 @@ def test_a_checkpoint_whose_games_in_progress_lack_actions_and_values_still_load
     assert all(len(move) == 4 for history in agent.self_play.histories for move in history)
     agent.learn(20)  # the games in progress finish and are learned from
     assert agent.episodes > 0
+
+
+@pytest.mark.parametrize("random_moves", [0, 1])
+def test_random_opening_moves_spread_the_first_moves_over_the_legal_ones(random_moves):
+    from modelrl.agents.alphazero import PolicyValueNet, SelfPlay
+    from modelrl.envs.games import GAMES
+    from modelrl.planning.mcts import MCTSConfig
+
+    game = GAMES["TicTacToe"]()
+    network = PolicyValueNet(9, 9, 8, 1)
+    with torch.no_grad():  # a prior all on the centre (then on cell 0), a value of 0 everywhere
+        for parameter in network.parameters():
+            parameter.zero_()
+        network.net[-1].bias[:9] = torch.tensor([5.0, 0, 0, 0, 10.0, 0, 0, 0, 0])
+    self_play = SelfPlay(game, 300, 0, MCTSConfig(simulations=4, two_player=True, root_noise=0.0),
+                         np.random.default_rng(0), "cpu", random_moves=random_moves)
+    self_play.step(network)
+    first = [history[0][2].item() for history in self_play.histories]
+    self_play.step(network)
+    second = [history[1][2].item() for history in self_play.histories]
+    if random_moves:
+        assert set(first) == set(range(9)) and min(np.bincount(first, minlength=9)) >= 15
+    else:
+        assert set(first) == {4}
+    # the moves after the opening are the search's again: never the taken cell, and 0 or 4 (the prior's)
+    assert all(a != b and b in (0, 4) for a, b in zip(first, second, strict=True))
+    for agent_id in ("alphazero", "muzero"):
+        agent = modelrl.make_agent(agent_id, env="TicTacToe-v0", random_opening_moves=random_moves)
+        assert agent.self_play.random_moves == random_moves

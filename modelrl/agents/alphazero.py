@@ -50,6 +50,9 @@ class AlphaZeroConfig:
     simulations: int = 50  # searches per move (self-play and evaluation)
     parallel_games: int = 32  # self-play games played at once, one batched search per move
     temperature_moves: int = 4  # moves drawn from the visit counts at a game's start; the most visited after
+    # a self-play game's first this many moves uniform over the legal ones: the openings an outside opponent
+    # may play and self-play's own choices rarely reach (their positions still learn the search's policy)
+    random_opening_moves: int = 0
     dirichlet_alpha: float = 1.0  # root noise concentration (AlphaZero: about 10 / typical legal moves)
     root_noise: float = 0.25  # share of noise in the root's prior during self-play
     # Gumbel MuZero's root instead (sequential halving; learns from its improved policy; strong with very
@@ -78,7 +81,8 @@ class AlphaZeroConfig:
         for name in ("simulations", "parallel_games", "hidden_size", "num_layers", "batch_size",
                      "buffer_size"):
             check_range(self, name, 1)
-        for name in ("temperature_moves", "learning_starts", "updates_per_move", "weight_decay"):
+        for name in ("temperature_moves", "random_opening_moves", "learning_starts", "updates_per_move",
+                     "weight_decay"):
             check_range(self, name, 0)
         check_range(self, "dirichlet_alpha", 0, low_open=True)
         check_range(self, "root_noise", 0, 1)
@@ -133,9 +137,11 @@ class SelfPlay:
     `model(network)` gives: the rules (AlphaZero's `GameModel`) or a learned one (MuZero's)."""
 
     def __init__(self, game, games: int, temperature_moves: int, search_config: MCTSConfig,
-                 rng: np.random.Generator, device, model: Callable[[nn.Module], Any] | None = None):
+                 rng: np.random.Generator, device, model: Callable[[nn.Module], Any] | None = None,
+                 random_moves: int = 0):
         self.game, self.rng, self.device = game, rng, device
         self.temperature_moves, self.search_config = temperature_moves, search_config
+        self.random_moves = random_moves  # a game's first moves, uniform over the legal ones
         self.model = model or functools.partial(GameModel, game)
         self.boards = game.initial(games, device)
         # each game's moves so far: (board, search policy, action, root value)
@@ -149,13 +155,19 @@ class SelfPlay:
         game, boards = self.game, self.boards
         result = search(self.model(network), boards, game.legal(boards), self.search_config, self.rng)
         policy = result.improved_policy
+        ply = torch.tensor([len(h) for h in self.histories], device=self.device)
         if self.search_config.gumbel:  # Gumbel's choice is already a sample
             actions = result.action
         else:
             sampled = torch.as_tensor([self.rng.choice(game.actions, p=p) for p in policy.cpu().numpy()],
                                       device=self.device)
-            ply = torch.tensor([len(h) for h in self.histories], device=self.device)
             actions = torch.where(ply < self.temperature_moves, sampled, result.visits.argmax(-1))
+        opening = ply < self.random_moves
+        if opening.any():
+            legal = game.legal(boards).cpu().numpy()
+            uniform = torch.as_tensor([self.rng.choice(np.flatnonzero(row)) for row in legal],
+                                      device=self.device)
+            actions = torch.where(opening, uniform, actions)
         for history, *move in zip(self.histories, boards, policy, actions, result.value, strict=True):
             history.append(tuple(x.clone() for x in move))
         self.boards, won, over = game.play(boards, actions)
@@ -215,7 +227,8 @@ class SelfPlayer:
         self.network = (network if network is not None else build_network(game, config)).eval()
         self.self_play = SelfPlay(game, config.parallel_games, config.temperature_moves,
                                   game_search_config(config, False),
-                                  numpy_stream(seed, "self-play worker", index), "cpu")
+                                  numpy_stream(seed, "self-play worker", index), "cpu",
+                                  random_moves=config.random_opening_moves)
 
     def load(self, weights: dict[str, torch.Tensor]) -> None:
         self.network.load_state_dict(weights)
@@ -262,7 +275,8 @@ class AlphaZero(Agent):
         self.search_rng = numpy_stream(self.seed, "search")
         self.eval_rng = numpy_stream(self.seed, "evaluation search")
         self.self_play = SelfPlay(self.game, config.parallel_games, config.temperature_moves,
-                                  game_search_config(config, False), self.search_rng, self.device)
+                                  game_search_config(config, False), self.search_rng, self.device,
+                                  random_moves=config.random_opening_moves)
         self.workers: ProcessActors | RayActors | None = None
         self.update_credit, self.updates = 0.0, 0
         self._losses: dict[str, torch.Tensor] = {}

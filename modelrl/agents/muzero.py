@@ -94,6 +94,8 @@ class MuZeroConfig:
     augment: bool = True
     # board games: moves drawn from the visit counts at a game's start, the most visited after
     temperature_moves: int = 4
+    # board games: a self-play game's first this many moves uniform over the legal ones (alphazero's)
+    random_opening_moves: int = 0
     # play in this many actors of their own (each its own env), feeding this one's learner (0: play here);
     # their episodes in progress are not saved, and runs with them are not reproducible step for step
     actors: int = 0
@@ -105,7 +107,8 @@ class MuZeroConfig:
                      "num_layers", "batch_size", "buffer_games", "parallel_games"):
             check_range(self, name, 1)
         for name in ("updates_per_step", "learning_starts", "weight_decay", "priority_exponent",
-                     "priority_correction", "reanalyse_per_update", "temperature_moves"):
+                     "priority_correction", "reanalyse_per_update", "temperature_moves",
+                     "random_opening_moves"):
             check_range(self, name, 0)
         check_range(self, "discount", 0, 1, low_open=True)
         check_range(self, "lr", 0, low_open=True)
@@ -283,7 +286,8 @@ class MuZero(Agent):
         self.games: list[dict[str, np.ndarray]] = []  # finished episodes, oldest first
         self.self_play = None if self.game is None else SelfPlay(
             self.game, config.parallel_games, config.temperature_moves,
-            muzero_search_config(config, False, True), self.search_rng, self.device, model=BoardModel)
+            muzero_search_config(config, False, True), self.search_rng, self.device, model=BoardModel,
+            random_moves=config.random_opening_moves)
         if self.game is not None:
             cells, moves = zip(*self.game.symmetries(), strict=True)
             self.symmetry_cells = torch.stack(cells).numpy()  # symmetric board[i] = board[cells[i]]
