@@ -264,6 +264,15 @@ def test_compiled_imagination_matches_the_eager_one():
                  for agent, generator in zip((eager, compiled), generators, strict=True)]
     for key in ("deter", "stoch", "logits"):
         torch.testing.assert_close(steps[0][key], steps[1][key], atol=1e-4, rtol=1e-4)
+    # with gradients (the actor's, backpropagated through the imagination): the same values and gradients
+    gradients = []
+    for agent in (eager, compiled):
+        action = torch.full((16, 1), 0.3, requires_grad=True)
+        step = agent.imagine_step(start, action, torch.Generator().manual_seed(0))
+        step["deter"].square().sum().backward()
+        gradients.append(action.grad)
+    assert gradients[0].abs().sum() > 0
+    torch.testing.assert_close(gradients[0], gradients[1], atol=1e-4, rtol=1e-4)
 
 
 def test_planets_reward_head_is_a_gaussian_and_either_head_can_be_chosen():

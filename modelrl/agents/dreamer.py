@@ -140,7 +140,7 @@ class Dreamer(LatentModelAgent):
             # clipped into the box the model was trained on (a sample beyond it passes no gradient back:
             # a straight-through clip did no better on the test suite's target task)
             model_action = action if self.discrete else action.clamp(-1, 1)
-            state = rssm.imagine_step(state, model_action, self.train_generator)
+            state = self.imagine_step(state, model_action, self.train_generator)
             features.append(rssm.features(state))
             actions.append(action)
         return torch.stack(features), torch.stack(actions)
@@ -165,7 +165,9 @@ class Dreamer(LatentModelAgent):
             # the chance each state is still in the episode: its start's, then the predicted continues
             weights = torch.cumprod(torch.cat([alive[None], continues[:-1]]), 0)
             scale = self.return_scale.update(returns)
-            slow_values = self.slow_critic.value(features[:-1])
+            # detached, though no_grad needs it not: a view of a graph's tensor made under no_grad keeps
+            # requires_grad without a grad_fn, which torch's module hooks (FlopCounterMode's) refuse
+            slow_values = self.slow_critic.value(features[:-1].detach())
         distribution = self.actor(features[:-1].detach())
         entropy = distribution.entropy()
         advantages = (returns - values[:-1].detach()) / scale
