@@ -8,7 +8,7 @@ import torch
 from stepping import run
 
 import modelrl
-from modelrl.agents import agent_class
+from modelrl.agents import Agent, agent_class
 from modelrl.checkpoint import load_checkpoint, save_checkpoint
 from modelrl.cli import main
 from modelrl.envs import make_env, restore_env, save_env_state
@@ -62,6 +62,7 @@ def test_a_checkpoint_loads_only_as_its_own_agent_kind_and_whole(tmp_path):
     with pytest.raises(CheckpointError, match="checkpoint of 'dyna-q', not of 'dyna-q-plus'"):
         agent_class("dyna-q-plus").load(path)
     assert type(agent_class("dyna-q").load(path)).agent_id == "dyna-q"
+    assert type(Agent.load(path)).agent_id == "dyna-q"  # the base class loads whichever kind it holds
     payload = load_checkpoint(path)
     for key in ("config", "env_id", "seed", "env_kwargs"):
         damaged = tmp_path / f"without_{key}.pt"

@@ -281,7 +281,11 @@ class Agent(ABC):
 
     @classmethod
     def load(cls, path: str | Path, env: gym.Env | None = None) -> Agent:
-        """Rebuild this kind of agent from a checkpoint (`modelrl.load` takes any kind)."""
+        """Rebuild this kind of agent from a checkpoint (`modelrl.load`, or `Agent.load`, takes any kind)."""
+        if cls is Agent:  # the base class: whichever agent the checkpoint holds
+            from modelrl.agents import load
+
+            return load(path, env=env)
         payload = load_checkpoint(path)
         with files_beside(buffers_beside(path)):
             return cls.from_checkpoint(payload, env)
