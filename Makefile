@@ -68,7 +68,8 @@ benchmarks: install
 	$(BENCH)/value_horizon.py --timing --env Pendulum-v1 --horizons 3 5 10 25 --values td critic --rounds 4 \
 		--name value_horizon_pendulum $(QUICK)
 	$(BENCH)/pets_vs_sac.py --env Pendulum-v1 --threshold -200 --eval-every 200 --steps 1200 --sac-steps 8000 \
-		--dreamer --dreamer-steps 10000 --name dreamer_pendulum $(QUICK)
+		--learned-reward --dreamer --dreamer-steps 6000 --dreamer-set model_lr=3e-4 --dreamer-set actor_lr=1e-4 \
+		--dreamer-set critic_lr=1e-4 --name dreamer_pendulum $(QUICK)
 	$(BENCH)/dreamer_speed.py --rounds 3 --updates 10 $(QUICK)
 	$(BENCH)/dreamer_dmc.py --env dmc/cartpole-swingup-v0 --threshold 500 --steps 100000 --train-ratio 64 \
 		--eval-every 5000 --name dreamer_dmc_cartpole_swingup_tr64 $(QUICK)
