@@ -153,7 +153,8 @@ class SelfPlay:
         search policies, actions, root values, rewards (the mover's: +1 for the winning move) and outcomes
         (for the player who moved there)."""
         game, boards = self.game, self.boards
-        result = search(self.model(network), boards, game.legal(boards), self.search_config, self.rng)
+        legal = game.legal(boards)
+        result = search(self.model(network), boards, legal, self.search_config, self.rng)
         policy = result.improved_policy
         ply = torch.tensor([len(h) for h in self.histories], device=self.device)
         if self.search_config.gumbel:  # Gumbel's choice is already a sample
@@ -164,8 +165,7 @@ class SelfPlay:
             actions = torch.where(ply < self.temperature_moves, sampled, result.visits.argmax(-1))
         opening = ply < self.random_moves
         if opening.any():
-            legal = game.legal(boards).cpu().numpy()
-            uniform = torch.as_tensor([self.rng.choice(np.flatnonzero(row)) for row in legal],
+            uniform = torch.as_tensor([self.rng.choice(np.flatnonzero(row)) for row in legal.cpu().numpy()],
                                       device=self.device)
             actions = torch.where(opening, uniform, actions)
         for history, *move in zip(self.histories, boards, policy, actions, result.value, strict=True):
