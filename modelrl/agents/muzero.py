@@ -2,10 +2,11 @@
 
 Three networks: representation h (observation -> latent state, min-max scaled to [0, 1] per state, as the
 paper does), dynamics g (latent state and one-hot action -> next latent state and reward) and prediction f
-(latent state -> policy logits and value). Acting searches the model (`modelrl.planning.mcts`, one root,
-single-agent discounted backups, Dirichlet noise) and draws the action from the visit counts with
-`temperature` (the most visited when evaluating). Finished episodes go to a replay of games with their
-search policies and root values.
+(latent state -> policy logits and value); `reward_head="per_action"` reads the reward instead from a head
+on the current latent that gives every action's reward (the taken one's is used). Acting searches the model
+(`modelrl.planning.mcts`, one root, single-agent discounted backups, Dirichlet noise) and draws the action
+from the visit counts with `temperature` (the most visited when evaluating). Finished episodes go to a
+replay of games with their search policies and root values.
 
 Training samples positions t and unrolls the model K steps along the actions really taken: at every step
 k the prediction is trained towards the search policy at t + k, the value towards the n-step return
@@ -96,6 +97,10 @@ class MuZeroConfig:
     temperature_moves: int = 4
     # board games: a self-play game's first this many moves uniform over the legal ones (alphazero's)
     random_opening_moves: int = 0
+    # where a step's reward is read: "dynamics" (the paper: from the dynamics network's input of latent and
+    # one-hot action) or "per_action" (a head on the current latent giving every action's reward, as the
+    # policy head gives every action's prior, the taken one read)
+    reward_head: str = "dynamics"
     # play in this many actors of their own (each its own env), feeding this one's learner (0: play here);
     # their episodes in progress are not saved, and runs with them are not reproducible step for step
     actors: int = 0
@@ -116,6 +121,8 @@ class MuZeroConfig:
         check_range(self, "dirichlet_alpha", 0, low_open=True)
         check_range(self, "root_noise", 0, 1)
         check_actor_settings(self)
+        if self.reward_head not in ("dynamics", "per_action"):
+            raise ConfigError(f"reward_head must be 'dynamics' or 'per_action', got {self.reward_head!r}")
         steps = self.halving_steps()
         if steps and self.actors:
             raise ConfigError("temperature_halvings needs the learner's step count when acting, which actors "
@@ -147,9 +154,11 @@ class MuZeroNetwork(nn.Module):
         super().__init__()
         latent, hidden, layers = config.latent_size, config.hidden_size, config.num_layers
         bins = 2 * config.support_size + 1
-        self.actions = actions
+        self.actions, self.bins = actions, bins
         self.representation = mlp(obs_dim, latent, hidden, layers)
-        self.dynamics = mlp(latent + actions, latent + bins, hidden, layers)
+        per_action = config.reward_head == "per_action"
+        self.dynamics = mlp(latent + actions, latent + (0 if per_action else bins), hidden, layers)
+        self.reward = mlp(latent, actions * bins, hidden, layers) if per_action else None
         self.prediction = mlp(latent, actions + bins, hidden, layers)
         self.support = TwoHot(bins, -config.support_size, config.support_size, squash="muzero")
 
@@ -159,7 +168,11 @@ class MuZeroNetwork(nn.Module):
     def recurrent(self, latent: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Next latent state and reward logits."""
         out = self.dynamics(torch.cat([latent, F.one_hot(action, self.actions).float()], -1))
-        return scale_latent(out[:, :latent.shape[-1]]), out[:, latent.shape[-1]:]
+        size = latent.shape[-1]
+        if self.reward is None:
+            return scale_latent(out[:, :size]), out[:, size:]
+        rewards = self.reward(latent).view(len(latent), self.actions, self.bins)
+        return scale_latent(out), rewards[torch.arange(len(latent), device=latent.device), action]
 
     def predict(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Policy logits and value logits."""
