@@ -508,11 +508,40 @@ def carried_mean(curves: list[dict]) -> tuple[list[int], list[float]]:
     return grid, means
 
 
+def plot_returns_at_budget(record: dict, ax) -> None:
+    """A full-budget study: each arm's return at the budget, a dot per seed and a bar at the median."""
+    summary = record["summary"]["arms"]
+    labels = [label for label in record["curves"] if summary.get(label, {}).get("return_at_budget")]
+    for x, label in enumerate(labels):
+        finals = list(summary[label]["return_at_budget"].values())
+        median = summary[label]["median_return_at_budget"]
+        ax.bar(x, median, color="tab:blue", alpha=0.35, width=0.6)
+        ax.scatter([x] * len(finals), finals, color="tab:blue", s=14, zorder=3)
+        ax.annotate(f"{median:.0f}", (x, median), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+    budget = max(c["env_steps"][-1] for curves in record["curves"].values() for c in curves if c["env_steps"])
+    protocol = record["protocol"]
+    seeds = sorted({c["seed"] for curves in record["curves"].values() for c in curves})
+    ax.axhline(protocol["threshold"], color="black", linestyle=":", linewidth=1,
+               label=f"threshold {protocol['threshold']:g}")
+    ax.set(ylabel=f"eval return at {budget} steps ({protocol['episodes']} episodes)",
+           xlabel=f"dots: seeds {', '.join(map(str, seeds))}; bars: median")
+    ax.legend(fontsize=7)
+
+
 def plot_study(record: dict, name: str, title: str, log_x: bool = False) -> None:
     import matplotlib.pyplot as plt
 
     summary = record["summary"]["arms"]
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    if record.get("full_budget") and all(len(c["env_steps"]) <= 1 for cs in record["curves"].values()
+                                         for c in cs):
+        plot_returns_at_budget(record, ax)
+        ax.set_title(f"{title}\nthe return after the whole budget")
+        fig.tight_layout()
+        fig.savefig(RESULTS / f"{name}.png", dpi=110)
+        plt.close(fig)
+        return
     for (label, curves), color in zip(record["curves"].items(), plt.cm.tab10.colors, strict=False):
         if not curves:
             continue
@@ -597,17 +626,19 @@ def without_defaults(arm: dict) -> dict:
     from modelrl.config import build_config
 
     config_class = agent_class(arm["agent"]).config_class
+    # built together: one override alone may not validate (terminal_value needs the gamma beside it)
     default = build_config(config_class, {}, owner=arm["agent"])
+    built = build_config(config_class, arm["overrides"], owner=arm["agent"])
     named = {key: value for key, value in arm["overrides"].items()
-             if getattr(build_config(config_class, {key: value}, owner=arm["agent"]), key, None)
-             != getattr(default, key, None)}
+             if getattr(built, key, None) != getattr(default, key, None)}
     return {**arm, "overrides": named}
 
 
 def merged_study(names: list[str], into: str) -> dict:
     """One study from results of disjoint seeds run apart (each part's commit and machine kept)."""
     parts, merged_from = read_results(names, into=into)
-    record = shared_settings(parts, names, ("protocol",))
+    record = {key: value for key, value in shared_settings(parts, names, ("protocol", "full_budget")).items()
+              if value is not None}
     arms = {}
     for name, part in zip(names, parts, strict=True):
         for label, arm in part["arms"].items():

@@ -76,9 +76,28 @@ def protocol_rows(record: dict) -> list[str]:
     return rows
 
 
+def budget_rows(record: dict) -> list[str]:
+    """A full-budget study: each arm's return at the budget, the median over seeds, then each seed."""
+    protocol = record.get("protocol", {})
+    rows = []
+    for label, arm in record["summary"]["arms"].items():
+        finals = arm.get("return_at_budget") or {}
+        if not finals:
+            continue
+        each = " / ".join(f"{finals[seed]:.1f}" for seed in sorted(finals, key=int))
+        budget = max(c["env_steps"][-1] for c in record["curves"][label] if c["env_steps"])
+        study = f"{record['benchmark']} ({protocol.get('env_id', '?')})"
+        median = f"{arm['median_return_at_budget']:.1f} ({each})"
+        rows.append(f"| {study} | `{record['command']}` | {label} | {budget} | {median} | {len(finals)} | "
+                    f"{commit_of(record)} | {record['date'][:10]} |")
+    return rows
+
+
 def render(records: list[dict]) -> str:
-    protocol = [r for r in records if isinstance(r.get("summary"), dict) and "ratios" in r["summary"]]
-    others = [r for r in records if r not in protocol]
+    studies = [r for r in records if isinstance(r.get("summary"), dict) and "ratios" in r["summary"]]
+    budget = [r for r in studies if r.get("full_budget")]
+    protocol = [r for r in studies if r not in budget]
+    others = [r for r in records if r not in studies]
     lines = [
         "# Results",
         "",
@@ -100,6 +119,14 @@ def render(records: list[dict]) -> str:
     ]
     for record in protocol:
         lines += protocol_rows(record)
+    if budget:
+        lines += ["", "## Return after a fixed budget, under the same protocol", "",
+                  ("Every arm ran its whole budget and was evaluated at its end (10 deterministic episodes, "
+                   "the protocol's evaluation seeds): the median over seeds, then each seed."), "",
+                  "| study | command | arm | env steps | return: median (per seed) | seeds | commit | date |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for record in budget:
+            lines += budget_rows(record)
     lines += ["", "## Other studies", "",
               "Their figures and what they mean: each study's `benchmarks/<study>.md` and the JSON.", "",
               "| results | command | commit | date |", "|---|---|---|---|"]

@@ -42,6 +42,10 @@ def test_an_override_that_names_the_default_merges_with_none_and_another_value_d
     assert without_defaults(named) == without_defaults(unnamed) == unnamed
     other = {**unnamed, "overrides": {"priority_exponent": "1", "td_steps": "50"}}
     assert without_defaults(other) != without_defaults(unnamed)
+    # overrides that validate only together (a terminal value needs a discount below 1)
+    valued = {"library": "modelrl", "agent": "pets", "budget": 1000,
+              "overrides": {"terminal_value": "true", "gamma": "0.99"}}
+    assert without_defaults(valued) == valued
 
 
 def test_a_curve_cut_short_continues_from_its_checkpoint_as_if_never_stopped(tmp_path, monkeypatch):
@@ -99,3 +103,21 @@ def test_a_bad_setting_ends_the_study_before_any_learner_runs(capsys):
                        "bad": Ours("pets", 1000, {"value_source": "critic"})})
     assert stop.value.code == 2
     assert "error: bad: value_source='critic' takes the terminal value" in capsys.readouterr().err
+
+
+def test_a_merged_full_budget_study_reports_each_arms_return_at_the_budget(tmp_path, monkeypatch):
+    import json
+
+    import common
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    protocol = {"env": "Pendulum-v1", "threshold": -200.0, "eval_every": 1000, "hold": 2}
+    for seed, final in ((0, -130.0), (1, -150.0)):
+        curve = {"seed": seed, "env_steps": [1000], "eval_return": [final], "seconds": 1.0}
+        part = {"protocol": protocol, "full_budget": True, "comparisons": [],
+                "arms": {"H=3": {"library": "modelrl", "agent": "pets", "budget": 1000}},
+                "curves": {"H=3": [curve]}}
+        (tmp_path / f"seed{seed}.json").write_text(json.dumps(part))
+    record = common.merged_study(["seed0", "seed1"], into="both")
+    arm = common.summarize(record)["arms"]["H=3"]
+    assert arm["return_at_budget"] == {0: -130.0, 1: -150.0} and arm["median_return_at_budget"] == -140.0
