@@ -361,6 +361,7 @@ class Ours:
             recorder.resume(saved["curve"], saved["seconds"])
         else:
             agent = modelrl.make_agent(self.agent_id, env=protocol.env_id, seed=seed, **self.overrides)
+        agent.warn_if_nothing_is_learned(self.budget)  # the whole budget, not the first evaluation's chunk
         while agent.env_steps < self.budget and (full_budget or not recorder.established()):
             agent.learn(total_steps=min(protocol.eval_every, self.budget - agent.env_steps))
             started = time.perf_counter()

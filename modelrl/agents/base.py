@@ -100,7 +100,7 @@ class Agent(ABC):
             raise ConfigError(f"env must be an env id or a Gymnasium env, got {type(env).__name__}")
         self.check_env(self.env)
         self.rng = numpy_stream(self.seed, "acting")  # exploration, random actions, replay batches
-        self._warned_idle = False  # `warn_if_nothing_is_learned` speaks once
+        self._idle_checked = False  # `warn_if_nothing_is_learned` speaks once, at most
         self.loop = self.loop_class(self, training, self._make_eval_env)
 
     # --- what a concrete agent supplies -------------------------------------------------------------
@@ -213,12 +213,13 @@ class Agent(ABC):
             env.unwrapped.lifetime_steps = clock
 
     def warn_if_nothing_is_learned(self, step_target: int | None) -> None:
-        """Once per agent: a run learning in chunks (learn(1000) at a time) is told at its first chunk."""
-        first = self.first_learning_step()
-        if self._warned_idle:
+        """Once per agent: a run learning in chunks (learn(1000) at a time) is told at its first chunk (later
+        chunks only end later). A harness that knows the whole run's end checks that first."""
+        if self._idle_checked or step_target is None:
             return
-        if step_target is not None and first is not None and step_target < first[0]:
-            self._warned_idle = True
+        self._idle_checked = True
+        first = self.first_learning_step()
+        if first is not None and step_target < first[0]:
             warnings.warn(f"{self.agent_id} learns nothing before env step {first[0]} ({first[1]}), and this "
                           f"run ends at env step {step_target}: it only collects experience; give it more "
                           "steps or an earlier start", stacklevel=4)
