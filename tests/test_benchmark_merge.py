@@ -111,7 +111,7 @@ def test_a_merged_full_budget_study_reports_each_arms_return_at_the_budget(tmp_p
     import common
 
     monkeypatch.setattr(common, "RESULTS", tmp_path)
-    protocol = {"env": "Pendulum-v1", "threshold": -200.0, "eval_every": 1000, "hold": 2}
+    protocol = {"env_id": "Pendulum-v1", "threshold": -200.0, "eval_every": 1000, "hold": 2, "episodes": 10}
     for seed, final in ((0, -130.0), (1, -150.0)):
         curve = {"seed": seed, "env_steps": [1000], "eval_return": [final], "seconds": 1.0}
         part = {"protocol": protocol, "full_budget": True, "comparisons": [],
@@ -121,3 +121,6 @@ def test_a_merged_full_budget_study_reports_each_arms_return_at_the_budget(tmp_p
     record = common.merged_study(["seed0", "seed1"], into="both")
     arm = common.summarize(record)["arms"]["H=3"]
     assert arm["return_at_budget"] == {0: -130.0, 1: -150.0} and arm["median_return_at_budget"] == -140.0
+    common.save_study(record, "both", "returns at the budget")
+    saved = json.loads((tmp_path / "both.json").read_text())
+    assert saved["full_budget"] and (tmp_path / "both.png").stat().st_size > 0
