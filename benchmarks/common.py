@@ -509,8 +509,9 @@ def carried_mean(curves: list[dict]) -> tuple[list[int], list[float]]:
     return grid, means
 
 
-def plot_returns_at_budget(record: dict, ax) -> None:
-    """A full-budget study: each arm's return at the budget, a dot per seed and a bar at the median."""
+def plot_returns_at_budget(record: dict, ax, title: str) -> None:
+    """A full-budget study evaluated once: each arm's return at the budget, a dot per seed and a bar at the
+    median."""
     summary = record["summary"]["arms"]
     labels = [label for label in record["curves"] if summary.get(label, {}).get("return_at_budget")]
     for x, label in enumerate(labels):
@@ -526,23 +527,16 @@ def plot_returns_at_budget(record: dict, ax) -> None:
     ax.axhline(protocol["threshold"], color="black", linestyle=":", linewidth=1,
                label=f"threshold {protocol['threshold']:g}")
     ax.set(ylabel=f"eval return at {budget} steps ({protocol['episodes']} episodes)",
-           xlabel=f"dots: seeds {', '.join(map(str, seeds))}; bars: median")
+           xlabel=f"dots: seeds {', '.join(map(str, seeds))}; bars: median",
+           title=f"{title}\nthe return after the whole budget")
     ax.legend(fontsize=7)
 
 
-def plot_study(record: dict, name: str, title: str, log_x: bool = False) -> None:
+def plot_curves(record: dict, ax, title: str, log_x: bool) -> None:
+    """Each arm's evaluations over real env steps: every seed's, and their mean."""
     import matplotlib.pyplot as plt
 
     summary = record["summary"]["arms"]
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    if record.get("full_budget") and all(len(c["env_steps"]) <= 1 for cs in record["curves"].values()
-                                         for c in cs):
-        plot_returns_at_budget(record, ax)
-        ax.set_title(f"{title}\nthe return after the whole budget")
-        fig.tight_layout()
-        fig.savefig(RESULTS / f"{name}.png", dpi=110)
-        plt.close(fig)
-        return
     for (label, curves), color in zip(record["curves"].items(), plt.cm.tab10.colors, strict=False):
         if not curves:
             continue
@@ -560,6 +554,17 @@ def plot_study(record: dict, name: str, title: str, log_x: bool = False) -> None
     if log_x:
         ax.set_xscale("log")
     ax.legend(fontsize=7)
+
+
+def plot_study(record: dict, name: str, title: str, log_x: bool = False) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    evaluated_once = all(len(c["env_steps"]) <= 1 for curves in record["curves"].values() for c in curves)
+    if record.get("full_budget") and evaluated_once:
+        plot_returns_at_budget(record, ax, title)
+    else:
+        plot_curves(record, ax, title, log_x)
     fig.tight_layout()
     fig.savefig(RESULTS / f"{name}.png", dpi=110)
     plt.close(fig)
