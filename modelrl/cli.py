@@ -320,10 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="YAML file of config overrides (--set wins)")
     train.add_argument("--env-arg", action="append", metavar="KEY=VALUE", help="env constructor argument")
     train.add_argument("--eval-every", type=int,
-                       help="env steps between evaluations (default steps/20; planners: at most 10 "
-                            "evaluations, together at most half the run's steps)")
+                       help="env steps between evaluations (default steps/20; planners and image envs: "
+                            "together at most half the run's steps, planners at most 10 evaluations)")
     train.add_argument("--eval-episodes", type=int,
-                       help="episodes per evaluation (default 5, planners 1; 0: none)")
+                       help="episodes per evaluation (default 5, planners 1, image envs fewer on short "
+                            "runs; 0: none)")
     train.add_argument("--runs-root", help="where new run directories go (default runs)")
     train.add_argument("--run-dir", help="exact run directory (default runs/<agent>-<env>-s<seed>-<time>)")
     train.add_argument("--resume", metavar="RUN_DIR",

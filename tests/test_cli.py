@@ -555,8 +555,8 @@ def test_train_with_several_envs_and_resume(tmp_path, capsys):
 def test_predict_writes_a_world_models_open_loop_video_and_refuses_other_agents(tmp_path, capsys):
     pytest.importorskip("pygame", reason="Pendulum's frames need pygame: pip install 'modelrl[render]'")
     run = tmp_path / "dreamer"
+    # an image env's default evaluation: one episode, at the end
     assert cli(["train", "dreamer", "--env", "pixels/Pendulum-v1", "--steps", "60", "--run-dir", run,
-                "--eval-episodes", "1", "--eval-every", "60",
                 "--set", "size=tiny", "--set", "learning_starts=30", "--set", "batch_size=2",
                 "--set", "batch_length=8", "--set", "train_ratio=16", "--set", "horizon=3"]) == 0
     capsys.readouterr()

@@ -300,6 +300,16 @@ def test_planners_get_an_evaluation_they_can_afford():
     assert default_evaluation(modelrl.make_agent("sac", env="Pendulum-v1"), 1000) == (50, 5)
 
 
+def test_image_envs_get_evaluations_that_render_at_most_half_the_runs_steps():
+    from modelrl.experiment.runner import default_evaluation
+
+    drq = modelrl.make_agent("drq", env="pixels/Pendulum-v1")  # 200-step episodes, each step rendered
+    assert default_evaluation(drq, 60) == (60, 1)  # one episode, at the end (was 20 x 5 episodes)
+    assert default_evaluation(drq, 2000) == (400, 1)  # 5 episodes: 1,000 rendered steps
+    assert default_evaluation(drq, 20_000) == (1000, 2)  # 20 evaluations of 2 episodes
+    assert default_evaluation(drq, 40_000) == (2000, 5)  # the default, once the run affords it
+
+
 def test_a_planners_train_evaluates_as_its_default_says(tmp_path):
     result = train("mpc", "Pendulum-v1", total_steps=450, overrides={"population": 20, "iterations": 1,
                                                                      "horizon": 5}, run_dir=tmp_path / "run",

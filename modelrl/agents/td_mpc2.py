@@ -149,6 +149,9 @@ class TDMPC2(Agent):
         if config.compile:
             if self.device.type == "cpu":
                 require_cpp_compiler()
+            # The networks share one forward's code, and torch.compile keeps at most `recompile_limit` graphs
+            # per code: each network sees two grad modes and several ranks and sizes, 8 are too few.
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
             for network in (model.encoder, model.dynamics, model.reward_head, model.policy, model.qs.trunk):
                 # in place (the state dict keeps its keys); batch sizes vary (plan, prior, update windows),
                 # so a size seen twice is compiled as dynamic rather than once per size
@@ -157,8 +160,9 @@ class TDMPC2(Agent):
             {"params": model.encoder.parameters(), "lr": config.lr * config.enc_lr_scale},
             {"params": [*model.dynamics.parameters(), *model.reward_head.parameters(),
                         *model.qs.parameters()]},
-        ], lr=config.lr)
-        self.policy_optimizer = torch.optim.Adam(model.policy.parameters(), lr=config.lr, eps=1e-5)
+        ], lr=config.lr, fused=True)
+        self.policy_optimizer = torch.optim.Adam(model.policy.parameters(), lr=config.lr, eps=1e-5,
+                                                 fused=True)
         self.q_scale = ReturnScale(rate=config.tau)  # TD-MPC2 moves its Q scale at the target's rate
         self.buffer = ReplayBuffer(config.buffer_size, self.env.observation_space.shape, (action_dim,),
                                    name="buffer_size")
@@ -287,7 +291,7 @@ class TDMPC2(Agent):
                 + config.value_coef * value_loss / model.size.num_q) / horizon
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self._model_parameters(), config.grad_clip_norm)
+        torch.nn.utils.clip_grad_norm_(self._model_parameters(), config.grad_clip_norm, foreach=True)
         self.optimizer.step()
 
         policy_loss = self.update_policy(torch.stack(latents).detach())
@@ -314,7 +318,7 @@ class TDMPC2(Agent):
         loss = ((config.entropy_coef * log_prob - q / scale).mean(1) * weights).mean()
         self.policy_optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.policy.parameters(), config.grad_clip_norm)
+        torch.nn.utils.clip_grad_norm_(model.policy.parameters(), config.grad_clip_norm, foreach=True)
         self.policy_optimizer.step()
         return loss.detach()
 

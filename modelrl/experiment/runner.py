@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import torch
 import yaml
 
@@ -35,6 +36,7 @@ from modelrl.threads import choose_threads
 CHECKPOINT = Path("checkpoints") / "last.pt"
 # What a run writes into its directory; a directory already holding any of them is not written into.
 RUN_FILES = ("config.yaml", "metrics.csv", "tb", "checkpoints", "plots")
+DEFAULT_EVALUATIONS = 20
 DEFAULT_EVAL_EPISODES = 5
 # A planner plans at every evaluation step as at every training step, so its evaluations are capped.
 PLANNER_EVAL_EPISODES = 1
@@ -59,19 +61,30 @@ class RunResult:
 
 
 def default_eval_every(total_steps: int) -> int:
-    return max(1, total_steps // 20)
+    return max(1, total_steps // DEFAULT_EVALUATIONS)
 
 
 def default_evaluation(agent: Agent, total_steps: int) -> tuple[int, int]:
-    """(eval_every, eval_episodes) when the user gives neither: 5 episodes 20 times a run, except for agents
-    that plan at every step (mpc, pets), whose evaluations cost as much per step as training: one episode,
-    at most 10 times, and together at most half the run's own steps."""
-    if not agent.plans_every_step:
+    """(eval_every, eval_episodes) when the user gives neither: 5 episodes 20 times a run, except where an
+    evaluation step costs about what a training step does: agents that plan at every step (mpc, pets, ...)
+    and envs that render every observation as an image. Their evaluations together take at most half the
+    run's own steps (episodes counted at full length); planners evaluate one episode, at most 10 times."""
+    if agent.plans_every_step:
+        most_evaluations, most_episodes = PLANNER_MAX_EVALUATIONS, PLANNER_EVAL_EPISODES
+    elif observes_images(agent.env):
+        most_evaluations, most_episodes = DEFAULT_EVALUATIONS, DEFAULT_EVAL_EPISODES
+    else:
         return default_eval_every(total_steps), DEFAULT_EVAL_EPISODES
     spec = agent.env.spec
     episode = spec.max_episode_steps if spec and spec.max_episode_steps else DEFAULT_EVAL_MAX_STEPS
-    evaluations = max(1, min(PLANNER_MAX_EVALUATIONS, total_steps // (2 * episode * PLANNER_EVAL_EPISODES)))
-    return max(1, total_steps // evaluations), PLANNER_EVAL_EPISODES
+    affordable = max(1, total_steps // (2 * episode))  # full episodes in half the run's steps
+    evaluations = min(most_evaluations, affordable)
+    return max(1, total_steps // evaluations), min(most_episodes, affordable // evaluations)
+
+
+def observes_images(env: gym.Env) -> bool:
+    space = env.observation_space
+    return isinstance(space, gym.spaces.Box) and len(space.shape) == 3
 
 
 def check_run_settings(

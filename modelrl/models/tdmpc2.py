@@ -106,8 +106,18 @@ def _linear(in_dim: int, out_dim: int, zero: bool = False) -> nn.Linear:
     return layer
 
 
+class NormedMLP(nn.Sequential):
+    """nn.Sequential with its forward written here: torch.compile does not trace a frame inside torch itself,
+    so compiling a plain Sequential compiled only our own layers in it (Mish, SimNorm), each on its own."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self:
+            x = layer(x)
+        return x
+
+
 def normed_mlp(in_dim: int, hidden: list[int], out_dim: int, output: nn.Module | None = None,
-               zero_output: bool = False) -> nn.Sequential:
+               zero_output: bool = False) -> NormedMLP:
     """Hidden layers of linear, LayerNorm, Mish; the output layer linear, or linear, LayerNorm and `output`
     (SimNorm for latents)."""
     sizes = [in_dim, *hidden]
@@ -118,7 +128,7 @@ def normed_mlp(in_dim: int, hidden: list[int], out_dim: int, output: nn.Module |
     layers.append(_linear(sizes[-1], out_dim, zero_output))
     if output is not None:
         layers += [nn.LayerNorm(out_dim), output]
-    return nn.Sequential(*layers)
+    return NormedMLP(*layers)
 
 
 class QTrunk(nn.Module):
@@ -223,5 +233,4 @@ class TDMPC2Model(nn.Module):
 
     @torch.no_grad()
     def update_target(self, tau: float) -> None:
-        for target, online in zip(self.target_qs.parameters(), self.qs.parameters(), strict=True):
-            target.lerp_(online, tau)
+        torch._foreach_lerp_(list(self.target_qs.parameters()), list(self.qs.parameters()), tau)
