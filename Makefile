@@ -72,7 +72,8 @@ benchmarks: install
 		--dreamer-set critic_lr=1e-4 --name dreamer_pendulum $(QUICK)
 	$(BENCH)/dreamer_speed.py --rounds 3 --updates 10 $(QUICK)
 	$(BENCH)/dreamer_dmc.py --env dmc/cartpole-swingup-v0 --threshold 500 --steps 100000 --train-ratio 64 \
-		--eval-every 5000 --name dreamer_dmc_cartpole_swingup_tr64 $(QUICK)
+		--eval-every 5000 --set model_lr=3e-4 --set actor_lr=1e-4 --set critic_lr=1e-4 \
+		--name dreamer_dmc_cartpole_swingup_tr64_lr3x $(QUICK)
 	$(BENCH)/tdmpc2_speed.py --rounds 3 --updates 20 --plans 20 $(QUICK)
 	$(BENCH)/tdmpc2_dmc.py --name tdmpc2_dmc_cartpole_swingup $(QUICK)
 	$(BENCH)/pets_halfcheetah.py --minutes 32 --name pets_halfcheetah_clip $(QUICK)
