@@ -549,6 +549,9 @@ def plot_curves(record: dict, ax, title: str, log_x: bool) -> None:
     protocol = record["protocol"]
     ax.axhline(protocol["threshold"], color="black", linestyle=":", linewidth=1,
                label=f"threshold {protocol['threshold']:g} (held for {protocol['hold']} evaluations)")
+    for point in record.get("published", []):  # a paper's figure, drawn beside the curves it is judged with
+        ax.errorbar(point["env_steps"], point["return"], yerr=point.get("spread"), color="black", marker="*",
+                    markersize=9, capsize=3, linestyle="none", label=point["label"])
     ax.set(xlabel="real env steps", ylabel=f"mean eval return ({protocol['episodes']} episodes)",
            title=f"{title}\nthin: seeds; thick: mean (a stopped seed keeps its last evaluation)")
     if log_x:
@@ -617,6 +620,8 @@ def resumed_study(name: str, fresh: dict) -> dict:
         record["arms"].setdefault(label, arm)
         record["curves"].setdefault(label, [])
     record["seeds"] = sorted(set(record["seeds"]) | set(fresh["seeds"]))
+    if "published" in fresh:  # papers' figures to draw beside the curves: today's list, not the run's
+        record["published"] = fresh["published"]
     record["comparisons"] = [*record["comparisons"],
                              *[pair for pair in fresh["comparisons"] if pair not in record["comparisons"]]]
     return record
@@ -643,8 +648,8 @@ def without_defaults(arm: dict) -> dict:
 def merged_study(names: list[str], into: str) -> dict:
     """One study from results of disjoint seeds run apart (each part's commit and machine kept)."""
     parts, merged_from = read_results(names, into=into)
-    record = {key: value for key, value in shared_settings(parts, names, ("protocol", "full_budget")).items()
-              if value is not None}
+    shared = shared_settings(parts, names, ("protocol", "full_budget", "published"))
+    record = {key: value for key, value in shared.items() if value is not None}
     arms = {}
     for name, part in zip(names, parts, strict=True):
         for label, arm in part["arms"].items():

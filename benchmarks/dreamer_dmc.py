@@ -31,6 +31,13 @@ from modelrl.config import parse_assignments
 QUICK_BUDGET = 2000
 QUICK_DREAMER = {"size": "tiny", "learning_starts": 500, "batch_size": 8, "batch_length": 16,
                  "train_ratio": 32}
+# DreamerV3's published returns at 100k env steps (its score files; proprio at train ratio 1,024, `size1m`),
+# as (mean, spread across seeds or None where the issue quotes none); drawn beside the curves.
+PUBLISHED_AT_100K = {
+    "dmc/cartpole-swingup-v0": (528, 36), "dmc/pendulum-swingup-v0": (830, None),
+    "dmc/reacher-easy-v0": (693, None), "dmc/walker-walk-v0": (475, None),
+    "dmc/cartpole-swingup-pixels-v0": (598, 142), "dmc/walker-walk-pixels-v0": (601, None),
+}
 QUICK_DRQ = {"batch_size": 32, "hidden_size": 64, "augment_q": 1, "augment_target": 1, "learning_starts": 500}
 
 
@@ -63,8 +70,13 @@ def main() -> None:
             learners["sb3 sac"] = SB3("SAC", steps)
     comparisons = [(baseline, "dreamer") for baseline in learners if baseline != "dreamer"]
     baseline = "DrQ" if "drq" in learners else "SAC"
+    settings = {"threads": 1}
+    if args.env in PUBLISHED_AT_100K and not args.quick:
+        mean, spread = PUBLISHED_AT_100K[args.env]
+        settings["published"] = [{"label": "DreamerV3 published at 100k steps (action repeat 1)",
+                                  "env_steps": 100_000, "return": mean, "spread": spread}]
     study_main(args, Protocol(args.env, args.threshold, eval_every), learners, comparisons,
-               title=f"{args.env}: Dreamer vs {baseline}", settings={"threads": 1})
+               title=f"{args.env}: Dreamer vs {baseline}", settings=settings)
 
 
 if __name__ == "__main__":

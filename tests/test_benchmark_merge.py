@@ -124,3 +124,35 @@ def test_a_merged_full_budget_study_reports_each_arms_return_at_the_budget(tmp_p
     common.save_study(record, "both", "returns at the budget")
     saved = json.loads((tmp_path / "both.json").read_text())
     assert saved["full_budget"] and (tmp_path / "both.png").stat().st_size > 0
+
+
+def test_a_published_figure_is_drawn_kept_through_a_merge_and_refreshed_on_resume(tmp_path, monkeypatch):
+    import json
+
+    import common
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    protocol = {"env_id": "dmc/walker-walk-v0", "threshold": 500.0, "eval_every": 5000, "hold": 2,
+                "episodes": 10}
+    published = [{"label": "paper", "env_steps": 100_000, "return": 475, "spread": None}]
+    for seed in (0, 1):
+        curve = {"seed": seed, "env_steps": [5000, 10000], "eval_return": [100.0, 200.0], "seconds": 1.0}
+        part = {"protocol": protocol, "published": published, "comparisons": [], "seeds": [seed],
+                "arms": {"dreamer": {"library": "modelrl", "agent": "dreamer", "budget": 10000}},
+                "curves": {"dreamer": [curve]}}
+        (tmp_path / f"seed{seed}.json").write_text(json.dumps(part))
+    record = common.merged_study(["seed0", "seed1"], into="both")
+    assert record["published"] == published
+    record["summary"] = common.summarize(record)
+    fig, ax = plt.subplots()
+    common.plot_curves(record, ax, "title", log_x=False)
+    assert "paper" in [text.get_text() for text in ax.get_legend().get_texts()]
+    plt.close(fig)
+    newer = [{**published[0], "return": 480}]
+    fresh = {"protocol": protocol, "arms": {}, "comparisons": [], "seeds": [0], "published": newer}
+    resumed = common.resumed_study("seed0", fresh)
+    assert resumed["published"] == newer
