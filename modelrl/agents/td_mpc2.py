@@ -156,6 +156,9 @@ class TDMPC2(Agent):
                 # in place (the state dict keeps its keys); batch sizes vary (plan, prior, update windows),
                 # so a size seen twice is compiled as dynamic rather than once per size
                 network.compile(dynamic=None)
+        # The planner's rollout as one graph: one call per MPPI iteration instead of one per network and step.
+        self._rollout_value = torch.compile(self.rollout_value, dynamic=None) if config.compile \
+            else self.rollout_value
         self.optimizer = torch.optim.Adam([
             {"params": model.encoder.parameters(), "lr": config.lr * config.enc_lr_scale},
             {"params": [*model.dynamics.parameters(), *model.reward_head.parameters(),
@@ -228,13 +231,19 @@ class TDMPC2(Agent):
     def sequence_value(self, z: torch.Tensor, actions: torch.Tensor, generator) -> torch.Tensor:
         """Predicted discounted rewards of `(N, H, A)` sequences from latents `z`, plus the Qs (mean of a
         random pair) at the horizon for an action of the policy."""
+        noise = torch.randn((len(z), self.model.action_dim), generator=generator, device=z.device)
+        return self._rollout_value(z, actions, noise, self.model.random_pair(generator, z.device))
+
+    def rollout_value(self, z: torch.Tensor, actions: torch.Tensor, noise: torch.Tensor, pair: torch.Tensor
+                      ) -> torch.Tensor:
+        """`sequence_value` with its random draws given: free of generators, so compiled as one graph."""
         model, total, discount = self.model, torch.zeros(len(z), device=z.device), 1.0
         for t in range(actions.shape[1]):
             total = total + discount * model.reward(z, actions[:, t])
             z = model.next(z, actions[:, t])
             discount *= self.gamma
-        action = model.pi(z, generator)[1]
-        return total + discount * model.q_pair(z, action, generator).mean(0)
+        action = model.pi(z, noise=noise)[1]
+        return total + discount * model.q_pair(z, action, None, pair=pair).mean(0)
 
     @torch.no_grad()
     def planned_returns(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

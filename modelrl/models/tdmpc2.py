@@ -204,14 +204,16 @@ class TDMPC2Model(nn.Module):
     def reward(self, z: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return self.two_hot.mean(self.reward_logits(z, action))
 
-    def pi(self, z: torch.Tensor, generator: torch.Generator | None = None
+    def pi(self, z: torch.Tensor, generator: torch.Generator | None = None, noise: torch.Tensor | None = None
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The policy's mean action, a sampled action and that sample's log-probability (tanh-squashed
-        Gaussian, its log-std squashed into [log_std_min, log_std_max])."""
+        Gaussian, its log-std squashed into [log_std_min, log_std_max]); `noise`, where given, is the
+        standard normal draw (shaped as the action) instead of one from `generator`."""
         mean, raw_log_std = self.policy(z).chunk(2, -1)
         span = self.log_std_max - self.log_std_min
         log_std = self.log_std_min + 0.5 * span * (torch.tanh(raw_log_std) + 1)
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device)
+        if noise is None:
+            noise = torch.randn(mean.shape, generator=generator, device=mean.device)
         sample = mean + noise * log_std.exp()
         log_prob = (-0.5 * noise.pow(2) - log_std).sum(-1) - 0.5 * math.log(2 * math.pi) * self.action_dim
         action = torch.tanh(sample)
@@ -225,11 +227,15 @@ class TDMPC2Model(nn.Module):
         return qs(torch.cat([z, action], -1), generator, training)
 
     def q_pair(self, z: torch.Tensor, action: torch.Tensor, generator: torch.Generator | None,
-               *, target: bool = False) -> torch.Tensor:
-        """Two Q functions drawn at random from the ensemble, as values `(2, ...)`: TD targets take their
-        minimum, the policy and the planner their mean."""
-        pair = torch.randperm(self.size.num_q, generator=generator, device=z.device)[:2]
+               *, target: bool = False, pair: torch.Tensor | None = None) -> torch.Tensor:
+        """Two Q functions drawn at random from the ensemble (or the members `pair`), as values `(2, ...)`:
+        TD targets take their minimum, the policy and the planner their mean."""
+        if pair is None:
+            pair = self.random_pair(generator, z.device)
         return self.two_hot.mean(self.q_logits(z, action, target=target)[pair])
+
+    def random_pair(self, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+        return torch.randperm(self.size.num_q, generator=generator, device=device)[:2]
 
     @torch.no_grad()
     def update_target(self, tau: float) -> None:
