@@ -21,12 +21,13 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/modelrl demo
 
-# The slowest tests are listed at the end, so a test that grows is seen before the suite passes 10 minutes.
+# One test process per core (pytest-xdist), one torch thread each. The slowest tests are listed at the end,
+# so a test that grows is seen before the suite passes 10 minutes.
 test: install
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n auto --durations=15
 
 test-slow: install
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -n auto -m slow
 
 lint: install
 	$(BIN)/ruff check modelrl tests benchmarks

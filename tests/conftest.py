@@ -7,8 +7,8 @@ from gymnasium import spaces
 
 import modelrl  # registers modelrl's envs
 
-# One thread: tests run one at a time on small machines, where torch's default of one per core was ten times
-# slower on a loaded 2-core machine.
+# One thread: `make test` runs one test process per core, and torch's default of one thread per core in each
+# was ten times slower on a loaded 2-core machine.
 modelrl.set_threads(1)
 
 
