@@ -237,3 +237,23 @@ def test_the_per_action_reward_head_reads_the_taken_actions_reward_from_the_curr
     torch.testing.assert_close(network.recurrent(latent, actions)[1], every_action[torch.arange(5), actions])
     with pytest.raises(ConfigError, match="reward_head must be 'dynamics' or 'per_action'"):
         modelrl.make_agent("muzero", env="CartPole-v1", reward_head="latent")
+
+
+def test_the_learning_rate_falls_tenfold_every_lr_decay_steps_updates_and_resumes_on_schedule(tmp_path):
+    agent = modelrl.make_agent("muzero", env="CartPole-v1", seed=0, lr=1e-3, lr_decay_steps=4, **SMALL)
+    agent.learn(60)
+    batch = agent.sample()
+    start = agent.updates
+    for _ in range(8):
+        agent.update(batch)
+    # the last of the 8 updates stepped at the rate of its own count, start + 7
+    assert agent.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.1 ** ((start + 7) / 4))
+    agent.save(tmp_path / "decay.pt")
+    resumed = modelrl.load(tmp_path / "decay.pt")
+    resumed.update(batch)
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.1 ** ((start + 8) / 4))
+    constant = modelrl.make_agent("muzero", env="CartPole-v1", seed=0, lr=1e-3, **SMALL)
+    constant.learn(60)
+    assert constant.optimizer.param_groups[0]["lr"] == 1e-3
+    with pytest.raises(ConfigError, match="lr_decay_steps"):
+        modelrl.make_agent("muzero", env="CartPole-v1", lr_decay_steps=-1)

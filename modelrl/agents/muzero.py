@@ -73,6 +73,9 @@ class MuZeroConfig:
     hidden_size: int = 128  # units of each network's hidden layers
     num_layers: int = 2  # hidden layers of each network
     lr: float = 1e-3  # Adam
+    # updates over which the learning rate falls tenfold, exponentially (the paper's schedule):
+    # lr * 0.1 ** (updates / lr_decay_steps); 0: constant
+    lr_decay_steps: int = 0
     weight_decay: float = 1e-4  # L2 on the weights (the paper's 1e-4)
     batch_size: int = 128  # positions per update
     buffer_games: int = 500  # recent episodes kept
@@ -111,8 +114,8 @@ class MuZeroConfig:
         for name in ("simulations", "unroll_steps", "td_steps", "support_size", "latent_size", "hidden_size",
                      "num_layers", "batch_size", "buffer_games", "parallel_games"):
             check_range(self, name, 1)
-        for name in ("updates_per_step", "learning_starts", "weight_decay", "priority_exponent",
-                     "priority_correction", "reanalyse_per_update", "temperature_moves",
+        for name in ("updates_per_step", "learning_starts", "lr_decay_steps", "weight_decay",
+                     "priority_exponent", "priority_correction", "reanalyse_per_update", "temperature_moves",
                      "random_opening_moves"):
             check_range(self, name, 0)
         check_range(self, "discount", 0, 1, low_open=True)
@@ -492,6 +495,9 @@ class MuZero(Agent):
         first_value = losses.pop("first_value")
         self.optimizer.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
+        if self.config.lr_decay_steps:  # set from the update count, so a resumed run continues the schedule
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.lr * 0.1 ** (self.updates / self.config.lr_decay_steps)
         self.optimizer.step()
         if "game" in batch:  # the trained positions' new priorities
             errors = (first_value - batch["value"][:, 0]).abs().cpu().numpy() + 1e-6
