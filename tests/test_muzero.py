@@ -112,6 +112,16 @@ def test_reanalyse_replaces_stored_policies_and_values_with_a_fresh_search():
     assert np.isclose(game["root_value"][t], float(fresh.value[0]))
 
 
+def test_reanalyse_searches_a_whole_batch_once_that_many_positions_are_owed():
+    agent = modelrl.make_agent("muzero", env="CartPole-v1", seed=0, reanalyse_per_update=6, **SMALL)
+    calls, search_again = [], agent.reanalyse
+    agent.reanalyse = lambda count: (calls.append((agent.updates, count)), search_again(count))
+    agent.learn(120)
+    assert agent.updates >= 20
+    # 6 an update in batches of 16: after updates 3, 6, 8, 11, ... (16 * floor(6u / 16) owed by update u)
+    assert calls == [(u, 16) for u in range(1, agent.updates + 1) if 6 * u // 16 > 6 * (u - 1) // 16]
+
+
 @pytest.mark.parametrize("backend", ["processes", "ray"])
 def test_muzero_actors_play_episodes_that_the_learner_learns_from(backend):
     if backend == "ray":

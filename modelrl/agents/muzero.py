@@ -17,9 +17,10 @@ terms are divided by K, as the paper does. `updates_per_step` updates of `batch_
 Replay is uniform by default; `priority_exponent=1` prioritizes it as the paper does: a position's priority
 is |root value - its n-step target| when its episode ends, then |predicted value - target| each time it is
 trained on; positions are drawn with probability p^alpha / sum p^alpha and their losses weighted by
-(N P)^-beta, normalised by the largest (`priority_correction`). Reanalyse (MuZero Reanalyze): after each
-update, `reanalyse_per_update` stored positions are searched again with the latest network, in one batched
-search, and their policy and root value (the value targets' bootstrap) replaced.
+(N P)^-beta, normalised by the largest (`priority_correction`). Reanalyse (MuZero Reanalyze):
+`reanalyse_per_update` stored positions per update, on average, are searched again with the latest network,
+`batch_size` of them in one batched search once that many are owed, and their policy and root value (the
+value targets' bootstrap) replaced.
 
 On a two-player board game (`modelrl/TicTacToe-v0`, `modelrl/ConnectFour-v0`) MuZero plays itself as
 AlphaZero does (`parallel_games` games at once, one batched search per move, moves drawn from the visit
@@ -89,7 +90,9 @@ class MuZeroConfig:
     # and TicTacToe here: each batch's gradient was left to its few best-predicted positions (alphazero.md)
     priority_exponent: float = 0.0
     priority_correction: float = 1.0  # beta: importance weights (N P)^-beta correct the drawing
-    reanalyse_per_update: int = 0  # stored positions searched again with the latest network after each update
+    # stored positions searched again with the latest network, per update on average; searched in one batch
+    # of `batch_size` once that many are owed (one search's overhead spread over many positions)
+    reanalyse_per_update: float = 0.0
     dirichlet_alpha: float = 0.25  # root noise concentration (the paper's Atari value)
     root_noise: float = 0.25  # share of noise in the root's prior while training
     parallel_games: int = 32  # board games: self-play games played at once, one batched search per move
@@ -503,9 +506,11 @@ class MuZero(Agent):
             errors = (first_value - batch["value"][:, 0]).abs().cpu().numpy() + 1e-6
             for g, t, error in zip(batch["game"].tolist(), batch["position"].tolist(), errors, strict=True):
                 self.games[g]["priority"][t] = error
-        if self.config.reanalyse_per_update and self.games:
-            self.reanalyse(self.config.reanalyse_per_update)
         self.updates += 1
+        rate, size = self.config.reanalyse_per_update, self.config.batch_size
+        owed = size * (int(self.updates * rate // size) - int((self.updates - 1) * rate // size))
+        if owed and self.games:  # from the update count alone, so a resumed run reanalyses on schedule
+            self.reanalyse(owed)
         self._losses = {key: value.detach() for key, value in losses.items()}
         return self._losses
 
