@@ -6,7 +6,8 @@ every sample-efficiency study ("real env steps until the return reaches a thresh
 Long studies outlive their process: our agents' curves in progress are saved after every evaluation under
 `--checkpoints` (default `runs/studies/NAME/`), and the same command run again continues each from its last
 evaluation (`resumed_at` in the curve says where; add `--resume` to keep the curves results/NAME.json
-already holds). Curves of other settings are never continued."""
+already holds: without it, a results file of the same protocol that was cut short is refused rather than
+started over). Curves of other settings are never continued."""
 
 from __future__ import annotations
 
@@ -602,6 +603,27 @@ def new_study(protocol: Protocol, arms: dict, comparisons: list[tuple[str, str]]
             "curves": {label: [] for label in arms}}
 
 
+def refuse_to_restart_a_study_cut_short(name: str, fresh: dict) -> None:
+    """A run without --resume starts results/NAME.json over. Where that file is a study of the same
+    protocol cut short (some learner-seed pairs done, others not), starting over would throw away its
+    finished curves, hours of them, so the run ends with one line instead: continue it with --resume, or
+    remove the file."""
+    if not (RESULTS / f"{name}.json").exists():
+        return
+    record = load_result(name)
+    if record.get("protocol") != fresh["protocol"]:
+        return
+    done = {(label, curve["seed"]) for label, curves in record.get("curves", {}).items() for curve in curves}
+    missing = [(label, seed) for label in record.get("arms", {}) for seed in record.get("seeds", [])
+               if (label, seed) not in done]
+    if done and missing:
+        label, seed = missing[0]
+        print(f"error: results/{name}.json is a study cut short ({len(done)} curves done, {len(missing)} "
+              f"to run, the first {label!r} seed {seed}): add --resume to continue it, or remove the file "
+              "to start it afresh", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def resumed_study(name: str, fresh: dict) -> dict:
     """results/NAME.json to continue, refused unless it was made under the same protocol, and every learner
     it shares with this run has the same settings; learners new to it are added. With no such file yet (a
@@ -742,6 +764,8 @@ def study_main(args, protocol: Protocol, arms: dict, comparisons: list, title: s
     record = new_study(protocol, arms, comparisons, seeds, settings)
     if args.resume:
         record = resumed_study(name, record)
+    else:
+        refuse_to_restart_a_study_cut_short(name, record)
     if args.full_budget:  # the curves run past the threshold; where they would have stopped is unchanged
         record["full_budget"] = True
     run_study(record, arms, name, title, log_x, checkpoints=Path(args.checkpoints).resolve())

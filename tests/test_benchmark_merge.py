@@ -94,6 +94,31 @@ def test_resume_without_a_results_file_starts_the_study(capsys):
     assert "starting it" in capsys.readouterr().out
 
 
+def test_a_study_cut_short_is_not_started_over_without_resume(tmp_path, monkeypatch, capsys):
+    import json
+
+    import common
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    protocol = {"env_id": "Pendulum-v1", "threshold": -200.0, "eval_every": 500, "hold": 2, "episodes": 10}
+    arms = {name: {"library": "modelrl", "agent": name, "budget": 1000} for name in ("td-mpc2", "sac")}
+    curve = {"seed": 0, "env_steps": [500], "eval_return": [-900.0], "seconds": 1.0}
+    cut_short = {"protocol": protocol, "arms": arms, "seeds": [0], "curves": {"td-mpc2": [curve], "sac": []}}
+    (tmp_path / "study.json").write_text(json.dumps(cut_short))
+    fresh = {"protocol": protocol, "arms": arms, "seeds": [0], "curves": {"td-mpc2": [], "sac": []}}
+    with pytest.raises(SystemExit) as stop:
+        common.refuse_to_restart_a_study_cut_short("study", fresh)
+    assert stop.value.code == 2
+    assert "1 curves done, 1 to run, the first 'sac' seed 0): add --resume" in capsys.readouterr().err
+    # a finished study, or one of another protocol, is started over as asked
+    (tmp_path / "study.json").write_text(json.dumps({**cut_short, "curves": {"td-mpc2": [curve],
+                                                                            "sac": [curve]}}))
+    common.refuse_to_restart_a_study_cut_short("study", fresh)
+    (tmp_path / "study.json").write_text(json.dumps(cut_short))
+    other = {**fresh, "protocol": {**protocol, "eval_every": 200}}
+    common.refuse_to_restart_a_study_cut_short("study", other)
+
+
 def test_a_bad_setting_ends_the_study_before_any_learner_runs(capsys):
     from common import check_configs
 
