@@ -764,7 +764,7 @@ def study_main(args, protocol: Protocol, arms: dict, comparisons: list, title: s
     record = new_study(protocol, arms, comparisons, seeds, settings)
     if args.resume:
         record = resumed_study(name, record)
-    else:
+    elif not args.quick:  # a smoke run's results are cheap to make again
         refuse_to_restart_a_study_cut_short(name, record)
     if args.full_budget:  # the curves run past the threshold; where they would have stopped is unchanged
         record["full_budget"] = True
