@@ -8,6 +8,7 @@ against the solver. Reports the self-play games, moves and wall time each seed t
     python benchmarks/alphazero_tictactoe.py --seeds 0 1 2 --moves 30000
     python benchmarks/alphazero_tictactoe.py --agent muzero --seeds 0 1 2 --moves 60000
     python benchmarks/alphazero_tictactoe.py --quick      # one seed, 2,000 moves, 10 games a side
+    python benchmarks/alphazero_tictactoe.py --merge NAME_seed0 NAME_seed1 --name NAME  # seeds run apart
 
 `--eval-simulations 25 100` plays the final games once per simulation count (the first is the headline).
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from common import RESULTS, write_results
+from common import RESULTS, merged_runs, read_results, shared_settings, write_results
 
 import modelrl
 from modelrl.config import parse_assignments
@@ -54,6 +55,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--name", help="results file name (default AGENT_tictactoe)")
     parser.add_argument("--save-dir", type=Path, help="save each seed's trained agent here (NAME-seedK.pt)")
+    parser.add_argument("--merge", nargs="+", metavar="NAME",
+                        help="combine the seeds of earlier results of the same settings into --name")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.eval_simulations and min(args.eval_simulations) < 1:
@@ -62,6 +65,15 @@ def main() -> None:
         args.seeds, args.moves, args.eval_every, args.games = args.seeds[:1], 2000, 1000, 10
     name = args.name or f"{args.agent}_tictactoe"
     name = f"{name}_quick" if args.quick else name
+    if args.merge:
+        parts, merged_from = read_results(args.merge, into=name)
+        settings = shared_settings(parts, args.merge,
+                                   ("agent", "config", "eval_simulations", "games_per_side"))
+        runs = merged_runs(parts, args.merge, "runs")
+        write_results(name, {**settings, **outcome(settings["agent"], runs, settings["games_per_side"]),
+                             "runs": runs, "merged_from": merged_from})
+        plot(runs, name, "AlphaZero" if settings["agent"] == "alphazero" else "MuZero")
+        return
     overrides = parse_assignments(args.set)
     torch.set_num_threads(1)
     runs = []
@@ -88,16 +100,22 @@ def main() -> None:
                      "final_by_simulations": {str(n): games for n, games in by_simulations.items()}})
         print(f"seed {seed}: {agent.episodes} games, {trained:.0f} s; as first {result['first']}, as second "
               f"{result['second']}", flush=True)
-        losses = sum(run[side]["losses"] for run in runs for side in ("first", "second"))
-        games = 2 * args.games * len(runs)
-        target = ("no loss against the exact solver" if args.agent == "alphazero"
-                  else "a draw or a win in >= 95% of the games against the exact solver")
-        met = losses == 0 if args.agent == "alphazero" else (games - losses) >= 0.95 * games
         write_results(name, {"agent": args.agent, "config": {**vars(agent.config)},
                              "eval_simulations": args.eval_simulations or [agent.config.simulations],
-                             "games_per_side": args.games, "target": target, "losses": losses, "games": games,
-                             "draw_or_win_share": (games - losses) / games, "met": met, "runs": runs})
+                             "games_per_side": args.games, **outcome(args.agent, runs, args.games),
+                             "runs": runs})
         plot(runs, name, "AlphaZero" if args.agent == "alphazero" else "MuZero")
+
+
+def outcome(agent: str, runs: list[dict], games_per_side: int) -> dict:
+    """The headline games of every seed against the target: AlphaZero no loss, MuZero >= 95% drawn or won."""
+    losses = sum(run[side]["losses"] for run in runs for side in ("first", "second"))
+    games = 2 * games_per_side * len(runs)
+    target = ("no loss against the exact solver" if agent == "alphazero"
+              else "a draw or a win in >= 95% of the games against the exact solver")
+    met = losses == 0 if agent == "alphazero" else (games - losses) >= 0.95 * games
+    return {"target": target, "losses": losses, "games": games, "draw_or_win_share": (games - losses) / games,
+            "met": met}
 
 
 def plot(runs: list[dict], name: str, agent: str) -> None:
