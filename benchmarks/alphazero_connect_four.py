@@ -24,7 +24,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from common import RESULTS, write_results
+from common import RESULTS, fail, write_results
 
 import modelrl
 from modelrl.config import parse_assignments
@@ -102,7 +102,7 @@ def start_or_continue(args, overrides: dict) -> tuple:
         agent = modelrl.load(args.checkpoint)
         saved = json.loads(curve_file(args.checkpoint).read_text())
     except (modelrl.ModelRLError, OSError, ValueError) as error:
-        raise SystemExit(f"cannot continue from {args.checkpoint}: {error}") from None
+        fail(f"cannot continue from {args.checkpoint}: {error}")
     print(f"continuing {args.checkpoint} from {agent.env_steps} moves", flush=True)
     return agent, saved["history"], saved["seconds"]
 

@@ -20,6 +20,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import matplotlib
 import numpy as np
@@ -28,6 +29,13 @@ matplotlib.use("Agg")
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STUDY_CHECKPOINTS = RESULTS.parent.parent / "runs" / "studies"  # git-ignored
+
+
+def fail(message: str) -> NoReturn:
+    """Bad input to a benchmark (a results file to merge or resume that does not fit, an unknown learner):
+    one line on stderr and exit 2, as the `modelrl` CLI does, never a traceback."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
 
 
 MATMUL_FLAGS = ("avx2", "avx512f", "avx512_bf16")  # and every amx_* flag
@@ -139,7 +147,7 @@ def load_result(name: str) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
-        sys.exit(f"error: cannot read results {path}: {error}")
+        fail(f"cannot read results {path}: {error}")
 
 
 def read_results(names: list[str], into: str) -> tuple[list[dict], dict[str, str]]:
@@ -147,7 +155,7 @@ def read_results(names: list[str], into: str) -> tuple[list[dict], dict[str, str
     provenance (command, and each segment's commit and machine) by name. Merging a result into itself would
     overwrite the command it was made with."""
     if into in names:
-        raise SystemExit(f"--merge {' '.join(names)}: cannot merge {into!r} into itself; pick another --name")
+        fail(f"--merge {' '.join(names)}: cannot merge {into!r} into itself; pick another --name")
     parts = [load_result(name) for name in names]
     return parts, {name: provenance(part) for name, part in zip(names, parts, strict=True)}
 
@@ -165,9 +173,9 @@ def merged_runs(parts: list[dict], names: list[str], key: str) -> list[dict]:
     for name, part in zip(names, parts, strict=True):
         for record in part.get(key, []):
             if record["seed"] in origin:
-                raise SystemExit(f"--merge: seed {record['seed']} of {key!r} is in both "
-                                 f"{origin[record['seed']]!r} "
-                                 f"and {name!r}; merge results of disjoint seeds")
+                fail(f"--merge: seed {record['seed']} of {key!r} is in both "
+                     f"{origin[record['seed']]!r} "
+                     f"and {name!r}; merge results of disjoint seeds")
             origin[record["seed"]] = name
             records.append(record)
     return records
@@ -185,8 +193,8 @@ def shared_settings(parts: list[dict], names: list[str], keys: tuple[str, ...]) 
     for key in keys:
         for name, part in zip(names[1:], parts[1:], strict=True):
             if setting(part, key) != setting(parts[0], key):
-                raise SystemExit(f"--merge: {key!r} differs between {names[0]!r} ({parts[0].get(key)!r}) and "
-                                 f"{name!r} ({part.get(key)!r}); only runs of the same settings merge")
+                fail(f"--merge: {key!r} differs between {names[0]!r} ({parts[0].get(key)!r}) and "
+                     f"{name!r} ({part.get(key)!r}); only runs of the same settings merge")
     return {key: parts[0].get(key) for key in keys}
 
 
@@ -356,8 +364,8 @@ class Ours:
         if progress is not None and progress.exists():
             saved = json.loads(progress.read_text())
             if saved["identity"] != identity:
-                raise SystemExit(f"{progress} holds a curve of other settings ({saved['identity']}); "
-                                 "remove it to start this one afresh")
+                fail(f"{progress} holds a curve of other settings ({saved['identity']}); "
+                     "remove it to start this one afresh")
             agent = modelrl.load(checkpoint)
             recorder.resume(saved["curve"], saved["seconds"])
         else:
@@ -618,10 +626,9 @@ def refuse_to_restart_a_study_cut_short(name: str, fresh: dict) -> None:
                if (label, seed) not in done]
     if done and missing:
         label, seed = missing[0]
-        print(f"error: results/{name}.json is a study cut short ({len(done)} curves done, {len(missing)} "
-              f"to run, the first {label!r} seed {seed}): add --resume to continue it, or remove the file "
-              "to start it afresh", file=sys.stderr)
-        raise SystemExit(2)
+        fail(f"results/{name}.json is a study cut short ({len(done)} curves done, {len(missing)} to run, "
+             f"the first {label!r} seed {seed}): add --resume to continue it, or remove the file to start it "
+             "afresh")
 
 
 def resumed_study(name: str, fresh: dict) -> dict:
@@ -634,11 +641,11 @@ def resumed_study(name: str, fresh: dict) -> dict:
         return fresh
     record = load_result(name)
     if record.get("protocol") != fresh["protocol"]:
-        raise SystemExit(f"--resume: {name!r} was run under {record.get('protocol')}, "
-                         f"not {fresh['protocol']}")
+        fail(f"--resume: {name!r} was run under {record.get('protocol')}, "
+             f"not {fresh['protocol']}")
     for label, arm in fresh["arms"].items():
         if label in record["arms"] and record["arms"][label] != arm:
-            raise SystemExit(f"--resume: {label!r} in {name!r} ran with {record['arms'][label]}, not {arm}")
+            fail(f"--resume: {label!r} in {name!r} ran with {record['arms'][label]}, not {arm}")
         record["arms"].setdefault(label, arm)
         record["curves"].setdefault(label, [])
     record["seeds"] = sorted(set(record["seeds"]) | set(fresh["seeds"]))
@@ -676,8 +683,8 @@ def merged_study(names: list[str], into: str) -> dict:
     for name, part in zip(names, parts, strict=True):
         for label, arm in part["arms"].items():
             if without_defaults(arms.setdefault(label, arm)) != without_defaults(arm):
-                raise SystemExit(f"--merge: {label!r} differs in {name!r} ({arm} against {arms[label]}); "
-                                 "only runs of the same settings merge")
+                fail(f"--merge: {label!r} differs in {name!r} ({arm} against {arms[label]}); "
+                     "only runs of the same settings merge")
     comparisons = []
     for part in parts:
         comparisons += [pair for pair in part["comparisons"] if pair not in comparisons]
@@ -729,8 +736,7 @@ def check_configs(arms: dict) -> None:
             try:
                 build_config(agent_class(arm.agent_id).config_class, arm.overrides, owner=arm.agent_id)
             except ModelRLError as error:
-                print(f"error: {label}: {error}", file=sys.stderr)
-                raise SystemExit(2) from None
+                fail(f"{label}: {error}")
 
 
 def result_name(args, suffix: str = "") -> str:
@@ -757,7 +763,7 @@ def study_main(args, protocol: Protocol, arms: dict, comparisons: list, title: s
     if args.only:
         unknown = set(args.only) - set(arms)
         if unknown:
-            raise SystemExit(f"--only: no learner {sorted(unknown)}; this study has {sorted(arms)}")
+            fail(f"--only: no learner {sorted(unknown)}; this study has {sorted(arms)}")
         arms = {label: arm for label, arm in arms.items() if label in args.only}
     seeds = [args.seeds[0]] if args.quick else args.seeds
     check_configs(arms)

@@ -10,6 +10,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from common import CurveRecorder, Ours, Protocol, merged_runs, shared_settings
 
 
+def refused(call, capsys) -> str:
+    """The one line a benchmark's bad input ends with (exit 2, as the CLI)."""
+    with pytest.raises(SystemExit) as stop:
+        call()
+    assert stop.value.code == 2
+    return capsys.readouterr().err
+
+
 def part(seeds, config):
     return {"config": config, "runs": [{"seed": seed, "returns": [float(seed)]} for seed in seeds]}
 
@@ -20,18 +28,18 @@ def test_merge_keeps_every_seed_in_order_and_the_shared_settings():
     assert shared_settings(parts, ["a", "b"], ("config",)) == {"config": {"population": 200}}
 
 
-def test_merge_refuses_a_seed_in_two_results():
+def test_merge_refuses_a_seed_in_two_results(capsys):
     parts = [part([0, 1], {}), part([1, 2], {})]
-    with pytest.raises(SystemExit, match="seed 1 of 'runs' is in both 'a' and 'b'"):
-        merged_runs(parts, ["a", "b"], "runs")
+    error = refused(lambda: merged_runs(parts, ["a", "b"], "runs"), capsys)
+    assert "seed 1 of 'runs' is in both 'a' and 'b'" in error
 
 
-def test_merge_refuses_runs_of_different_settings():
+def test_merge_refuses_runs_of_different_settings(capsys):
     parts = [part([0], {"population": 200}), part([1], {"population": 500})]
-    with pytest.raises(SystemExit, match="'config' differs between 'a'"):
-        shared_settings(parts, ["a", "b"], ("config",))
-    with pytest.raises(SystemExit, match="differs"):
-        shared_settings([part([0], {}), part([1], {"device": "cuda"})], ["a", "b"], ("config",))
+    error = refused(lambda: shared_settings(parts, ["a", "b"], ("config",)), capsys)
+    assert "'config' differs between 'a'" in error
+    on_cuda = [part([0], {}), part([1], {"device": "cuda"})]
+    assert "differs" in refused(lambda: shared_settings(on_cuda, ["a", "b"], ("config",)), capsys)
 
 
 def test_an_override_that_names_the_default_merges_with_none_and_another_value_does_not():
@@ -48,7 +56,7 @@ def test_an_override_that_names_the_default_merges_with_none_and_another_value_d
     assert without_defaults(valued) == valued
 
 
-def test_a_curve_cut_short_continues_from_its_checkpoint_as_if_never_stopped(tmp_path, monkeypatch):
+def test_a_curve_cut_short_continues_from_its_checkpoint_as_if_never_stopped(tmp_path, monkeypatch, capsys):
     protocol = Protocol("GridWorld-v0", threshold=100.0, eval_every=200, episodes=2)  # never reached
     arm = Ours("q-learning", 1000, {"epsilon": 0.2})
     whole = arm.curve(protocol, 3, "q")
@@ -74,8 +82,9 @@ def test_a_curve_cut_short_continues_from_its_checkpoint_as_if_never_stopped(tmp
     monkeypatch.setattr(CurveRecorder, "add", stop_at_the_third)
     with pytest.raises(KeyboardInterrupt):
         arm.curve(protocol, 3, "q", checkpoint)
-    with pytest.raises(SystemExit, match="holds a curve of other settings"):
-        Ours("q-learning", 1000, {"epsilon": 0.3}).curve(protocol, 3, "q", checkpoint)
+    other = Ours("q-learning", 1000, {"epsilon": 0.3})
+    error = refused(lambda: other.curve(protocol, 3, "q", checkpoint), capsys)
+    assert "holds a curve of other settings" in error
 
 
 def test_a_full_budget_curve_runs_on_past_the_threshold_and_agrees_where_the_stopped_one_ends():
@@ -106,10 +115,8 @@ def test_a_study_cut_short_is_not_started_over_without_resume(tmp_path, monkeypa
     cut_short = {"protocol": protocol, "arms": arms, "seeds": [0], "curves": {"td-mpc2": [curve], "sac": []}}
     (tmp_path / "study.json").write_text(json.dumps(cut_short))
     fresh = {"protocol": protocol, "arms": arms, "seeds": [0], "curves": {"td-mpc2": [], "sac": []}}
-    with pytest.raises(SystemExit) as stop:
-        common.refuse_to_restart_a_study_cut_short("study", fresh)
-    assert stop.value.code == 2
-    assert "1 curves done, 1 to run, the first 'sac' seed 0): add --resume" in capsys.readouterr().err
+    assert "1 curves done, 1 to run, the first 'sac' seed 0): add --resume" in refused(
+        lambda: common.refuse_to_restart_a_study_cut_short("study", fresh), capsys)
     # a finished study, or one of another protocol, is started over as asked
     (tmp_path / "study.json").write_text(json.dumps({**cut_short, "curves": {"td-mpc2": [curve],
                                                                             "sac": [curve]}}))
@@ -123,11 +130,10 @@ def test_a_bad_setting_ends_the_study_before_any_learner_runs(capsys):
     from common import check_configs
 
     check_configs({"q": Ours("q-learning", 1000, {"epsilon": 0.2})})
-    with pytest.raises(SystemExit) as stop:
-        check_configs({"q": Ours("q-learning", 1000, {"epsilon": 0.2}),
-                       "bad": Ours("pets", 1000, {"value_source": "critic"})})
-    assert stop.value.code == 2
-    assert "error: bad: value_source='critic' takes the terminal value" in capsys.readouterr().err
+    arms = {"q": Ours("q-learning", 1000, {"epsilon": 0.2}),
+            "bad": Ours("pets", 1000, {"value_source": "critic"})}
+    error = refused(lambda: check_configs(arms), capsys)
+    assert "error: bad: value_source='critic' takes the terminal value" in error
 
 
 def test_a_merged_full_budget_study_reports_each_arms_return_at_the_budget(tmp_path, monkeypatch):
