@@ -6,6 +6,8 @@ evaluation episodes every `--eval-every` steps, the same seeds). Reported per ar
 the threshold, and the mean seconds per planning step (training and evaluation steps alike). `--values td
 critic` adds, beside the TD value, LOOP's: the critic of a SAC policy prior as the terminal value
 (`policy_prior=True, value_source="critic"`, `--critic-updates` SAC updates per real step).
+`--value-population N` adds each value arm again planning with N sequences a population instead of 200
+(a short horizon is a smaller search: the compute the value saves can be taken in samples as well as steps).
 
     python benchmarks/value_horizon.py --env Pendulum-v1 --threshold -200 --horizons 5 25 --steps 1000 \\
         --full-budget --name value_horizon_pendulum
@@ -18,6 +20,7 @@ rather than stopping once the threshold has held, and the summary adds each arm'
 model fit (and value updates), then `--timing-steps` planning steps each, the arms in alternating rounds with
 the machine's matmul rate between rounds; seconds per step and each arm's share of the longest horizon's.
     python benchmarks/value_horizon.py --timing --horizons 3 5 10 25 --values td critic
+(`--only` times just the arms it names, beside the longest horizon without a value.)
 """
 
 from __future__ import annotations
@@ -119,11 +122,16 @@ def main() -> None:
                         help="the critic arms' SAC updates per real step")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="PETS config override, every arm")
+    parser.add_argument("--value-population", type=int, metavar="N",
+                        help="also run every value arm planning with N sequences a population (a short "
+                             "horizon searches fewer dimensions, so fewer samples may do)")
     parser.add_argument("--timing", action="store_true", help="time the arms' planning steps only")
     parser.add_argument("--timing-steps", type=int, default=30, help="planning steps per arm and round")
     parser.add_argument("--rounds", type=int, default=3, help="--timing's alternating rounds")
     study_arguments(parser, default_name="value_horizon_pendulum")
     args = parser.parse_args()
+    if args.value_population is not None and args.value_population < 2:
+        parser.error(f"--value-population must be at least 2, got {args.value_population}")
     if args.timing and min(args.timing_steps, args.rounds) < 1:
         parser.error(f"--timing-steps and --rounds must be >= 1, got {args.timing_steps} and {args.rounds}")
     steps = 200 if args.quick else args.steps
@@ -131,14 +139,27 @@ def main() -> None:
     arms = {None: {"terminal_value": False}, **{value: VALUE_ARMS[value] for value in args.values}}
     if "critic" in arms:
         arms["critic"] = {**arms["critic"], "prior_updates_per_step": args.critic_updates}
-    learners = {label(horizon, value): Ours("pets", steps, {**pets, "horizon": horizon, **settings})
-                for horizon in args.horizons for value, settings in arms.items()}
-    if args.timing:
-        planning_timing(args, {name: learner.overrides for name, learner in learners.items()})
-        return
     longest = max(args.horizons)
-    comparisons = [(label(longest, None), label(horizon, value)) for horizon in args.horizons
-                   if horizon < longest for value in args.values]
+    learners, valued = {}, []  # valued: the arms with a value below the longest horizon, compared with it
+    for horizon in args.horizons:
+        for value, settings in arms.items():
+            config = {**pets, "horizon": horizon, **settings}
+            variants = {label(horizon, value): config}
+            if value is not None and args.value_population:
+                variants[f"{label(horizon, value)}, population {args.value_population}"] = {
+                    **config, "population": args.value_population}
+            learners.update({name: Ours("pets", steps, variant) for name, variant in variants.items()})
+            if value is not None and horizon < longest:
+                valued += list(variants)
+    if args.timing:
+        unknown = sorted(set(args.only or []) - set(learners))
+        if unknown:
+            parser.error(f"--only: no arm {unknown}; there are {list(learners)}")
+        reference = label(longest, None)  # every share is of its planning time
+        timed = [name for name in learners if not args.only or name in {*args.only, reference}]
+        planning_timing(args, {name: learners[name].overrides for name in timed})
+        return
+    comparisons = [(label(longest, None), name) for name in valued]
     study_main(args, Protocol(args.env, args.threshold, 100 if args.quick else args.eval_every), learners,
                comparisons, title=f"{args.env}: PETS horizons with and without a learned terminal value",
                settings={"threads": 1})
