@@ -739,6 +739,17 @@ def check_configs(arms: dict) -> None:
                 fail(f"{label}: {error}")
 
 
+def only_arms(arms: dict, only: list[str] | None) -> dict:
+    """The arms `--only` names, in the study's order (all of them without it); a name the study lacks is
+    refused."""
+    if not only:
+        return arms
+    unknown = set(only) - set(arms)
+    if unknown:
+        fail(f"--only: no learner {sorted(unknown)}; this study has {sorted(arms)}")
+    return {label: arm for label, arm in arms.items() if label in only}
+
+
 def result_name(args, suffix: str = "") -> str:
     """The results name a study's arguments ask for: `--name` (and `suffix`), `_quick` after it for a
     `--quick` run, which git ignores, so a smoke run never replaces a current result."""
@@ -760,11 +771,7 @@ def study_main(args, protocol: Protocol, arms: dict, comparisons: list, title: s
                                   and list(pair) not in record["comparisons"]]
         save_study(record, name, title, log_x)
         return
-    if args.only:
-        unknown = set(args.only) - set(arms)
-        if unknown:
-            fail(f"--only: no learner {sorted(unknown)}; this study has {sorted(arms)}")
-        arms = {label: arm for label, arm in arms.items() if label in args.only}
+    arms = only_arms(arms, args.only)
     seeds = [args.seeds[0]] if args.quick else args.seeds
     check_configs(arms)
     record = new_study(protocol, arms, comparisons, seeds, settings)

@@ -36,6 +36,7 @@ from common import (
     Ours,
     Protocol,
     matmul_rate,
+    only_arms,
     result_name,
     spread,
     study_arguments,
@@ -152,12 +153,9 @@ def main() -> None:
             if value is not None and horizon < longest:
                 valued += list(variants)
     if args.timing:
-        unknown = sorted(set(args.only or []) - set(learners))
-        if unknown:
-            parser.error(f"--only: no arm {unknown}; there are {list(learners)}")
         reference = label(longest, None)  # every share is of its planning time
-        timed = [name for name in learners if not args.only or name in {*args.only, reference}]
-        planning_timing(args, {name: learners[name].overrides for name in timed})
+        timed = only_arms(learners, args.only and [*args.only, reference])
+        planning_timing(args, {name: learner.overrides for name, learner in timed.items()})
         return
     comparisons = [(label(longest, None), name) for name in valued]
     study_main(args, Protocol(args.env, args.threshold, 100 if args.quick else args.eval_every), learners,
