@@ -59,8 +59,18 @@ def test_alphazero_resumes_exactly(tmp_path):
     resumed.learn(40)
     assert torch.equal(first.self_play.boards, resumed.self_play.boards)
     assert first.updates == resumed.updates > 0
+    assert first.metrics() == resumed.metrics() and "value_loss_unseen" in first.metrics()
     for a, b in zip(first.network.parameters(), resumed.network.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_value_loss_unseen_exposes_a_value_that_memorises_its_replay():
+    # a replay of ~10 games, each position replayed ~100 times: the outcomes are learnt by heart
+    agent = modelrl.make_agent("alphazero", env="TicTacToe-v0", seed=0, simulations=8, parallel_games=8,
+                               buffer_size=64, batch_size=64, updates_per_move=1.5, learning_starts=64)
+    agent.learn(1500)
+    metrics = agent.metrics()
+    assert metrics["value_loss"] < 0.1 and metrics["value_loss_unseen"] > 5 * metrics["value_loss"], metrics
 
 
 def test_alphazero_refuses_envs_without_known_rules():

@@ -21,6 +21,7 @@ Evaluation plays the env's built-in opponent (`modelrl/TicTacToe-v0`: random, or
 from __future__ import annotations
 
 import functools
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -255,7 +256,10 @@ class AlphaZero(Agent):
     config_class = AlphaZeroConfig
     plans_every_step = True
     loop_class: ClassVar[type] = SelfPlayLoop
-    metric_names = ("policy_loss", "value_loss", "updates", "positions")
+    # value_loss_unseen: the value's squared error on the newest games before it learns from them; far
+    # above value_loss, the network memorises its replay's outcomes instead of judging positions
+    metric_names = ("policy_loss", "value_loss", "value_loss_unseen", "updates", "positions")
+    unseen_window = 256  # games in value_loss_unseen
 
     def __init__(self, env, config=None, seed: int = 0, env_kwargs: dict | None = None, num_envs: int = 1):
         super().__init__(env, config, seed, env_kwargs, num_envs)
@@ -280,6 +284,7 @@ class AlphaZero(Agent):
         self.workers: ProcessActors | RayActors | None = None
         self.update_credit, self.updates = 0.0, 0
         self._losses: dict[str, torch.Tensor] = {}
+        self.unseen_errors: deque[tuple[float, int]] = deque(maxlen=self.unseen_window)  # (sum, positions)
 
     def check_env(self, env: gym.Env) -> None:
         if not isinstance(env.unwrapped, BoardGameEnv):
@@ -329,6 +334,8 @@ class AlphaZero(Agent):
     def learn_from(self, moved: int, finished: list[dict[str, np.ndarray]]
                    ) -> tuple[int, list[dict[str, np.ndarray]]]:
         """Finished games into the replay, then the updates `moved` moves owe."""
+        if finished:
+            self.track_unseen_error(finished)
         for game in finished:
             self.buffer.add_batch(board=game["board"], policy=game["policy"], outcome=game["outcome"])
         self.update_credit += self.config.updates_per_move * moved
@@ -336,6 +343,15 @@ class AlphaZero(Agent):
             self.update_credit -= 1
             self.update()
         return moved, finished
+
+    @torch.no_grad()
+    def track_unseen_error(self, finished: list[dict[str, np.ndarray]]) -> None:
+        self.network.eval()
+        _, value = self.network(torch.as_tensor(np.concatenate([game["board"] for game in finished]),
+                                                device=self.device))
+        errors = (value.cpu() - torch.as_tensor(np.concatenate([game["outcome"] for game in finished]))) ** 2
+        for chunk in errors.split([len(game["outcome"]) for game in finished]):
+            self.unseen_errors.append((float(chunk.sum()), len(chunk)))
 
     def update(self) -> None:
         config = self.config
@@ -361,6 +377,9 @@ class AlphaZero(Agent):
     # --- bookkeeping --------------------------------------------------------------------------------
     def metrics(self) -> dict[str, float]:
         row = {name: float(value) for name, value in self._losses.items()}
+        if self.unseen_errors:
+            total, positions = map(sum, zip(*self.unseen_errors, strict=True))
+            row["value_loss_unseen"] = total / positions
         row.update(updates=self.updates, positions=len(self.buffer))
         return row
 
@@ -371,6 +390,7 @@ class AlphaZero(Agent):
         return {"network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "buffer": self.buffer.state_dict(), **self.self_play.state_dict(),
                 "update_credit": self.update_credit, "updates": self.updates,
+                "unseen_errors": list(self.unseen_errors),
                 "search_rng": self.search_rng.bit_generator.state,
                 "eval_rng": self.eval_rng.bit_generator.state}
 
@@ -380,5 +400,6 @@ class AlphaZero(Agent):
         self.buffer.load_state_dict(state["buffer"])
         self.self_play.load_state_dict(state)
         self.update_credit, self.updates = state["update_credit"], state["updates"]
+        self.unseen_errors = deque(state.get("unseen_errors", ()), maxlen=self.unseen_window)
         self.search_rng.bit_generator.state = state["search_rng"]
         self.eval_rng.bit_generator.state = state["eval_rng"]
