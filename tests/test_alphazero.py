@@ -59,18 +59,24 @@ def test_alphazero_resumes_exactly(tmp_path):
     resumed.learn(40)
     assert torch.equal(first.self_play.boards, resumed.self_play.boards)
     assert first.updates == resumed.updates > 0
-    assert first.metrics() == resumed.metrics() and "value_loss_unseen" in first.metrics()
+    assert first.metrics() == resumed.metrics() and "value_mse_new" in first.metrics()
     for a, b in zip(first.network.parameters(), resumed.network.parameters(), strict=True):
         assert torch.equal(a, b)
 
 
-def test_value_loss_unseen_exposes_a_value_that_memorises_its_replay():
-    # a replay of ~10 games, each position replayed ~100 times: the outcomes are learnt by heart
-    agent = modelrl.make_agent("alphazero", env="TicTacToe-v0", seed=0, simulations=8, parallel_games=8,
-                               buffer_size=64, batch_size=64, updates_per_move=1.5, learning_starts=64)
-    agent.learn(1500)
-    metrics = agent.metrics()
-    assert metrics["value_loss"] < 0.1 and metrics["value_loss_unseen"] > 5 * metrics["value_loss"], metrics
+def test_the_value_check_tells_a_value_learnt_by_heart_from_one_that_generalises():
+    def value_errors(moves: int, **replay) -> tuple[float, float]:
+        # random play: each position's outcome is noise a value can only learn by heart
+        agent = modelrl.make_agent("alphazero", env="TicTacToe-v0", seed=0, simulations=2, parallel_games=16,
+                                   batch_size=64, learning_starts=64, random_opening_moves=9, **replay)
+        agent.learn(moves)
+        metrics = agent.metrics()
+        return metrics["value_mse_new"], metrics["value_mse_replay"]
+
+    new, replayed = value_errors(2000, buffer_size=64, updates_per_move=1.5)  # each position ~100 times
+    assert new > 1.3 * replayed, (new, replayed)  # 0.92 against 0.57 (seeds 0-2: ratios 1.55-1.66)
+    new, replayed = value_errors(3000, buffer_size=4000, updates_per_move=0.1)  # each position ~6 times
+    assert new < 1.2 * replayed, (new, replayed)  # 0.68 against 0.70 (ratios 0.97-1.09)
 
 
 def test_alphazero_refuses_envs_without_known_rules():

@@ -133,6 +133,33 @@ class ConvPolicyValueNet(nn.Module):
         return self.policy(x), torch.tanh(self.value(x).squeeze(-1))
 
 
+class ValueErrorCheck:
+    """The value's mean squared error on each new game's positions before it learns from them
+    (`value_mse_new`), and at the same moment on as many positions from its replay (`value_mse_replay`), over
+    the last `games` games. New far above replay: the network has learnt its replay's targets by heart
+    instead of judging positions (too many updates per position, or too small a replay)."""
+
+    def __init__(self, seed: int, games: int = 256):
+        self.rng = numpy_stream(seed, "value check")  # its own draws: training's stay as they were
+        self.errors = {"new": deque(maxlen=games), "replay": deque(maxlen=games)}  # (squared errors, count)
+
+    def add(self, kind: str, predicted: np.ndarray, target: np.ndarray) -> None:
+        self.errors[kind].append((float(((predicted - target) ** 2).sum()), len(target)))
+
+    def metrics(self) -> dict[str, float]:
+        return {f"value_mse_{kind}": sum(s for s, _ in window) / sum(n for _, n in window)
+                for kind, window in self.errors.items() if window}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state, **{kind: list(w) for kind, w in self.errors.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:  # checkpoints from before it have none
+            self.rng.bit_generator.state = state["rng"]
+            for kind, window in self.errors.items():
+                self.errors[kind] = deque(state[kind], maxlen=window.maxlen)
+
+
 class SelfPlay:
     """`games` games of self-play at once, each move one batched search over all of them, in the model that
     `model(network)` gives: the rules (AlphaZero's `GameModel`) or a learned one (MuZero's)."""
@@ -256,10 +283,7 @@ class AlphaZero(Agent):
     config_class = AlphaZeroConfig
     plans_every_step = True
     loop_class: ClassVar[type] = SelfPlayLoop
-    # value_loss_unseen: the value's squared error on the newest games before it learns from them; far
-    # above value_loss, the network memorises its replay's outcomes instead of judging positions
-    metric_names = ("policy_loss", "value_loss", "value_loss_unseen", "updates", "positions")
-    unseen_window = 256  # games in value_loss_unseen
+    metric_names = ("policy_loss", "value_loss", "value_mse_new", "value_mse_replay", "updates", "positions")
 
     def __init__(self, env, config=None, seed: int = 0, env_kwargs: dict | None = None, num_envs: int = 1):
         super().__init__(env, config, seed, env_kwargs, num_envs)
@@ -284,7 +308,7 @@ class AlphaZero(Agent):
         self.workers: ProcessActors | RayActors | None = None
         self.update_credit, self.updates = 0.0, 0
         self._losses: dict[str, torch.Tensor] = {}
-        self.unseen_errors: deque[tuple[float, int]] = deque(maxlen=self.unseen_window)  # (sum, positions)
+        self.value_check = ValueErrorCheck(self.seed)
 
     def check_env(self, env: gym.Env) -> None:
         if not isinstance(env.unwrapped, BoardGameEnv):
@@ -334,9 +358,8 @@ class AlphaZero(Agent):
     def learn_from(self, moved: int, finished: list[dict[str, np.ndarray]]
                    ) -> tuple[int, list[dict[str, np.ndarray]]]:
         """Finished games into the replay, then the updates `moved` moves owe."""
-        if finished:
-            self.track_unseen_error(finished)
         for game in finished:
+            self.check_value(game)
             self.buffer.add_batch(board=game["board"], policy=game["policy"], outcome=game["outcome"])
         self.update_credit += self.config.updates_per_move * moved
         while self.update_credit >= 1 and len(self.buffer) >= self.config.learning_starts:
@@ -345,13 +368,16 @@ class AlphaZero(Agent):
         return moved, finished
 
     @torch.no_grad()
-    def track_unseen_error(self, finished: list[dict[str, np.ndarray]]) -> None:
+    def check_value(self, game: dict[str, np.ndarray]) -> None:
+        """The value on a new game's positions and on as many replayed ones, before the game is replayed."""
         self.network.eval()
-        _, value = self.network(torch.as_tensor(np.concatenate([game["board"] for game in finished]),
-                                                device=self.device))
-        errors = (value.cpu() - torch.as_tensor(np.concatenate([game["outcome"] for game in finished]))) ** 2
-        for chunk in errors.split([len(game["outcome"]) for game in finished]):
-            self.unseen_errors.append((float(chunk.sum()), len(chunk)))
+        positions = len(game["outcome"])
+        index = self.value_check.rng.integers(len(self.buffer), size=positions) if len(self.buffer) else []
+        boards = np.concatenate([game["board"], self.buffer.data["board"][index]])
+        values = self.network(torch.as_tensor(boards, device=self.device))[1].cpu().numpy()
+        self.value_check.add("new", values[:positions], game["outcome"])
+        if len(index):
+            self.value_check.add("replay", values[positions:], self.buffer.data["outcome"][index])
 
     def update(self) -> None:
         config = self.config
@@ -377,9 +403,7 @@ class AlphaZero(Agent):
     # --- bookkeeping --------------------------------------------------------------------------------
     def metrics(self) -> dict[str, float]:
         row = {name: float(value) for name, value in self._losses.items()}
-        if self.unseen_errors:
-            total, positions = map(sum, zip(*self.unseen_errors, strict=True))
-            row["value_loss_unseen"] = total / positions
+        row.update(self.value_check.metrics())
         row.update(updates=self.updates, positions=len(self.buffer))
         return row
 
@@ -390,7 +414,7 @@ class AlphaZero(Agent):
         return {"network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "buffer": self.buffer.state_dict(), **self.self_play.state_dict(),
                 "update_credit": self.update_credit, "updates": self.updates,
-                "unseen_errors": list(self.unseen_errors),
+                "value_check": self.value_check.state_dict(),
                 "search_rng": self.search_rng.bit_generator.state,
                 "eval_rng": self.eval_rng.bit_generator.state}
 
@@ -400,6 +424,6 @@ class AlphaZero(Agent):
         self.buffer.load_state_dict(state["buffer"])
         self.self_play.load_state_dict(state)
         self.update_credit, self.updates = state["update_credit"], state["updates"]
-        self.unseen_errors = deque(state.get("unseen_errors", ()), maxlen=self.unseen_window)
+        self.value_check.load_state_dict(state.get("value_check"))
         self.search_rng.bit_generator.state = state["search_rng"]
         self.eval_rng.bit_generator.state = state["eval_rng"]

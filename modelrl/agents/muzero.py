@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from modelrl.actors import ActorLoop, ProcessActors, RayActors, check_actor_settings
-from modelrl.agents.alphazero import SelfPlay
+from modelrl.agents.alphazero import SelfPlay, ValueErrorCheck
 from modelrl.agents.base import Agent
 from modelrl.config import check_range
 from modelrl.device import resolve_device
@@ -283,7 +283,8 @@ class MuZero(Agent):
     config_class = MuZeroConfig
     plans_every_step = True
     loop_class: ClassVar[type] = MuZeroLoop
-    metric_names = ("value_loss", "reward_loss", "policy_loss", "updates", "games")
+    metric_names = ("value_loss", "value_mse_new", "value_mse_replay", "reward_loss", "policy_loss",
+                    "updates", "games")
 
     def __init__(self, env, config=None, seed: int = 0, env_kwargs: dict | None = None, num_envs: int = 1):
         super().__init__(env, config, seed, env_kwargs, num_envs)
@@ -317,6 +318,7 @@ class MuZero(Agent):
         self.workers: ProcessActors | RayActors | None = None
         self.update_credit, self.updates = 0.0, 0
         self._losses: dict[str, torch.Tensor] = {}
+        self.value_check = ValueErrorCheck(self.seed)
 
     def check_env(self, env: gym.Env) -> None:
         if not isinstance(env.unwrapped, BoardGameEnv):
@@ -363,9 +365,24 @@ class MuZero(Agent):
 
     def store(self, game: dict[str, np.ndarray]) -> None:
         """A finished episode into the replay, with its positions' first priorities."""
-        game["priority"] = np.abs(game["root_value"] - self.value_targets(game)) + 1e-6
+        targets = self.value_targets(game)
+        game["priority"] = np.abs(game["root_value"] - targets) + 1e-6
+        self.check_value(game["obs"], targets)
         self.games.append(game)
         self.games = self.games[-self.config.buffer_games:]
+
+    @torch.no_grad()
+    def check_value(self, obs: np.ndarray, targets: np.ndarray) -> None:
+        """The value (in the value's units, not the loss's supports) on a new episode's positions and on a
+        random replayed episode's, before the new one is replayed."""
+        self.network.eval()
+        episodes = [(obs, targets)]
+        if self.games:
+            old = self.games[self.value_check.rng.integers(len(self.games))]
+            episodes.append((old["obs"], self.value_targets(old)))
+        for kind, (positions, target) in zip(("new", "replay"), episodes, strict=False):
+            value = self.network.root(torch.tensor(positions, dtype=torch.float32, device=self.device))[1]
+            self.value_check.add(kind, value.cpu().numpy(), target)
 
     def owe_updates(self, steps: int, env_steps: int) -> None:
         """The updates `steps` more real steps owe, made once `env_steps` reach `learning_starts`."""
@@ -536,6 +553,7 @@ class MuZero(Agent):
     # --- bookkeeping --------------------------------------------------------------------------------
     def metrics(self) -> dict[str, float]:
         row = {name: float(value) for name, value in self._losses.items()}
+        row.update(self.value_check.metrics())
         row.update(updates=self.updates, games=len(self.games))
         return row
 
@@ -547,6 +565,7 @@ class MuZero(Agent):
         return {"network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "games": self.games, "current": current, "last_search": self.last_search,
                 "update_credit": self.update_credit, "updates": self.updates,
+                "value_check": self.value_check.state_dict(),
                 "search_rng": self.search_rng.bit_generator.state,
                 "eval_rng": self.eval_rng.bit_generator.state,
                 **({} if self.self_play is None else self.self_play.state_dict())}
@@ -559,6 +578,7 @@ class MuZero(Agent):
                         for key, values in state["current"].items()}
         self.last_search = None if state["last_search"] is None else tuple(state["last_search"])
         self.update_credit, self.updates = state["update_credit"], state["updates"]
+        self.value_check.load_state_dict(state.get("value_check"))
         self.search_rng.bit_generator.state = state["search_rng"]
         self.eval_rng.bit_generator.state = state["eval_rng"]
         if self.self_play is not None:
