@@ -184,13 +184,14 @@ def main() -> None:
         "met": float((scores > 0).mean()) >= 0.9 and args.simulations <= 200
         and args.opponent_simulations >= 1000,
         "curve": [{"moves": row["env_steps"], "score_vs_random": row["eval_return"],
+                   **{key: row[key] for key in ("value_mse_new", "value_mse_replay") if key in row},
                    **({"win_rate_vs_bot": row["win_rate_vs_bot"], "bot_games": row["bot_games"]}
                       if "win_rate_vs_bot" in row else {})} for row in history],
         "continued_from": continued_from,
         "outcomes": outcomes,
     }
     write_results(args.name, record)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     curve = record["curve"]
     axes[0].plot([p["moves"] for p in curve], [p["score_vs_random"] for p in curve], "o-",
                  label="mean score vs a random player (20 games)")
@@ -201,9 +202,16 @@ def main() -> None:
     axes[0].axhline(0.9, color="C3", ls=":", lw=1)
     axes[0].set(xlabel="self-play moves", title="AlphaZero Connect Four: training")
     axes[0].legend(fontsize=8)
-    axes[1].bar(["wins", "draws", "losses"], [record["wins"], record["draws"], record["losses"]],
+    # the value's error on new games against its replay's: a gap means it learns its replay by heart
+    for key, label in (("value_mse_new", "new games, before learning from them"),
+                       ("value_mse_replay", "replayed positions")):
+        points = [p for p in curve if key in p]
+        axes[1].plot([p["moves"] for p in points], [p[key] for p in points], "o-", label=label)
+    axes[1].set(xlabel="self-play moves", ylabel="squared error of the value", title="The value's error")
+    axes[1].legend(fontsize=8)
+    axes[2].bar(["wins", "draws", "losses"], [record["wins"], record["draws"], record["losses"]],
                 color=["C2", "C7", "C3"])
-    axes[1].set(title=f"vs OpenSpiel MCTS ({args.opponent_simulations} sims), ours {args.simulations}",
+    axes[2].set(title=f"vs OpenSpiel MCTS ({args.opponent_simulations} sims), ours {args.simulations}",
                 ylabel="games")
     fig.tight_layout()
     fig.savefig(RESULTS / f"{args.name}.png", dpi=110)
