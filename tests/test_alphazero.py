@@ -79,6 +79,19 @@ def test_the_value_check_tells_a_value_learnt_by_heart_from_one_that_generalises
     assert new < 1.2 * replayed, (new, replayed)  # 0.68 against 0.70 (ratios 0.97-1.09)
 
 
+def test_the_value_target_mixes_the_search_value_in_by_its_weight():
+    def targets(weight: float) -> np.ndarray:
+        agent = modelrl.make_agent("alphazero", env="TicTacToe-v0", seed=0, simulations=8, parallel_games=8,
+                                   learning_starts=10_000, search_value_weight=weight)
+        agent.learn(200)
+        return agent.buffer.data["outcome"][:len(agent.buffer)]
+
+    outcomes, mixed = targets(0.0), targets(0.5)
+    assert set(np.unique(outcomes)) <= {-1.0, 0.0, 1.0}  # the same games either way: no update is made
+    root_values = 2 * mixed - outcomes
+    assert len(np.unique(mixed)) > 3 and np.all(np.abs(root_values) <= 1 + 1e-5)
+
+
 def test_alphazero_refuses_envs_without_known_rules():
     with pytest.raises(IncompatibleEnvError, match="board games with known rules"):
         modelrl.make_agent("alphazero", env="CartPole-v1")

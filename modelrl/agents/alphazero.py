@@ -64,6 +64,10 @@ class AlphaZeroConfig:
     num_layers: int = 2  # hidden layers (mlp) or 3 x 3 convolutions (conv)
     lr: float = 1e-3  # Adam
     weight_decay: float = 1e-4  # L2 on the weights (AlphaZero's c)
+    # the value's target: (1 - w) * the game's outcome + w * the search's value of the position; 0 is
+    # AlphaZero's outcome alone. The search's value varies far less from game to game: with few games, the
+    # outcome alone is learnt by heart (value_mse_new far above value_mse_replay)
+    search_value_weight: float = 0.0
     batch_size: int = 128  # positions per update
     buffer_size: int = 20_000  # recent positions kept
     updates_per_move: float = 0.25  # updates owed per self-play move
@@ -87,6 +91,7 @@ class AlphaZeroConfig:
             check_range(self, name, 0)
         check_range(self, "dirichlet_alpha", 0, low_open=True)
         check_range(self, "root_noise", 0, 1)
+        check_range(self, "search_value_weight", 0, 1)
         check_range(self, "lr", 0, low_open=True)
         if self.network not in ("mlp", "conv"):
             raise ConfigError(f"network must be 'mlp' or 'conv', got {self.network!r}")
@@ -296,6 +301,7 @@ class AlphaZero(Agent):
                                           weight_decay=config.weight_decay)
         self.buffer = RingBuffer(config.buffer_size, {"board": (self.game.board_shape, np.float32),
                                                       "policy": ((self.game.actions,), np.float32),
+                                                      # the value's target (see search_value_weight)
                                                       "outcome": ((), np.float32)}, "buffer_size", "position")
         cells, moves = zip(*self.game.symmetries(), strict=True)
         self.symmetry_cells = torch.stack(cells).to(self.device)
@@ -359,23 +365,30 @@ class AlphaZero(Agent):
                    ) -> tuple[int, list[dict[str, np.ndarray]]]:
         """Finished games into the replay, then the updates `moved` moves owe."""
         for game in finished:
-            self.check_value(game)
-            self.buffer.add_batch(board=game["board"], policy=game["policy"], outcome=game["outcome"])
+            target = self.value_target(game)
+            self.check_value(game["board"], target)
+            self.buffer.add_batch(board=game["board"], policy=game["policy"], outcome=target)
         self.update_credit += self.config.updates_per_move * moved
         while self.update_credit >= 1 and len(self.buffer) >= self.config.learning_starts:
             self.update_credit -= 1
             self.update()
         return moved, finished
 
+    def value_target(self, game: dict[str, np.ndarray]) -> np.ndarray:
+        weight = self.config.search_value_weight
+        if weight == 0:
+            return game["outcome"]
+        return (1 - weight) * game["outcome"] + weight * game["root_value"]
+
     @torch.no_grad()
-    def check_value(self, game: dict[str, np.ndarray]) -> None:
+    def check_value(self, boards: np.ndarray, targets: np.ndarray) -> None:
         """The value on a new game's positions and on as many replayed ones, before the game is replayed."""
         self.network.eval()
-        positions = len(game["outcome"])
+        positions = len(targets)
         index = self.value_check.rng.integers(len(self.buffer), size=positions) if len(self.buffer) else []
-        boards = np.concatenate([game["board"], self.buffer.data["board"][index]])
+        boards = np.concatenate([boards, self.buffer.data["board"][index]])
         values = self.network(torch.as_tensor(boards, device=self.device))[1].cpu().numpy()
-        self.value_check.add("new", values[:positions], game["outcome"])
+        self.value_check.add("new", values[:positions], targets)
         if len(index):
             self.value_check.add("replay", values[positions:], self.buffer.data["outcome"][index])
 
