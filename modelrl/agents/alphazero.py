@@ -57,9 +57,7 @@ class AlphaZeroConfig:
     dirichlet_alpha: float = 1.0  # root noise concentration (AlphaZero: about 10 / typical legal moves)
     root_noise: float = 0.25  # share of noise in the root's prior during self-play
     # Gumbel MuZero's root instead (sequential halving; learns from its improved policy; strong with very
-    # few simulations): self-play plays its sampled choice for the first temperature_moves moves, then the
-    # improved policy's best (sampled throughout, a third of Connect Four's moves were not the best, and the
-    # outcomes too random to learn a value from); evaluation its choice without noise
+    # few simulations): self-play plays its sampled choice, evaluation its choice without noise
     gumbel: bool = False
     network: str = "mlp"  # "mlp" over the board, or "conv": AlphaZero's convolutional trunk, small
     hidden_size: int = 128  # units per hidden layer (mlp) or channels (conv)
@@ -192,8 +190,8 @@ class SelfPlay:
         result = search(self.model(network), boards, legal, self.search_config, self.rng)
         policy = result.improved_policy
         ply = torch.tensor([len(h) for h in self.histories], device=self.device)
-        if self.search_config.gumbel:  # its choice is a sample: in the opening; then the best by its policy
-            actions = torch.where(ply < self.temperature_moves, result.action, policy.argmax(-1))
+        if self.search_config.gumbel:  # Gumbel's choice is already a sample
+            actions = result.action
         else:
             sampled = torch.as_tensor([self.rng.choice(game.actions, p=p) for p in policy.cpu().numpy()],
                                       device=self.device)
