@@ -24,7 +24,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from common import RESULTS, fail, write_results
+from common import RESULTS, fail, value_check, write_results
 
 import modelrl
 from modelrl.config import parse_assignments
@@ -184,7 +184,7 @@ def main() -> None:
         "met": float((scores > 0).mean()) >= 0.9 and args.simulations <= 200
         and args.opponent_simulations >= 1000,
         "curve": [{"moves": row["env_steps"], "score_vs_random": row["eval_return"],
-                   **{key: row[key] for key in ("value_mse_new", "value_mse_replay") if key in row},
+                   **value_check(row),
                    **({"win_rate_vs_bot": row["win_rate_vs_bot"], "bot_games": row["bot_games"]}
                       if "win_rate_vs_bot" in row else {})} for row in history],
         "continued_from": continued_from,

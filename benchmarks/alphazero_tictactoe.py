@@ -22,7 +22,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from common import RESULTS, merged_runs, read_results, shared_settings, write_results
+from common import RESULTS, merged_runs, read_results, shared_settings, value_check, write_results
 
 import modelrl
 from modelrl.config import parse_assignments
@@ -95,7 +95,8 @@ def main() -> None:
         result = next(iter(by_simulations.values()))
         runs.append({"seed": seed, "self_play_moves": agent.env_steps, "self_play_games": agent.episodes,
                      "updates": agent.updates, "wall_time_s": trained,
-                     "curve": [{"moves": row["env_steps"], "score_vs_solver": row["eval_return"]}
+                     "curve": [{"moves": row["env_steps"], "score_vs_solver": row["eval_return"],
+                                **value_check(row)}
                                for row in history], **result,
                      "final_by_simulations": {str(n): games for n, games in by_simulations.items()}})
         print(f"seed {seed}: {agent.episodes} games, {trained:.0f} s; as first {result['first']}, as second "

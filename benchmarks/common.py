@@ -241,6 +241,11 @@ def spread(values: list[float]) -> dict:
     return {"median": float(np.median(values)), "min": min(values), "max": max(values)}
 
 
+def value_check(row: dict) -> dict:
+    """The value's error on new games and on its replay (alphazero, muzero), where a metrics row has them."""
+    return {key: row[key] for key in ("value_mse_new", "value_mse_replay") if key in row}
+
+
 def first_index(values, condition) -> int | None:
     """1-based position of the first value meeting `condition`, None if none does."""
     return next((i + 1 for i, v in enumerate(values) if condition(v)), None)
