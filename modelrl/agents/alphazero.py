@@ -376,8 +376,6 @@ class AlphaZero(Agent):
 
     def value_target(self, game: dict[str, np.ndarray]) -> np.ndarray:
         weight = self.config.search_value_weight
-        if weight == 0:
-            return game["outcome"]
         return (1 - weight) * game["outcome"] + weight * game["root_value"]
 
     @torch.no_grad()
