@@ -24,7 +24,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from common import RESULTS, fail, value_check, write_results
+from common import RESULTS, fail, results_name, value_check, write_results
 
 import modelrl
 from modelrl.config import parse_assignments
@@ -120,7 +120,7 @@ def main() -> None:
                              "this many moves (0: only at the end)")
     parser.add_argument("--bot-games", type=int, default=20)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    parser.add_argument("--name", default="alphazero_connect_four")
+    parser.add_argument("--name", type=results_name, default="alphazero_connect_four")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--checkpoint", type=Path,
                         help="save the agent and its curve here after every evaluation; when the file "

@@ -22,7 +22,15 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from common import RESULTS, merged_runs, read_results, shared_settings, value_check, write_results
+from common import (
+    RESULTS,
+    merged_runs,
+    read_results,
+    results_name,
+    shared_settings,
+    value_check,
+    write_results,
+)
 
 import modelrl
 from modelrl.config import parse_assignments
@@ -53,9 +61,9 @@ def main() -> None:
                         help="play the final games searching N simulations a move, each N in turn (the first "
                              "N's games are the headline); default: the training config's")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    parser.add_argument("--name", help="results file name (default AGENT_tictactoe)")
+    parser.add_argument("--name", type=results_name, help="results file name (default AGENT_tictactoe)")
     parser.add_argument("--save-dir", type=Path, help="save each seed's trained agent here (NAME-seedK.pt)")
-    parser.add_argument("--merge", nargs="+", metavar="NAME",
+    parser.add_argument("--merge", nargs="+", type=results_name, metavar="NAME",
                         help="combine the seeds of earlier results of the same settings into --name")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()

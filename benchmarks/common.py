@@ -11,6 +11,7 @@ started over). Curves of other settings are never continued."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -36,6 +37,15 @@ def fail(message: str) -> NoReturn:
     one line on stderr and exit 2, as the `modelrl` CLI does, never a traceback."""
     print(f"error: {message}", file=sys.stderr, flush=True)
     raise SystemExit(2)
+
+
+def results_name(name: str) -> str:
+    """The type of every `--name` and `--merge` option: a results name stays inside benchmarks/results
+    (`parts/x` is fine; `/tmp/x` or `../x` would write, or read, a file elsewhere)."""
+    inside = os.path.normpath(RESULTS / name)
+    if not name or os.path.isabs(name) or not inside.startswith(str(RESULTS) + os.sep):
+        raise argparse.ArgumentTypeError(f"{name!r} is not a name inside benchmarks/results (e.g. parts/x)")
+    return name
 
 
 MATMUL_FLAGS = ("avx2", "avx512f", "avx512_bf16")  # and every amx_* flag
@@ -593,13 +603,13 @@ def study_arguments(parser, default_name: str) -> None:
     """The options every protocol study takes."""
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", nargs="+", metavar="LABEL", help="run only these learners")
-    parser.add_argument("--name", default=default_name)
+    parser.add_argument("--name", type=results_name, default=default_name)
     parser.add_argument("--quick", action="store_true",
                         help="a small budget and one seed, written as NAME_quick")
     parser.add_argument("--resume", action="store_true",
                         help="continue results/NAME.json (if there is one): run only the (learner, seed) "
                              "pairs it lacks")
-    parser.add_argument("--merge", nargs="+", metavar="NAME",
+    parser.add_argument("--merge", nargs="+", type=results_name, metavar="NAME",
                         help="combine earlier results of disjoint seeds")
     parser.add_argument("--full-budget", action="store_true",
                         help="every learner runs its whole budget instead of stopping once the threshold "

@@ -16,7 +16,7 @@ import argparse
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from common import RESULTS, write_results
+from common import RESULTS, results_name, write_results
 
 import modelrl
 from modelrl.agents.mbpo import MBPO
@@ -32,7 +32,7 @@ NEXT_ACTIONS = 20  # sampled next actions per Bellman target
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
-    parser.add_argument("--name", default="mbpo_audit")
+    parser.add_argument("--name", type=results_name, default="mbpo_audit")
     parser.add_argument("--episodes", type=int, default=3)
     parser.add_argument("--seed", type=int, default=100)
     parser.add_argument("--deterministic", action="store_true",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from common import RESULTS, describe_device, load_result, write_results
+from common import RESULTS, describe_device, load_result, results_name, write_results
 
 import modelrl
 from modelrl.config import parse_assignments
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", default="runs/mbpo_hopper.pt")
-    parser.add_argument("--name", default="mbpo_hopper")
+    parser.add_argument("--name", type=results_name, default="mbpo_hopper")
     parser.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (2: the whole 2-core machine)")

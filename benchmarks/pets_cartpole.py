@@ -29,6 +29,7 @@ from common import (
     load_result,
     merged_runs,
     read_results,
+    results_name,
     shared_settings,
     write_results,
 )
@@ -128,9 +129,9 @@ def main() -> None:
     parser.add_argument("--particles", type=int, default=20)
     parser.add_argument("--noise-beta", type=float, default=2.0)
     parser.add_argument("--icem-elites", type=int, default=10)
-    parser.add_argument("--name", default="pets_cartpole")
+    parser.add_argument("--name", type=results_name, default="pets_cartpole")
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the saved JSON")
-    parser.add_argument("--merge", nargs="+", metavar="NAME",
+    parser.add_argument("--merge", nargs="+", type=results_name, metavar="NAME",
                         help="combine the runs of earlier results (one seed per process) into --name")
     parser.add_argument("--quick", action="store_true",
                         help="one seed, 2 trials, a small planner, written as NAME_quick")

@@ -17,7 +17,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from common import RESULTS, write_results
+from common import RESULTS, results_name, write_results
 
 import modelrl
 
@@ -49,7 +49,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--name", default="pets_halfcheetah", help="results/<name>.json and .png")
+    parser.add_argument("--name", type=results_name, default="pets_halfcheetah",
+                        help="results/<name>.json and .png")
     parser.add_argument("--quick", action="store_true", help="one minute, written as NAME_quick")
     args = parser.parse_args()
     if args.quick:

@@ -22,7 +22,7 @@ import argparse
 import time
 
 import numpy as np
-from common import RESULTS, write_results
+from common import RESULTS, results_name, write_results
 
 import modelrl
 from modelrl.agents.base import evaluation_seed
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=planet.horizon)
     parser.add_argument("--iterations", type=int, default=planet.iterations)
     parser.add_argument("--population", type=int, default=planet.population)
-    parser.add_argument("--name", default="planet_oracle_cartpole_swingup")
+    parser.add_argument("--name", type=results_name, default="planet_oracle_cartpole_swingup")
     parser.add_argument("--quick", action="store_true", help="20 steps, population 50, 2 iterations")
     args = parser.parse_args()
     set_threads(1)

@@ -32,7 +32,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import yaml
-from common import RESULTS, spread, write_results
+from common import RESULTS, results_name, spread, write_results
 
 from modelrl.checkpoint import load_checkpoint
 from modelrl.experiment.sweep import sweep
@@ -261,7 +261,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of the throughput part")
     parser.add_argument("--steps", type=int, help="env steps per throughput trial (default "
                         f"{THROUGHPUT_SPEC['steps']}; evaluations every third of them)")
-    parser.add_argument("--name", default="ray_sweep")
+    parser.add_argument("--name", type=results_name, default="ray_sweep")
     parser.add_argument("--faults", nargs="+", choices=list(FAULT_SPECS), help="only these fault sweeps")
     parser.add_argument("--keep", action="store_true", help="keep the sweeps' directories (printed)")
     parser.add_argument("--quick", action="store_true", help="one round of a tenth of the steps")

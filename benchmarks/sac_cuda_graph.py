@@ -19,7 +19,7 @@ import importlib.util
 
 import matplotlib.pyplot as plt
 import torch
-from common import RESULTS, describe_device, write_results
+from common import RESULTS, describe_device, results_name, write_results
 from sac_speed import mbpo_profile, ours, stable_baselines
 
 ENVS = ("Pendulum-v1", "Hopper-v5")
@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=1000, help="updates per timed round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--mbpo-steps", type=int, default=250, help="0 skips MBPO")
-    parser.add_argument("--name", default="sac_cuda_graph")
+    parser.add_argument("--name", type=results_name, default="sac_cuda_graph")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         parser.exit(2, "error: sac_cuda_graph needs a CUDA GPU\n")

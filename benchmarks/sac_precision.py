@@ -17,7 +17,7 @@ import argparse
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from common import RESULTS, write_results
+from common import RESULTS, results_name, write_results
 from sb3_reference import median_or_none, modelrl_curve, steps_to
 
 VARIANTS = {"float32": {}, "bfloat16": {"precision": "bfloat16"}, "float32 compiled": {"compile": True},
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["float32", "bfloat16"])
-    parser.add_argument("--name", default="sac_precision")
+    parser.add_argument("--name", type=results_name, default="sac_precision")
     args = parser.parse_args()
     torch.set_num_threads(1)
     record = {"env": args.env, "threshold": args.threshold, "threads": 1, "steps": args.steps,

@@ -27,7 +27,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from common import RESULTS, gflops_rate, matmul_rate, spread, write_results
+from common import RESULTS, gflops_rate, matmul_rate, results_name, spread, write_results
 
 import modelrl
 from modelrl.device import cpu_has_native_bfloat16
@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--compiled-bfloat16", action="store_true", help="also time compile=True in bfloat16")
     parser.add_argument("--profile-rounds", type=int, default=3,
                         help="profiled rounds of the compiled update")
-    parser.add_argument("--name", default="sac_speed")
+    parser.add_argument("--name", type=results_name, default="sac_speed")
     parser.add_argument("--quick", action="store_true",
                         help="2 rounds of 50 updates, no MBPO, written as NAME_quick")
     args = parser.parse_args()

@@ -17,7 +17,7 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
-from common import RESULTS, spread, write_results
+from common import RESULTS, results_name, spread, write_results
 
 import modelrl
 from modelrl.actors import start_actors
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="collection time per measurement")
     parser.add_argument("--simulations", type=int, default=25)
     parser.add_argument("--parallel-games", type=int, default=16)
-    parser.add_argument("--name", default="selfplay_throughput")
+    parser.add_argument("--name", type=results_name, default="selfplay_throughput")
     parser.add_argument("--quick", action="store_true", help="one round of 3 s measurements")
     args = parser.parse_args()
     if args.quick:

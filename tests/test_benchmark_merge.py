@@ -187,3 +187,18 @@ def test_a_published_figure_is_drawn_kept_through_a_merge_and_refreshed_on_resum
     fresh = {"protocol": protocol, "arms": {}, "comparisons": [], "seeds": [0], "published": newer}
     resumed = common.resumed_study("seed0", fresh)
     assert resumed["published"] == newer
+
+
+def test_a_results_name_outside_the_results_folder_is_refused(capsys):
+    import argparse
+
+    from common import study_arguments
+
+    parser = argparse.ArgumentParser()
+    study_arguments(parser, default_name="study")
+    args = parser.parse_args(["--name", "parts/study_seed0", "--merge", "parts/a", "b"])
+    assert (args.name, args.merge) == ("parts/study_seed0", ["parts/a", "b"])
+    for bad in (["--name", "/tmp/study"], ["--name", "../study"], ["--merge", "parts/../../study"],
+                ["--name", ""]):
+        assert "is not a name inside benchmarks/results" in refused(lambda bad=bad: parser.parse_args(bad),
+                                                                    capsys)
