@@ -42,8 +42,8 @@ def fail(message: str) -> NoReturn:
 def results_name(name: str) -> str:
     """The type of every `--name` and `--merge` option: a results name stays inside benchmarks/results
     (`parts/x` is fine; `/tmp/x` or `../x` would write, or read, a file elsewhere)."""
-    inside = os.path.normpath(RESULTS / name)
-    if not name or os.path.isabs(name) or not inside.startswith(str(RESULTS) + os.sep):
+    # lexical, not resolved: a worktree's results/parts may be a link to another checkout's
+    if not os.path.normpath(RESULTS / name).startswith(str(RESULTS) + os.sep):
         raise argparse.ArgumentTypeError(f"{name!r} is not a name inside benchmarks/results (e.g. parts/x)")
     return name
 
